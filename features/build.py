@@ -1,0 +1,392 @@
+"""The one feature builder: (creator, as_of, category, commission) rows in, features out.
+
+Training calls it with the invitations of historical campaigns (as_of = the campaign's
+``created_at``), serving with a brief's candidates (as_of = the brief's ``as_of``).
+
+Point-in-time rule (data contract), applied with strict time bounds:
+- a post counts as posted when ``posted_at < as_of``; its metrics (views ... gmv) only
+  when ``posted_at + 7 days <= as_of``;
+- a follower snapshot counts when ``snapshot_date + 1 day <= as_of``;
+- another campaign's invitation counts for responses when ``responded_at < as_of`` (a
+  ``no_response`` once that campaign's ``start_at < as_of``), for delivery and results
+  when that campaign's ``end_at < as_of``; a campaign's own invitations are never known at
+  its own ``created_at``, since they are invited, answered, started and ended after it.
+Every window sum is exact (int64, see ``features.timeline``): money is summed in cents,
+logs in millionths, gaps in whole seconds. Windows are in days back from ``as_of``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.registry import FEATURE_NAMES
+from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, days, micros
+
+MEASURE_DELAY = days(7)
+SNAPSHOT_DELAY = days(1)
+LOG_SCALE = 1_000_000
+# Priors (pseudo-counts) so that one invitation or one post does not make 0 % or 100 %.
+ANSWER_PRIOR = (1.0, 2.0)       # 1 answered out of 2
+ACCEPT_PRIOR = (0.5, 2.0)       # 0.5 accepted out of 2
+DELIVERY_PRIOR = (1.0, 2.0)     # 1 delivered out of 2 promised
+PRIOR_VIEWS = 2000.0            # shoppable views at gmv 0 added to every GPM
+REQUIRED_COLUMNS = ("creator_id", "as_of", "category")
+
+
+@dataclass(frozen=True)
+class History:
+    """The raw tables indexed for as-of lookups; built once, queried many times."""
+
+    creator_index: pd.Index
+    declared_category: np.ndarray
+    joined_us: np.ndarray
+    categories: pd.Index
+    posts: Timeline
+    post_sums: dict[str, np.ndarray]
+    post_times: np.ndarray
+    category_posts: Timeline
+    category_sums: dict[str, np.ndarray]
+    snapshots: Timeline
+    snapshot_followers: np.ndarray
+    answers: Timeline
+    answer_sums: dict[str, np.ndarray]
+    deliveries: Timeline
+    delivery_sums: dict[str, np.ndarray]
+
+
+def index_history(tables: dict[str, pd.DataFrame]) -> History:
+    """Sort and sum the raw tables once (O(n log n)); ``tables`` as read and validated."""
+    creators = tables["creators"]
+    creator_index = pd.Index(creators["creator_id"])
+    posts = tables["posts"]
+    code = creator_index.get_indexer(posts["creator_id"])
+    posted = micros(posts["posted_at"])
+    timeline = Timeline.build(code, posted)
+    categories = pd.Index(sorted(set(posts["category"].dropna())
+                                 | set(tables["campaigns"]["category"].dropna())
+                                 | set(creators["primary_category"].dropna())))
+    post_sums = _post_sums(timeline, posts, posted)
+
+    cat = categories.get_indexer(posts["category"])
+    has_cat = cat >= 0
+    category_posts = Timeline.build((code * len(categories) + cat)[has_cat], posted[has_cat])
+    shop = posts["is_shoppable"].to_numpy()
+    category_sums = {
+        "posts": category_posts.running(np.ones(has_cat.sum(), np.int64)),
+        "views": category_posts.running(posts["views"].to_numpy()[has_cat]),
+        "gmv": category_posts.running(_cents(posts["gmv"])[has_cat]),
+        "shop_views": category_posts.running((posts["views"].to_numpy() * shop)[has_cat]),
+        "shop_gmv": category_posts.running((_cents(posts["gmv"]) * shop)[has_cat]),
+    }
+
+    snaps = tables["follower_snapshots"]
+    snapshots = Timeline.build(creator_index.get_indexer(snaps["creator_id"]),
+                               micros(snaps["snapshot_date"]))
+    answers, answer_sums, deliveries, delivery_sums = _invitation_history(tables, creator_index)
+    declared = categories.get_indexer(creators["primary_category"])
+    return History(
+        creator_index=creator_index, declared_category=declared,
+        joined_us=micros(creators["joined_at"]), categories=categories,
+        posts=timeline, post_sums=post_sums, post_times=timeline.take(posted),
+        category_posts=category_posts, category_sums=category_sums,
+        snapshots=snapshots, snapshot_followers=snapshots.take(snaps["followers"].to_numpy()),
+        answers=answers, answer_sums=answer_sums,
+        deliveries=deliveries, delivery_sums=delivery_sums,
+    )
+
+
+def _cents(values: pd.Series) -> np.ndarray:
+    return np.round(values.to_numpy(dtype=float) * 100.0).astype(np.int64)
+
+
+def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray) -> dict:
+    """Running sums over each creator's posts in time order (see ``Timeline.running``)."""
+    shop = posts["is_shoppable"].to_numpy()
+    live = (posts["format"] == "live").to_numpy()
+    views = posts["views"].to_numpy()
+    log_views = np.round(np.log1p(views) * LOG_SCALE).astype(np.int64)
+    # Gaps and calendar weeks need time order: compute them on sorted posts, then map back.
+    sorted_time = timeline.take(posted)
+    first_in_creator = timeline.segment_start == np.arange(len(timeline))
+    gap_s = np.where(first_in_creator, 0,
+                     np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND)
+    week = sorted_time // (7 * MICROS_PER_DAY)
+    new_week = first_in_creator | (np.diff(week, prepend=week[:1]) != 0)
+    unsort = np.empty_like(timeline.order)
+    unsort[timeline.order] = np.arange(len(timeline.order))
+    run = timeline.running
+    return {
+        "posts": run(np.ones(len(posts), np.int64)),
+        "shop": run(shop), "live": run(live),
+        "gaps": run(gap_s[unsort]), "gaps_sq": run((gap_s * gap_s)[unsort]),
+        "weeks": run(new_week[unsort]),
+        "views": run(views), "likes": run(posts["likes"].to_numpy()),
+        "comments": run(posts["comments"].to_numpy()), "shares": run(posts["shares"].to_numpy()),
+        "gmv": run(_cents(posts["gmv"])),
+        "shop_views": run(views * shop), "shop_orders": run(posts["orders"].to_numpy() * shop),
+        "shop_gmv": run(_cents(posts["gmv"]) * shop),
+        "log_views": run(log_views), "log_views_sq": run(log_views * log_views // LOG_SCALE),
+    }
+
+
+def _invitation_history(tables: dict, creator_index: pd.Index):
+    """Timelines of invitation answers (known at answer or at campaign start for silence)
+    and of campaign deliveries and results (known at the campaign's end)."""
+    inv = tables["invitations"].merge(
+        tables["campaigns"][["campaign_id", "start_at", "end_at"]], on="campaign_id", how="left")
+    inv = inv.merge(tables["campaign_results"][["campaign_id", "creator_id", "gmv"]],
+                    on=["campaign_id", "creator_id"], how="left")
+    code = creator_index.get_indexer(inv["creator_id"])
+    answered = (inv["response"] != "no_response").to_numpy()
+    known = np.where(answered, micros(inv["responded_at"].fillna(inv["start_at"])),
+                     micros(inv["start_at"]))
+    answers = Timeline.build(code, known)
+    wait_s = np.where(answered, (known - micros(inv["invited_at"])) // MICROS_PER_SECOND, 0)
+    answer_sums = {
+        "invitations": answers.running(np.ones(len(inv), np.int64)),
+        "answered": answers.running(answered),
+        "accepted": answers.running((inv["response"] == "accepted").to_numpy()),
+        "wait_s": answers.running(wait_s),
+    }
+    deliveries = Timeline.build(code, micros(inv["end_at"]))
+    promised = inv["posts_promised"].fillna(0).to_numpy(dtype=np.int64)
+    delivered = inv["posts_delivered"].fillna(0).to_numpy(dtype=np.int64)
+    delivery_sums = {
+        "promised": deliveries.running(promised),
+        "delivered": deliveries.running(delivered),
+        "delivered_any": deliveries.running(delivered > 0),
+        "gmv": deliveries.running(_cents(inv["gmv"].fillna(0.0))),
+    }
+    return answers, answer_sums, deliveries, delivery_sums
+
+
+def check_requests(requests: pd.DataFrame) -> None:
+    """Raise ValueError (one line) when the request rows lack a column or an as_of."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in requests.columns]
+    if missing:
+        raise ValueError(f"feature requests: missing column(s) {', '.join(missing)}")
+    if requests["as_of"].isna().any():
+        raise ValueError("feature requests: as_of must not be null")
+
+
+def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
+                   history: History | None = None) -> pd.DataFrame:
+    """One row of features (the registry's columns, float64) per request row.
+
+    ``requests`` needs ``creator_id``, ``as_of`` (UTC timestamp) and ``category``;
+    ``commission_rate`` is optional (NaN when absent). The result keeps the requests'
+    index. Pass a ready ``history`` (``index_history(tables)``) to reuse it across calls.
+    """
+    check_requests(requests)
+    history = history or index_history(tables)
+    q = _Query(
+        creator=history.creator_index.get_indexer(requests["creator_id"]),
+        as_of=micros(pd.to_datetime(requests["as_of"], utc=True)),
+        category=history.categories.get_indexer(requests["category"]),
+    )
+    known = q.creator >= 0
+    q.creator = np.where(known, q.creator, len(history.creator_index))  # no events
+    commission = (requests["commission_rate"].to_numpy(dtype=float)
+                  if "commission_rate" in requests.columns else np.full(len(requests), np.nan))
+    columns: dict[str, np.ndarray] = {}
+    followers_now = _followers_at(history, q, 0)
+    columns.update(_post_features(history, q, followers_now))
+    columns.update(_category_features(history, q))
+    columns.update(_cooperation_features(history, q))
+    columns.update(_growth_features(history, q, followers_now))
+    declared = np.where(known, history.declared_category[np.where(known, q.creator, 0)], -1)
+    columns["declared_category_match"] = ((declared == q.category) & (q.category >= 0)).astype(float)
+    joined = np.where(known, history.joined_us[np.where(known, q.creator, 0)], q.as_of)
+    columns["log_followers"] = np.log1p(np.where(np.isnan(followers_now), 0.0, followers_now))
+    columns["tenure_days"] = np.maximum(q.as_of - joined, 0) / MICROS_PER_DAY
+    columns["commission_rate"] = commission
+    frame = pd.DataFrame({name: np.asarray(columns[name], dtype=float) for name in FEATURE_NAMES},
+                         index=requests.index)
+    return frame
+
+
+@dataclass
+class _Query:
+    creator: np.ndarray
+    as_of: np.ndarray
+    category: np.ndarray
+
+
+def _ratio(num, den, prior_num: float = 0.0, prior_den: float = 0.0) -> np.ndarray:
+    """(num + prior_num) / (den + prior_den), NaN where that denominator is 0."""
+    den = np.asarray(den, float) + prior_den
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, (np.asarray(num, float) + prior_num) / np.where(den > 0, den, 1), np.nan)
+
+
+def _followers_at(history: History, q: _Query, back_days: float) -> np.ndarray:
+    """Followers of the latest snapshot known ``back_days`` before as_of (NaN if none)."""
+    tl = history.snapshots
+    first = tl.first(q.creator)
+    end = tl.before(q.creator, q.as_of - days(back_days) - SNAPSHOT_DELAY, inclusive=True)
+    values = history.snapshot_followers
+    return np.where(end > first, values[np.maximum(end - 1, 0)] if len(values) else 0, np.nan).astype(float)
+
+
+class _Windows:
+    """Window sums of one timeline for the query rows."""
+
+    def __init__(self, timeline: Timeline, sums: dict, entity: np.ndarray, as_of: np.ndarray):
+        self.tl, self.sums, self.entity, self.as_of = timeline, sums, entity, as_of
+        self.first = timeline.first(entity)
+
+    def position(self, back_us: int, inclusive: bool = False) -> np.ndarray:
+        return self.tl.before(self.entity, self.as_of - back_us, inclusive)
+
+    def sum(self, name: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return Timeline.window(self.sums[name], self.first, lo, hi).astype(float)
+
+
+def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> dict:
+    w = _Windows(history.posts, history.post_sums, q.creator, q.as_of)
+    posted_end = w.position(0)                               # posted_at < as_of
+    measured_end = w.position(MEASURE_DELAY, inclusive=True)  # posted_at + 7d <= as_of
+    out: dict[str, np.ndarray] = {}
+
+    def posted(name, window_days):
+        lo = w.first if window_days is None else w.position(days(window_days))
+        return w.sum(name, lo, posted_end)
+
+    def measured(name, window_days):
+        lo = w.first if window_days is None else w.position(days(window_days))
+        return w.sum(name, lo, np.maximum(measured_end, lo))
+
+    follower_base = np.where(followers_now > 0, followers_now, np.nan)
+    for d in (30, 90, 180):
+        n = measured("posts", d)
+        mean_views = _ratio(measured("views", d), n)
+        out[f"views_per_follower_{d}d"] = mean_views / follower_base
+        out[f"log_views_per_post_{d}d"] = np.log1p(mean_views)
+        out[f"posts_per_week_{d}d"] = posted("posts", d) / (d / 7)
+    views90 = measured("views", 90)
+    out["likes_per_view_90d"] = _ratio(measured("likes", 90), views90)
+    out["comments_per_view_90d"] = _ratio(measured("comments", 90), views90)
+    out["shares_per_view_90d"] = _ratio(measured("shares", 90), views90)
+    out["engagement_per_view_180d"] = _ratio(
+        measured("likes", 180) + measured("comments", 180) + measured("shares", 180),
+        measured("views", 180))
+    out["views_trend"] = out["log_views_per_post_30d"] - out["log_views_per_post_180d"]
+
+    for d in (90, 180):
+        lo = w.position(days(d))
+        n_gaps = np.maximum(posted_end - lo - 1, 0).astype(float)
+        gaps = w.sum("gaps", lo + 1, posted_end)
+        gaps_sq = w.sum("gaps_sq", lo + 1, posted_end)
+        mean = _ratio(gaps, n_gaps)
+        var = np.maximum(_ratio(gaps_sq, n_gaps) - mean * mean, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"gap_cv_{d}d"] = np.where((n_gaps >= 2) & (mean > 0), np.sqrt(var) / mean, np.nan)
+        out[f"active_week_share_{d}d"] = np.minimum(posted("weeks", d) / (d / 7), 1.0)
+    has_post = posted_end > w.first
+    last = history.post_times[np.maximum(posted_end - 1, 0)] if len(history.post_times) else 0
+    first_time = history.post_times[np.minimum(w.first, max(len(history.post_times) - 1, 0))] \
+        if len(history.post_times) else 0
+    out["days_since_last_post"] = np.where(has_post, (q.as_of - last) / MICROS_PER_DAY, np.nan)
+    out["history_days"] = np.where(has_post, (q.as_of - first_time) / MICROS_PER_DAY, 0.0)
+
+    out["shoppable_share_90d"] = _ratio(posted("shop", 90), posted("posts", 90))
+    out["shoppable_share_all"] = _ratio(posted("shop", None), posted("posts", None))
+    out["shoppable_per_week_30d"] = posted("shop", 30) / (30 / 7)
+    out["shoppable_per_week_90d"] = posted("shop", 90) / (90 / 7)
+    out["lives_per_week_90d"] = posted("live", 90) / (90 / 7)
+    out["live_share_180d"] = _ratio(posted("live", 180), posted("posts", 180))
+    out["log_shoppable_posts_all"] = np.log1p(posted("shop", None))
+
+    for d in (90, 180, None):
+        name = f"gpm_{d}d" if d else "gpm_all"
+        out[name] = 1000.0 * _ratio(measured("shop_gmv", d) / 100.0, measured("shop_views", d),
+                                    0.0, PRIOR_VIEWS)
+    out["orders_per_1k_views_180d"] = 1000.0 * _ratio(measured("shop_orders", 180),
+                                                      measured("shop_views", 180), 0.0, PRIOR_VIEWS)
+    for d, name in ((90, "90d"), (None, "all")):
+        out[f"log_gmv_per_shoppable_post_{name}"] = np.log1p(
+            _ratio(measured("shop_gmv", d) / 100.0, measured("shop", d)))
+    out["log_gmv_90d"] = np.log1p(measured("gmv", 90) / 100.0)
+
+    likes90 = measured("likes", 90)
+    out["comments_per_like_90d"] = _ratio(measured("comments", 90), likes90)
+    out["comments_per_like_all"] = _ratio(measured("comments", None), measured("likes", None))
+    out["shares_per_like_90d"] = _ratio(measured("shares", 90), likes90)
+    n90 = measured("posts", 90)
+    mean_log = _ratio(measured("log_views", 90), n90) / LOG_SCALE
+    mean_sq = _ratio(measured("log_views_sq", 90), n90) / LOG_SCALE
+    out["view_spikiness_90d"] = np.where(n90 >= 3, np.sqrt(np.maximum(mean_sq - mean_log ** 2, 0)),
+                                         np.nan)
+    gained = followers_now - _followers_at(history, q, 90)
+    out["followers_gained_per_1k_views_90d"] = 1000.0 * gained / (views90 + 1000.0)
+
+    recent = lambda name, a, b: w.sum(name, w.position(days(a)), w.position(days(b), b == 7))  # noqa: E731
+    v_recent, v_before = recent("views", 37, 7), recent("views", 67, 37)
+    out["views_growth_30d"] = np.where(v_recent + v_before > 0,
+                                       np.log1p(v_recent) - np.log1p(v_before), np.nan)
+    g_recent, g_before = recent("gmv", 97, 7) / 100.0, recent("gmv", 187, 97) / 100.0
+    out["gmv_growth_90d"] = np.where(g_recent + g_before > 0,
+                                     np.log1p(g_recent) - np.log1p(g_before), np.nan)
+    return out
+
+
+def _category_features(history: History, q: _Query) -> dict:
+    n_cat = len(history.categories)
+    entity = np.where(q.category >= 0, q.creator * n_cat + q.category, -1)
+    w = _Windows(history.category_posts, history.category_sums, entity, q.as_of)
+    tl = history.posts
+    all_first = tl.first(q.creator)
+    all_posted = tl.before(q.creator, q.as_of)
+    all_measured = tl.before(q.creator, q.as_of - MEASURE_DELAY, inclusive=True)
+    posted_end = w.position(0)
+    measured_end = w.position(MEASURE_DELAY, inclusive=True)
+    lo180 = w.position(days(180))
+    total = lambda name, lo, hi: Timeline.window(history.post_sums[name], all_first, lo, hi).astype(float)  # noqa: E731
+    none = entity < 0
+    zero_if_no_category = lambda x: np.where(none, np.where(np.isnan(x), np.nan, 0.0), x)  # noqa: E731
+    out = {
+        "category_post_share_180d": _ratio(
+            w.sum("posts", lo180, posted_end),
+            total("posts", tl.before(q.creator, q.as_of - days(180)), all_posted)),
+        "category_post_share_all": _ratio(w.sum("posts", w.first, posted_end),
+                                          total("posts", all_first, all_posted)),
+        "category_view_share_all": _ratio(w.sum("views", w.first, measured_end),
+                                          total("views", all_first, all_measured)),
+        "category_gmv_share_all": _ratio(w.sum("gmv", w.first, measured_end),
+                                         total("gmv", all_first, all_measured)),
+        "category_gpm_all": 1000.0 * _ratio(w.sum("shop_gmv", w.first, measured_end) / 100.0,
+                                            w.sum("shop_views", w.first, measured_end),
+                                            0.0, PRIOR_VIEWS),
+    }
+    return {k: zero_if_no_category(v) for k, v in out.items()}
+
+
+def _cooperation_features(history: History, q: _Query) -> dict:
+    a = _Windows(history.answers, history.answer_sums, q.creator, q.as_of)
+    end = a.position(0)
+    n = a.sum("invitations", a.first, end)
+    answered = a.sum("answered", a.first, end)
+    d = _Windows(history.deliveries, history.delivery_sums, q.creator, q.as_of)
+    dend = d.position(0)
+    promised = d.sum("promised", d.first, dend)
+    delivered = d.sum("delivered", d.first, dend)
+    return {
+        "past_invitations": n,
+        "answer_rate": _ratio(answered, n, *ANSWER_PRIOR),
+        "acceptance_rate": _ratio(a.sum("accepted", a.first, end), n, *ACCEPT_PRIOR),
+        "response_hours": _ratio(a.sum("wait_s", a.first, end) / 3600.0, answered),
+        "delivery_rate": _ratio(delivered, promised, *DELIVERY_PRIOR),
+        "campaigns_delivered": d.sum("delivered_any", d.first, dend),
+        "log_campaign_gmv_per_delivered_post": np.log1p(
+            d.sum("gmv", d.first, dend) / 100.0 / (delivered + 1.0)),
+    }
+
+
+def _growth_features(history: History, q: _Query, followers_now: np.ndarray) -> dict:
+    return {
+        f"follower_growth_{d}d": np.log1p(followers_now) - np.log1p(_followers_at(history, q, d))
+        for d in (30, 90)
+    }

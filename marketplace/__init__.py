@@ -1,0 +1,1 @@
+"""Raw marketplace tables: their contract, loading, validation and a simulator."""

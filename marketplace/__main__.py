@@ -1,0 +1,98 @@
+"""``python -m marketplace``: simulate a marketplace or validate a data directory."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.io import write_tables
+from marketplace.simulate import SimConfig, simulate
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m marketplace",
+        description="The raw marketplace tables: simulate a realistic marketplace, or "
+                    "check that a data directory meets the data contract.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser(
+        "simulate", help="write a simulated marketplace (six tables + truth/)",
+        description="Write the six raw tables to DIR and the hidden truth to DIR/truth/ "
+                    "(expected_gmv.parquet, creator_traits.parquet). Same seed, same bytes.")
+    sim.add_argument("--out", required=True, type=Path, metavar="DIR",
+                     help="output data directory (created; must be empty unless --overwrite)")
+    sim.add_argument("--creators", type=int, default=SimConfig.creators,
+                     help="number of creators (default %(default)s)")
+    sim.add_argument("--days", type=int, default=SimConfig.days,
+                     help="days of history (default %(default)s)")
+    sim.add_argument("--seed", type=int, default=SimConfig.seed,
+                     help="random seed (default %(default)s)")
+    sim.add_argument("--csv", action="store_true",
+                     help="write the raw tables as CSV instead of Parquet")
+    sim.add_argument("--overwrite", action="store_true",
+                     help="replace DIR if it already holds files")
+
+    val = sub.add_parser(
+        "validate", help="check a data directory against the data contract",
+        description="Exit 0 when DIR meets the data contract; otherwise print every "
+                    "violation (table.column: rule (rows, e.g. ids)) and exit 1. "
+                    "Nothing is written into DIR.")
+    val.add_argument("directory", type=Path, metavar="DIR", help="data directory to check")
+    return parser.parse_args(argv)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        return fail(f"{out}: exists and is not empty (pass --overwrite to replace it)")
+    try:
+        cfg = SimConfig(creators=args.creators, days=args.days, seed=args.seed)
+    except ValueError as err:
+        return fail(str(err))
+    started = time.perf_counter()
+    log(f"simulating {cfg.creators:,} creators over {cfg.days} days (seed {cfg.seed}) ...")
+    tables, truth = simulate(cfg)
+    log(f"simulated {len(tables['posts']):,} posts, {len(tables['campaigns']):,} campaigns, "
+        f"{len(tables['invitations']):,} invitations in {time.perf_counter() - started:.1f}s; "
+        "writing ...")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        write_tables(tables, staging, fmt="csv" if args.csv else "parquet")
+        (staging / "truth").mkdir()
+        for name, frame in truth.items():
+            frame.to_parquet(staging / "truth" / f"{name}.parquet", index=False,
+                             compression="zstd")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"wrote {out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    try:
+        tables = load_tables_or_report(args.directory)
+    except UserError as err:
+        return fail(str(err))
+    rows = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())
+    print(f"{args.directory}: meets the data contract ({rows} rows)")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_simulate(args) if args.command == "simulate" else run_validate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

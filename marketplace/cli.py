@@ -1,0 +1,67 @@
+"""What every stage's command needs at its edges: messages, loading valid data, and
+writing an output file atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from marketplace.contract import InvalidData
+from marketplace.validate import load_valid_tables
+
+OUTPUT_SUFFIXES = (".parquet", ".csv")
+
+
+class UserError(Exception):
+    """A mistake in the command's input: reported as one line, exit status 1."""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> int:
+    log(f"error: {message}")
+    return 1
+
+
+def load_tables_or_report(directory) -> dict[str, pd.DataFrame]:
+    """The validated tables of ``directory``; on any violation print each one (stdout)
+    and raise UserError naming the directory, so bad input stops a job before it computes."""
+    try:
+        return load_valid_tables(directory)
+    except InvalidData as err:
+        for violation in err.violations:
+            print(violation)
+        raise UserError(f"{directory}: {len(err.violations)} violation(s) of the data "
+                        "contract (listed above)") from None
+
+
+def check_output_path(path: Path) -> None:
+    """Raise UserError unless ``path`` ends in .parquet or .csv and its folder exists."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UserError(f"{path}: output must end in .parquet or .csv")
+    if not path.parent.exists():
+        raise UserError(f"{path.parent}: output folder does not exist")
+
+
+def write_frame_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as Parquet or CSV (by ``path``'s ending) via a temporary file in
+    the same folder, renamed into place: a failed write leaves no file behind."""
+    check_output_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False, compression="zstd")
+        else:
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

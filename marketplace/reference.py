@@ -1,0 +1,76 @@
+"""Compare a marketplace with the real TikTok sample, read the way its README reads it.
+
+The sample (``shared/data/tiktok_videos_vn_2025.csv``, not part of this project) holds up to
+20 recent videos per creator with one follower count each. Both it and a simulated
+marketplace are brought to one shape, ``creator, followers, posted_at, views, likes,
+comments, shares``, and summarised by follower tier: per creator the median of each ratio
+over its 20 most recent videos, then the median over the creators of a tier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TIER_EDGES = (-np.inf, 1e4, 1e5, 1e6, np.inf)
+TIER_LABELS = ("< 10K", "10K-100K", "100K-1M", "> 1M")
+SAMPLE_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tiktok_videos_vn_2025.csv"
+RATIOS = ("views_per_follower", "engagement_per_view", "comments_per_like", "shares_per_like",
+          "days_between_posts")
+
+
+def load_sample(path: Path = SAMPLE_FILE) -> pd.DataFrame:
+    """The real sample in the common shape (posted_at as UTC, as the contract reads a
+    zone-less time)."""
+    frame = pd.read_csv(path, dtype={"creator": "str"})
+    frame["posted_at"] = pd.to_datetime(frame["posted_at"], utc=True)
+    return frame[["creator", "followers", "posted_at", "views", "likes", "comments", "shares"]]
+
+
+def simulated_videos(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """A marketplace's videos in the common shape, with each creator's latest followers."""
+    snaps = tables["follower_snapshots"].sort_values("snapshot_date")
+    latest = snaps.groupby("creator_id")["followers"].last()
+    videos = tables["posts"][tables["posts"]["format"] == "video"]
+    return pd.DataFrame({
+        "creator": videos["creator_id"],
+        "followers": videos["creator_id"].map(latest),
+        "posted_at": videos["posted_at"],
+        **{c: videos[c] for c in ("views", "likes", "comments", "shares")},
+    }).dropna(subset=["followers"])
+
+
+def per_creator_ratios(videos: pd.DataFrame, recent: int = 20) -> pd.DataFrame:
+    """Per creator, the median of each ratio over its ``recent`` latest videos, its
+    followers and tier. Ratios with a zero or missing denominator are left out."""
+    latest = videos.sort_values(["creator", "posted_at"]).groupby("creator").tail(recent)
+    views = latest["views"].where(latest["views"] > 0)
+    likes = latest["likes"].where(latest["likes"] > 0)
+    followers = latest["followers"].where(latest["followers"] > 0)
+    gaps = latest.groupby("creator")["posted_at"].diff().dt.total_seconds() / 86400.0
+    ratios = pd.DataFrame({
+        "creator": latest["creator"],
+        "views_per_follower": views / followers,
+        "engagement_per_view": (latest["likes"] + latest["comments"] + latest["shares"]) / views,
+        "comments_per_like": latest["comments"] / likes,
+        "shares_per_like": latest["shares"] / likes,
+        "days_between_posts": gaps,
+    }).groupby("creator").median()
+    ratios["followers"] = latest.groupby("creator")["followers"].first()
+    ratios["tier"] = pd.cut(ratios["followers"], TIER_EDGES, labels=TIER_LABELS, right=False)
+    return ratios
+
+
+def tier_medians(videos: pd.DataFrame) -> pd.DataFrame:
+    """Creators per tier and the median over them of each per-creator ratio."""
+    ratios = per_creator_ratios(videos)
+    table = ratios.groupby("tier", observed=False)[list(RATIOS)].median()
+    table.insert(0, "creators", ratios.groupby("tier", observed=False).size())
+    return table
+
+
+def compare_with_sample(simulated: pd.DataFrame, sample: pd.DataFrame) -> pd.DataFrame:
+    """Ratio simulated / sample of every tier median (1.0 is a perfect match)."""
+    return (simulated[list(RATIOS)] / sample[list(RATIOS)]).rename(columns=lambda c: f"{c}_ratio")

@@ -1,0 +1,517 @@
+"""A simulated social-commerce marketplace with its hidden truth.
+
+Everything the system later learns is generated here from a handful of hidden creator
+traits, so that a model that recovers them ranks well and one that reads a single signal
+does not. Time runs in days from ``START``; every draw comes from one
+``numpy.random.Generator`` seeded by ``seed``, so the same arguments give the same bytes.
+
+What drives what
+----------------
+Creators (``draw_creators``)
+    market: the seven pilot markets (ID, MY, PH, SG, TH, VN, GB) with fixed shares.
+    followers at the start: log10 ~ Normal(4.0, 0.9): about half under 10K (nano), ~1 %
+    over 1M. Hidden traits, each a standard normal unless said otherwise:
+    ``quality`` (views per follower and likes per view), ``sales_skill`` (orders per
+    view), ``cooperation`` (answering, accepting, delivering), ``diligence`` (appetite
+    for shoppable videos and LIVEs, posts promised), ``trend`` (quality drift per year:
+    some rise, some fade), ``posting_rate`` (posts a day, log-normal, higher for big and
+    diligent creators), ``regularity`` (gamma shape of the gaps between posts: 4 is
+    clockwork, 0.3 is bursts), ``churn_day`` (a quarter stop posting at some day),
+    ``fake`` (8 % buy engagement: views x2-6 and likes more, never comments, shares or
+    sales; and bought followers in jumps that bring no views), and category affinities
+    (up to three categories with Dirichlet weights). Traits are mildly correlated
+    (skill with quality and diligence, cooperation with diligence). The declared
+    ``primary_category`` is the top affinity 75 % of the time, otherwise the second,
+    a random one or null.
+
+Posts (``draw_post_times``, ``grow_audience``, ``draw_post_metrics``)
+    Renewal process per creator: gamma gaps with the creator's rate and regularity from
+    joining (or the window start) until churn. Views = real followers at the previous
+    week x views-per-follower (falls with tier as in the real TikTok sample, times
+    quality and its trend) x log-normal noise (sd 1.1); shoppable videos get 0.7x,
+    LIVEs 0.5x. Likes, comments and shares per view follow the real sample's tier
+    medians. Shoppable posts sell: orders ~ Poisson(real views x sales skill x category
+    fit), gmv = orders x the category's price x the market's price level. Fake
+    engagement inflates reported views and likes only.
+
+Followers (``grow_audience``)
+    Weekly: real followers grow by real views x a quality-driven follow rate, decay
+    slowly after churn; snapshots add bought followers (jumps without views).
+
+Campaigns and invitations (``draw_campaigns``, ``invite``)
+    Campaigns per market and category, spread over time, with a commission rate and a
+    brand appeal shared by all invitees. Brands see only followers and the declared
+    category: invitees are drawn by Gumbel top-k on 0.6 log(followers) + 1.5 [declared
+    category matches], so the logged data has the selection bias of real data
+    (small creators are rarely invited).
+
+Outcomes (``draw_outcomes``)
+    Answering: cooperation, smaller size; churned creators rarely answer. Accepting:
+    cooperation, diligence, category fit, commission, smaller size. Posts promised:
+    1 + Poisson(0.5 + 1.5 sigmoid(diligence)). Delivered: Binomial(promised,
+    p(cooperation, diligence, regularity)), near zero after churn. Campaign gmv:
+    delivered x expected real views per shoppable video at the campaign's start x
+    orders per view x category fit x price x brand appeal x (0.5 + 5 commission), times
+    heavy-tailed noise (log-normal, sd 1, mean 1) and Poisson orders.
+
+Truth
+    ``expected_gmv`` is that gmv's expectation given the world at campaign time,
+    computed in closed form (answer x accept x E[delivered] x mean gmv per post), not
+    estimated from draws. ``creator_traits`` holds every hidden trait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+START = pd.Timestamp("2024-07-01", tz="UTC")
+MARKETS = ("ID", "VN", "TH", "PH", "MY", "GB", "SG")
+MARKET_SHARE = np.array([0.24, 0.17, 0.16, 0.15, 0.10, 0.12, 0.06])
+MARKET_PRICE = np.array([0.7, 0.7, 0.9, 0.7, 1.0, 2.0, 1.8])
+CATEGORIES = ("beauty", "fashion", "food", "home", "electronics", "health", "baby",
+              "sports", "toys", "pets")
+CATEGORY_SHARE = np.array([0.20, 0.18, 0.12, 0.11, 0.09, 0.08, 0.06, 0.06, 0.05, 0.05])
+CATEGORY_PRICE = np.array([14.0, 22.0, 7.0, 18.0, 45.0, 16.0, 20.0, 25.0, 15.0, 12.0])
+
+# Tier medians of the real sample (views per follower, likes per view, comments and shares
+# per like), anchored at log10(followers) = 3.5, 4.5, 5.5, 6.3 and interpolated between.
+TIER_LOG10 = np.array([3.5, 4.5, 5.5, 6.3])
+TIER_VIEWS_PER_FOLLOWER = np.array([1.8, 2.1, 0.97, 0.22])
+TIER_LIKES_PER_VIEW = np.array([0.037, 0.032, 0.045, 0.044])
+TIER_COMMENTS_PER_LIKE = np.array([0.038, 0.023, 0.013, 0.011])
+TIER_SHARES_PER_LIKE = np.array([0.052, 0.038, 0.026, 0.017])
+
+VIEW_NOISE_SD = 1.1
+SHOPPABLE_VIEW_FACTOR = 0.7
+LIVE_VIEW_FACTOR = 0.5
+LIVE_CONVERSION_FACTOR = 3.0
+BASE_ORDERS_PER_VIEW = 6e-4
+CAMPAIGN_NOISE_SD = 1.0
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Scale and seed of a simulated marketplace."""
+
+    creators: int = 3000
+    days: int = 540
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.creators < 10:
+            raise ValueError(f"--creators must be at least 10, got {self.creators}")
+        if self.days < 120:
+            raise ValueError(f"--days must be at least 120, got {self.days}")
+
+    @property
+    def weeks(self) -> int:
+        return self.days // 7 + 1
+
+    @property
+    def campaigns(self) -> int:
+        """About 0.54 campaigns per creator per 540 days (2M pairs at 100K creators)."""
+        return max(20, round(self.creators * self.days / 1000))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def tier_curve(log10_followers, values):
+    """Interpolate a per-tier median in log space along log10(followers)."""
+    return np.exp(np.interp(log10_followers, TIER_LOG10, np.log(values)))
+
+
+def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndarray]:
+    """Hidden traits and public attributes of every creator (arrays of length n)."""
+    n = cfg.creators
+    z = rng.standard_normal((n, 6))
+    quality = z[:, 0]
+    diligence = z[:, 1]
+    sales_skill = 0.3 * quality + 0.3 * diligence + np.sqrt(1 - 0.18) * z[:, 2]
+    cooperation = 0.3 * diligence + np.sqrt(1 - 0.09) * z[:, 3]
+    log10_f0 = np.clip(4.0 + 0.9 * z[:, 4] + 0.15 * quality, 2.7, 7.0)
+    posting_rate = np.exp(np.log(0.40) + 0.15 * (log10_f0 - 4) + 0.25 * diligence
+                          + 0.45 * z[:, 5])
+    regularity = np.exp(rng.normal(0.0, 0.8, n))
+    trend = rng.normal(0.0, 0.35, n)
+    joined_day = np.where(rng.random(n) < 0.65, rng.uniform(-730, 0, n),
+                          rng.uniform(0, 0.8 * cfg.days, n))
+    churns = rng.random(n) < 0.25
+    churn_day = np.where(churns, rng.uniform(np.maximum(joined_day, 0) + 14,
+                                             cfg.days + 60), np.inf)
+    fake = rng.random(n) < 0.08
+    views_inflation = np.where(fake, np.exp(rng.uniform(0.7, 1.8, n)), 1.0)
+    likes_inflation = views_inflation * np.where(fake, np.exp(rng.uniform(0.3, 1.0, n)), 1.0)
+
+    cats = np.stack([rng.choice(len(CATEGORIES), n, p=CATEGORY_SHARE) for _ in range(3)], 1)
+    weights = rng.dirichlet([3.0, 1.5, 0.7], n)
+    # Repeated categories merge their weights into the first slot that holds them.
+    dup2 = cats[:, 2] == cats[:, 1]
+    weights[dup2, 1] += weights[dup2, 2]
+    dup = (cats[:, 2] == cats[:, 0]) & ~dup2
+    weights[dup, 0] += weights[dup, 2]
+    weights[dup2 | dup, 2] = 0.0
+    dup = cats[:, 1] == cats[:, 0]
+    weights[dup, 0] += weights[dup, 1]
+    weights[dup, 1] = 0.0
+    declared_roll = rng.random(n)
+    declared = np.where(declared_roll < 0.75, cats[:, 0],
+                        np.where(declared_roll < 0.85, cats[:, 1],
+                                 np.where(declared_roll < 0.9,
+                                          rng.integers(0, len(CATEGORIES), n), -1)))
+    return dict(
+        market=rng.choice(len(MARKETS), n, p=MARKET_SHARE),
+        log10_f0=log10_f0, quality=quality, sales_skill=sales_skill,
+        cooperation=cooperation, diligence=diligence, trend=trend,
+        posting_rate=posting_rate, regularity=regularity, joined_day=joined_day,
+        churn_day=churn_day, fake=fake, views_inflation=views_inflation,
+        likes_inflation=likes_inflation, cats=cats, cat_weights=weights,
+        declared=declared,
+        live_share=sigmoid(-3.0 + 1.0 * diligence),
+        shoppable_share=sigmoid(-1.0 + 1.2 * diligence),
+        follow_rate=4e-4 * np.exp(0.3 * quality),
+    )
+
+
+def category_fit(creators: dict, idx: np.ndarray, category: np.ndarray) -> np.ndarray:
+    """0.15 + 1.7 x the creator's affinity weight for the category (0.15 to 1.85)."""
+    w = (creators["cat_weights"][idx] * (creators["cats"][idx] == category[:, None])).sum(1)
+    return 0.15 + 1.7 * w
+
+
+def log_views_per_follower(creators: dict, idx: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Median log(views / real follower) of a creator's videos on a given day."""
+    base = np.log(tier_curve(creators["log10_f0"][idx], TIER_VIEWS_PER_FOLLOWER))
+    return base + 0.5 * creators["quality"][idx] + creators["trend"][idx] * day / 365.0
+
+
+def draw_post_times(rng: np.random.Generator, creators: dict, days: int):
+    """Creator index and day (float) of every post: gamma renewal until churn or the end."""
+    rate, shape = creators["posting_rate"], creators["regularity"]
+    begin = np.maximum(creators["joined_day"], 0.0)
+    end = np.minimum(creators["churn_day"], days)
+    span = np.maximum(end - begin, 0.0)
+    expected = rate * span
+    draws = np.ceil(expected + 5 * np.sqrt(expected / shape + 1) + 3).astype(np.int64)
+    owner = np.repeat(np.arange(len(rate)), draws)
+    gaps = rng.gamma(shape[owner], 1.0 / (rate[owner] * shape[owner]))
+    # The first gap starts at a random phase so creators do not all post on day 0.
+    first = np.concatenate([[0], np.cumsum(draws)[:-1]])
+    gaps[first] *= rng.random(len(first))
+    elapsed = np.cumsum(gaps)
+    elapsed -= np.repeat(elapsed[first] - gaps[first], draws)
+    day = begin[owner] + elapsed
+    keep = day < end[owner]
+    return owner[keep], day[keep]
+
+
+def grow_audience(rng, creators: dict, owner, day, is_live, is_shop, weeks: int):
+    """Real views of every post and the weekly real-follower matrix (creators x weeks).
+
+    Week w covers days [7w, 7w + 7); a post's expected views use the real followers at the
+    end of the previous week, and each week's real views add followers at the creator's
+    follow rate (a slow decay after churn). Returns (real_views, real_followers).
+    """
+    n = len(creators["log10_f0"])
+    week = (day // 7).astype(np.int64)
+    order = np.argsort(week, kind="stable")
+    bounds = np.searchsorted(week[order], np.arange(weeks + 1))
+    log_mean = (log_views_per_follower(creators, owner, day)
+                + np.where(is_live, np.log(LIVE_VIEW_FACTOR), 0.0)
+                + np.where(is_shop & ~is_live, np.log(SHOPPABLE_VIEW_FACTOR), 0.0)
+                + rng.normal(0.0, VIEW_NOISE_SD, len(owner)))
+    real_views = np.empty(len(owner))
+    followers = np.empty((n, weeks))
+    current = 10.0 ** creators["log10_f0"]
+    decaying = np.zeros(n, dtype=bool)
+    for w in range(weeks):
+        rows = order[bounds[w]:bounds[w + 1]]
+        real_views[rows] = np.round(current[owner[rows]] * np.exp(log_mean[rows]))
+        gained = np.bincount(owner[rows], weights=real_views[rows], minlength=n)
+        decaying |= creators["churn_day"] < 7 * w
+        rate = creators["follow_rate"] * gained / current
+        current = np.where(decaying, current * 0.997, current * (1 + rate / (1 + rate / 0.01)))
+        followers[:, w] = current
+    return real_views, followers
+
+
+def bought_followers(rng, creators: dict, real_followers: np.ndarray) -> np.ndarray:
+    """Cumulative bought followers per (creator, week): 1-3 jumps for fake creators."""
+    n, weeks = real_followers.shape
+    jumps = np.zeros((n, weeks))
+    fakes = np.flatnonzero(creators["fake"])
+    for k in range(3):
+        who = fakes[rng.random(len(fakes)) < (1.0 if k == 0 else 0.5)]
+        at = rng.integers(0, weeks, len(who))
+        jumps[who, at] += rng.uniform(0.3, 1.5, len(who)) * real_followers[who, at]
+    return np.cumsum(jumps, axis=1)
+
+
+def draw_post_metrics(rng, creators: dict, owner, day, real_views, is_live, is_shop,
+                      category, followers) -> dict[str, np.ndarray]:
+    """Reported views, likes, comments, shares, orders and gmv of every post."""
+    lf = np.log10(np.maximum(followers[owner, np.maximum((day // 7).astype(int) - 1, 0)], 1))
+    noise = lambda sd: np.exp(rng.normal(-sd * sd / 2, sd, len(owner)))  # noqa: E731
+    like_rate = (tier_curve(lf, TIER_LIKES_PER_VIEW) * np.exp(0.3 * creators["quality"][owner])
+                 * np.where(is_live, 2.0, 1.0) * noise(0.4))
+    real_likes = rng.poisson(real_views * like_rate)
+    comments = rng.poisson(real_likes * tier_curve(lf, TIER_COMMENTS_PER_LIKE)
+                           * np.where(is_live, 3.0, 1.0) * noise(0.5))
+    shares = rng.poisson(real_likes * tier_curve(lf, TIER_SHARES_PER_LIKE) * noise(0.5))
+    inflate = creators["fake"][owner]
+    views = np.where(inflate, np.round(real_views * creators["views_inflation"][owner]),
+                     real_views)
+    likes = np.where(inflate, np.round(real_likes * creators["likes_inflation"][owner]),
+                     real_likes)
+    safe_category = np.maximum(category, 0)
+    conversion = (BASE_ORDERS_PER_VIEW * np.exp(0.7 * creators["sales_skill"][owner])
+                  * category_fit(creators, owner, safe_category)
+                  * np.where(is_live, LIVE_CONVERSION_FACTOR, 1.0))
+    orders = np.where(is_shop, rng.poisson(real_views * conversion), 0)
+    price = CATEGORY_PRICE[safe_category] * MARKET_PRICE[creators["market"][owner]]
+    gmv = np.round(orders * price * noise(0.25), 2)
+    return dict(views=views.astype(np.int64), likes=likes.astype(np.int64),
+                comments=comments.astype(np.int64), shares=shares.astype(np.int64),
+                orders=orders.astype(np.int64), gmv=gmv)
+
+
+def draw_post_kinds(rng, creators: dict, owner):
+    """(is_live, is_shoppable, category index or -1) of every post."""
+    is_live = rng.random(len(owner)) < creators["live_share"][owner]
+    is_shop = np.where(is_live, rng.random(len(owner)) < 0.9,
+                       rng.random(len(owner)) < creators["shoppable_share"][owner])
+    w = np.cumsum(creators["cat_weights"][owner], axis=1)
+    slot = (rng.random(len(owner))[:, None] > w).sum(1).clip(0, 2)
+    category = creators["cats"][owner, slot]
+    category = np.where(~is_shop & (rng.random(len(owner)) < 0.05), -1, category)
+    return is_live, is_shop, category
+
+
+def draw_campaigns(rng, cfg: SimConfig) -> dict[str, np.ndarray]:
+    """Campaign market, category, timing (days), commission and brand appeal."""
+    m = cfg.campaigns
+    first = min(90.0, cfg.days / 4)
+    created = np.sort(rng.uniform(first, cfg.days - 40, m))
+    start = created + rng.uniform(1, 7, m)
+    end = start + rng.uniform(14, 30, m)
+    commission = np.round(rng.uniform(0.05, 0.25, m), 3)
+    n_brands = max(5, m // 20)
+    return dict(
+        market=rng.choice(len(MARKETS), m, p=MARKET_SHARE),
+        category=rng.choice(len(CATEGORIES), m, p=CATEGORY_SHARE),
+        created=created, start=start, end=end,
+        commission=commission,
+        commission_known=rng.random(m) > 0.05,
+        brand=rng.integers(0, n_brands, m),
+        appeal=np.exp(rng.normal(-0.125, 0.5, m)),
+        invitees=np.clip(np.round(np.exp(rng.normal(np.log(35), 0.4, m))), 10, 100).astype(int),
+    )
+
+
+def invite(rng, creators: dict, campaigns: dict, followers: np.ndarray):
+    """(campaign index, creator index) of every invitation, by the brand-side policy.
+
+    A brand sees followers (the last snapshot before the campaign) and the declared
+    category; members who joined before the campaign are eligible. Gumbel top-k on
+    0.6 log(followers) + 1.5 [declared == category] samples without replacement with
+    probability proportional to exp(score).
+    """
+    camp_rows, creator_rows = [], []
+    for market in range(len(MARKETS)):
+        pool = np.flatnonzero(creators["market"] == market)
+        camps = np.flatnonzero(campaigns["market"] == market)
+        if len(pool) == 0 or len(camps) == 0:
+            continue
+        chunk = max(1, 2_000_000 // len(pool))
+        for lo in range(0, len(camps), chunk):
+            cs = camps[lo:lo + chunk]
+            week = np.maximum((campaigns["created"][cs] // 7).astype(int) - 1, 0)
+            score = 0.6 * np.log(np.maximum(followers[pool][:, week].T, 1.0))
+            score += 1.5 * (creators["declared"][pool][None, :] == campaigns["category"][cs][:, None])
+            score[creators["joined_day"][pool][None, :] >= campaigns["created"][cs][:, None]] = -np.inf
+            score += rng.gumbel(size=score.shape)
+            k = min(int(campaigns["invitees"][cs].max()), len(pool))
+            top = np.argpartition(-score, k - 1, axis=1)[:, :k]
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, 1), 1), 1)
+            for row, c in enumerate(cs):
+                chosen = top[row, :campaigns["invitees"][c]]
+                chosen = chosen[np.isfinite(score[row, chosen])]
+                camp_rows.append(np.full(len(chosen), c))
+                creator_rows.append(pool[chosen])
+    return np.concatenate(camp_rows), np.concatenate(creator_rows)
+
+
+def draw_outcomes(rng, creators: dict, campaigns: dict, camp, who, followers) -> dict:
+    """Responses, delivery, realised gmv and orders, and expected gmv of each invitation."""
+    lf = creators["log10_f0"][who] - 4.0
+    coop, dil = creators["cooperation"][who], creators["diligence"][who]
+    created, start, end = (campaigns[k][camp] for k in ("created", "start", "end"))
+    commission = campaigns["commission"][camp]
+    category = campaigns["category"][camp]
+    fit = category_fit(creators, who, category)
+    invited = created + rng.uniform(0, 2, len(camp))
+    gone_at_invite = creators["churn_day"][who] < invited
+    gone_by_end = creators["churn_day"][who] < end
+
+    p_answer = sigmoid(1.0 + 1.0 * coop - 0.25 * lf) * np.where(gone_at_invite, 0.15, 1.0)
+    p_accept = sigmoid(-0.3 + 0.9 * coop + 0.4 * dil + 1.2 * (fit - 0.7)
+                       + 10.0 * (commission - 0.12) - 0.3 * lf)
+    lam = 0.5 + 1.5 * sigmoid(dil)
+    p_deliver = (sigmoid(0.8 + 1.2 * coop + 0.6 * dil + 0.5 * np.log(creators["regularity"][who]))
+                 * np.where(gone_by_end, 0.1, 1.0))
+    week = np.maximum((start // 7).astype(int) - 1, 0)
+    views = (followers[who, week] * np.exp(log_views_per_follower(creators, who, start)
+                                           + VIEW_NOISE_SD ** 2 / 2) * SHOPPABLE_VIEW_FACTOR)
+    unit_price = CATEGORY_PRICE[category] * MARKET_PRICE[campaigns["market"][camp]]
+    per_post = (views * BASE_ORDERS_PER_VIEW * np.exp(0.7 * creators["sales_skill"][who]) * fit
+                * unit_price * campaigns["appeal"][camp] * (0.5 + 5.0 * commission))
+    expected = p_answer * p_accept * (1.0 + lam) * p_deliver * per_post
+
+    answered = rng.random(len(camp)) < p_answer
+    accepted = answered & (rng.random(len(camp)) < p_accept)
+    promised = 1 + rng.poisson(lam)
+    delivered = rng.binomial(promised, p_deliver)
+    latent = delivered * per_post * np.exp(rng.normal(-CAMPAIGN_NOISE_SD ** 2 / 2,
+                                                      CAMPAIGN_NOISE_SD, len(camp)))
+    orders = np.where(accepted, rng.poisson(latent / unit_price), 0)
+    gmv = np.round(orders * unit_price * np.exp(rng.normal(-0.02, 0.2, len(camp))), 2)
+    response_hours = rng.exponential(36.0 * np.exp(-0.6 * coop)) + 0.1
+    return dict(
+        invited=invited, answered=answered, accepted=accepted,
+        responded=invited + response_hours / 24.0,
+        promised=promised, delivered=delivered, orders=orders, gmv=gmv,
+        expected=expected,
+    )
+
+
+def timestamps(days: np.ndarray) -> pd.Series:
+    """Day offsets from START as UTC timestamps rounded to the second."""
+    seconds = np.round(np.asarray(days, dtype=float) * 86400.0).astype("int64")
+    return pd.Series(START + pd.to_timedelta(seconds, unit="s"))
+
+
+def string_ids(prefix: str, numbers: np.ndarray) -> pa.Array:
+    """Identifiers like c000042, built in Arrow (fast at tens of millions)."""
+    width = max(6, len(str(int(numbers.max()) if len(numbers) else 0)))
+    text = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, text, "")
+
+
+def pick(names, index: np.ndarray) -> pd.Series:
+    """``names[index]`` as a pandas string column; a negative index gives null."""
+    names = pa.array(list(names), pa.string()) if not isinstance(names, pa.Array) else names
+    index = np.asarray(index)
+    taken = names.take(pa.array(index, mask=index < 0))
+    return pd.Series(taken.to_pandas(), dtype="str")
+
+
+def nullable_ints(values: np.ndarray, known: np.ndarray) -> pd.Series:
+    return pd.Series(pd.array(values, dtype="Int64")).where(known)
+
+
+def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """The six raw tables and the truth tables of a marketplace drawn from ``cfg``."""
+    rng = np.random.default_rng(cfg.seed)
+    creators = draw_creators(rng, cfg)
+    owner, day = draw_post_times(rng, creators, cfg.days)
+    is_live, is_shop, post_category = draw_post_kinds(rng, creators, owner)
+    real_views, real_followers = grow_audience(rng, creators, owner, day, is_live, is_shop,
+                                               cfg.weeks)
+    followers = real_followers + bought_followers(rng, creators, real_followers)
+    metrics = draw_post_metrics(rng, creators, owner, day, real_views, is_live, is_shop,
+                                post_category, followers)
+    campaigns = draw_campaigns(rng, cfg)
+    camp, who = invite(rng, creators, campaigns, followers)
+    outcome = draw_outcomes(rng, creators, campaigns, camp, who, real_followers)
+
+    creator_id = string_ids("c", np.arange(cfg.creators))
+    campaign_id = string_ids("k", np.arange(cfg.campaigns))
+    accepted = outcome["accepted"]
+    tables = dict(
+        creators=pd.DataFrame(dict(
+            creator_id=pick(creator_id, np.arange(cfg.creators)),
+            market=pick(MARKETS, creators["market"]),
+            joined_at=timestamps(creators["joined_day"]),
+            primary_category=pick(CATEGORIES, creators["declared"]),
+        )),
+        follower_snapshots=snapshot_table(creators, followers, creator_id, cfg.days),
+        posts=pd.DataFrame(dict(
+            post_id=pick(string_ids("p", np.arange(len(owner))), np.arange(len(owner))),
+            creator_id=pick(creator_id, owner),
+            posted_at=timestamps(day),
+            format=pick(("video", "live"), is_live.astype(np.int64)),
+            category=pick(CATEGORIES, post_category),
+            is_shoppable=is_shop,
+            **metrics,
+        )),
+        campaigns=pd.DataFrame(dict(
+            campaign_id=pick(campaign_id, np.arange(cfg.campaigns)),
+            brand_id=pick(string_ids("b", np.arange(campaigns["brand"].max() + 1)),
+                          campaigns["brand"]),
+            market=pick(MARKETS, campaigns["market"]),
+            category=pick(CATEGORIES, campaigns["category"]),
+            created_at=timestamps(campaigns["created"]),
+            start_at=timestamps(campaigns["start"]),
+            end_at=timestamps(campaigns["end"]),
+            commission_rate=np.where(campaigns["commission_known"], campaigns["commission"],
+                                     np.nan),
+        )),
+        invitations=pd.DataFrame(dict(
+            campaign_id=pick(campaign_id, camp),
+            creator_id=pick(creator_id, who),
+            invited_at=timestamps(outcome["invited"]),
+            response=pick(("no_response", "declined", "accepted"),
+                          outcome["answered"].astype(np.int64) + accepted),
+            responded_at=timestamps(outcome["responded"]).where(outcome["answered"]),
+            posts_promised=nullable_ints(outcome["promised"], accepted),
+            posts_delivered=nullable_ints(outcome["delivered"], accepted),
+        )),
+        campaign_results=pd.DataFrame(dict(
+            campaign_id=pick(campaign_id, camp[accepted]),
+            creator_id=pick(creator_id, who[accepted]),
+            gmv=outcome["gmv"][accepted],
+            orders=outcome["orders"][accepted].astype(np.int64),
+        )),
+    )
+    truth = dict(
+        expected_gmv=pd.DataFrame(dict(
+            campaign_id=tables["invitations"]["campaign_id"],
+            creator_id=tables["invitations"]["creator_id"],
+            expected_gmv=outcome["expected"],
+        )),
+        creator_traits=traits_table(creators, pick(creator_id, np.arange(cfg.creators))),
+    )
+    return tables, truth
+
+
+def snapshot_table(creators: dict, followers: np.ndarray, creator_id: pa.Array,
+                   days: int) -> pd.DataFrame:
+    """Weekly follower counts at the end of each week's last day, from joining to the end."""
+    weeks = followers.shape[1]
+    snap_day = 7 * np.arange(weeks) + 6
+    live = (snap_day[None, :] >= creators["joined_day"][:, None]) & (snap_day[None, :] < days)
+    who, week = np.nonzero(live)
+    return pd.DataFrame(dict(
+        creator_id=pick(creator_id, who),
+        snapshot_date=timestamps(snap_day[week].astype(float)),
+        followers=np.round(followers[who, week]).astype(np.int64),
+    ))
+
+
+def traits_table(creators: dict, creator_id: pd.Series) -> pd.DataFrame:
+    """Every hidden trait per creator (the truth a model can only approximate)."""
+    out = pd.DataFrame(dict(creator_id=creator_id))
+    for name in ("quality", "sales_skill", "cooperation", "diligence", "trend",
+                 "posting_rate", "regularity", "joined_day", "churn_day", "fake",
+                 "log10_f0", "follow_rate", "live_share", "shoppable_share"):
+        out[name] = creators[name]
+    for k in range(3):
+        out[f"category_{k + 1}"] = pick(CATEGORIES, creators["cats"][:, k])
+        out[f"affinity_{k + 1}"] = creators["cat_weights"][:, k]
+    return out

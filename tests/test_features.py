@@ -1,0 +1,321 @@
+"""The feature builder: hand-computed values, the point-in-time rule, indices, registry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.__main__ import main as features_main
+from features.build import build_features
+from features.indices import family_indices, index_name
+from features.pairs import campaign_requests, training_pairs
+from features.registry import FAMILIES, FEATURE_NAMES, FEATURES, registry_frame
+from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
+from marketplace.io import write_tables
+from marketplace.simulate import SimConfig, simulate
+from tests.conftest import make_tiny_tables
+
+AS_OF = pd.Timestamp("2025-06-01", tz="UTC")
+DAY = pd.Timedelta(days=1)
+
+
+def ids(*values):
+    return pd.Series(values, dtype=STRING_DTYPE)
+
+
+def times(*values):
+    return pd.Series(list(values)).astype(TIMESTAMP_DTYPE)
+
+
+def hand_tables() -> dict[str, pd.DataFrame]:
+    """Creator a posts 4 times and was invited twice before; b has no history at all."""
+    posts = pd.DataFrame({
+        "post_id": ids("p1", "p2", "p3", "p4"),
+        "creator_id": ids("a", "a", "a", "a"),
+        "posted_at": times(AS_OF - 100 * DAY, AS_OF - 20 * DAY, AS_OF - 10 * DAY, AS_OF - DAY),
+        "format": ids("video", "video", "live", "video"),
+        "category": ids("beauty", "beauty", "beauty", "food"),
+        "is_shoppable": np.array([False, False, True, True]),
+        "views": np.array([500, 3000, 1000, 999_999]),
+        "likes": np.array([50, 200, 100, 99_999]),
+        "comments": np.array([5, 20, 10, 9_999]),
+        "shares": np.array([1, 10, 5, 9_999]),
+        "orders": np.array([0, 0, 2, 999]),
+        "gmv": np.array([0.0, 0.0, 40.0, 99_999.0]),
+    })
+    campaigns = pd.DataFrame({
+        "campaign_id": ids("old", "late", "now"),
+        "brand_id": ids("x", "x", "y"),
+        "market": ids("GB", "GB", "GB"),
+        "category": ids("beauty", "beauty", "beauty"),
+        "created_at": times(AS_OF - 60 * DAY, AS_OF - 5 * DAY, AS_OF),
+        "start_at": times(AS_OF - 55 * DAY, AS_OF + 2 * DAY, AS_OF + DAY),
+        "end_at": times(AS_OF - 30 * DAY, AS_OF + 20 * DAY, AS_OF + 30 * DAY),
+        "commission_rate": np.array([0.1, 0.2, 0.15]),
+    })
+    invitations = pd.DataFrame({
+        "campaign_id": ids("old", "late", "now", "now"),
+        "creator_id": ids("a", "a", "a", "b"),
+        "invited_at": times(AS_OF - 60 * DAY, AS_OF - 5 * DAY, AS_OF, AS_OF),
+        "response": ids("accepted", "no_response", "accepted", "declined"),
+        "responded_at": times(AS_OF - 60 * DAY + pd.Timedelta(hours=5), pd.NaT,
+                              AS_OF + DAY, AS_OF + DAY),
+        "posts_promised": pd.array([2, None, 1, None], dtype="Int64"),
+        "posts_delivered": pd.array([1, None, 1, None], dtype="Int64"),
+    })
+    return {
+        "creators": pd.DataFrame({
+            "creator_id": ids("a", "b"), "market": ids("GB", "GB"),
+            "joined_at": times(AS_OF - 200 * DAY, AS_OF - 3 * DAY),
+            "primary_category": ids("beauty", None),
+        }),
+        "follower_snapshots": pd.DataFrame({
+            "creator_id": ids("a", "a", "a"),
+            "snapshot_date": times(AS_OF - 95 * DAY, AS_OF - 2 * DAY, AS_OF),
+            "followers": np.array([800, 1000, 5000]),
+        }),
+        "posts": posts,
+        "campaigns": campaigns,
+        "invitations": invitations,
+        "campaign_results": pd.DataFrame({
+            "campaign_id": ids("old", "now"), "creator_id": ids("a", "a"),
+            "gmv": np.array([100.0, 7777.0]), "orders": np.array([3, 99]),
+        }),
+    }
+
+
+@pytest.fixture(scope="module")
+def hand():
+    tables = hand_tables()
+    requests = pd.DataFrame({"creator_id": ids("a", "b", "a", "ghost"),
+                             "as_of": times(AS_OF, AS_OF, AS_OF, AS_OF),
+                             "category": ids("beauty", "beauty", "toys", "beauty"),
+                             "commission_rate": [0.15, 0.15, 0.15, np.nan]})
+    return build_features(tables, requests)
+
+
+def test_registry_matches_the_builder(hand):
+    assert list(hand.columns) == list(FEATURE_NAMES)
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+    assert {f.family for f in FEATURES} == set(FAMILIES) | {"other"}
+    assert all(f.direction in (-1, 0, 1) and f.description for f in FEATURES)
+    assert all(dtype == np.float64 for dtype in hand.dtypes)
+    assert list(registry_frame().columns) == ["name", "family", "direction", "description"]
+
+
+def test_posts_features_by_hand(hand):
+    a = hand.iloc[0]
+    # Posted in the last 30 days: 20, 10 and 1 days ago; measured (7+ days old): 20 and 10.
+    assert a["posts_per_week_30d"] == pytest.approx(3 / (30 / 7))
+    assert a["views_per_follower_30d"] == pytest.approx(2000 / 1000)  # snapshot 2 days ago
+    assert a["log_views_per_post_90d"] == pytest.approx(math.log1p(2000))
+    assert a["log_views_per_post_180d"] == pytest.approx(math.log1p(4500 / 3))
+    assert a["likes_per_view_90d"] == pytest.approx(300 / 4000)
+    assert a["comments_per_like_90d"] == pytest.approx(30 / 300)
+    assert a["engagement_per_view_180d"] == pytest.approx((350 + 35 + 16) / 4500)
+    assert a["days_since_last_post"] == pytest.approx(1.0)
+    assert a["history_days"] == pytest.approx(100.0)
+    assert a["tenure_days"] == pytest.approx(200.0)
+    assert a["shoppable_share_90d"] == pytest.approx(2 / 3)
+    assert a["lives_per_week_90d"] == pytest.approx(1 / (90 / 7))
+    assert a["gpm_90d"] == pytest.approx(1000 * 40 / (1000 + 2000))
+    assert a["log_gmv_per_shoppable_post_90d"] == pytest.approx(math.log1p(40))
+    assert a["log_gmv_90d"] == pytest.approx(math.log1p(40))
+    # Gaps in the last 90 days: 10 and 9 days -> mean 9.5, sd 0.5.
+    assert a["gap_cv_90d"] == pytest.approx(0.5 / 9.5)
+    assert a["active_week_share_90d"] <= 3 / (90 / 7) + 1e-12
+    assert a["log_followers"] == pytest.approx(math.log1p(1000))
+    assert a["follower_growth_90d"] == pytest.approx(math.log1p(1000) - math.log1p(800))
+    assert a["followers_gained_per_1k_views_90d"] == pytest.approx(1000 * 200 / (4000 + 1000))
+    assert a["commission_rate"] == 0.15
+
+
+def test_category_features_by_hand(hand):
+    beauty, toys = hand.iloc[0], hand.iloc[2]
+    assert beauty["category_post_share_all"] == pytest.approx(3 / 4)  # the unmeasured post counts
+    assert beauty["category_view_share_all"] == pytest.approx(1.0)    # food post not measured
+    assert beauty["category_gpm_all"] == pytest.approx(1000 * 40 / 3000)
+    assert beauty["declared_category_match"] == 1.0
+    # A category never posted in: shares and GPM are 0, not missing.
+    assert toys["category_post_share_all"] == 0.0
+    assert toys["category_gpm_all"] == 0.0
+    assert toys["declared_category_match"] == 0.0
+
+
+def test_cooperation_features_by_hand(hand):
+    a = hand.iloc[0]
+    # Known before as_of: 'old' (accepted after 5 h, delivered 1 of 2, gmv 100). 'late' is
+    # silent but its campaign starts after as_of; 'now' is the campaign itself.
+    assert a["past_invitations"] == 1
+    assert a["answer_rate"] == pytest.approx((1 + 1) / (1 + 2))
+    assert a["acceptance_rate"] == pytest.approx((1 + 0.5) / (1 + 2))
+    assert a["response_hours"] == pytest.approx(5.0)
+    assert a["delivery_rate"] == pytest.approx((1 + 1) / (2 + 2))
+    assert a["campaigns_delivered"] == 1
+    assert a["log_campaign_gmv_per_delivered_post"] == pytest.approx(math.log1p(100 / 2))
+
+
+@pytest.mark.parametrize("row", [1, 3], ids=["never-posted-never-invited", "unknown-creator"])
+def test_empty_history(hand, row):
+    b = hand.iloc[row]
+    assert b["past_invitations"] == 0
+    assert b["answer_rate"] == pytest.approx(0.5) and b["acceptance_rate"] == pytest.approx(0.25)
+    assert b["delivery_rate"] == pytest.approx(0.5)
+    assert math.isnan(b["response_hours"])
+    for name in ("views_per_follower_90d", "likes_per_view_90d", "gap_cv_180d",
+                 "days_since_last_post", "shoppable_share_all", "follower_growth_30d",
+                 "category_post_share_all", "comments_per_like_all"):
+        assert math.isnan(b[name]), name
+    for name in ("posts_per_week_90d", "log_followers", "log_gmv_90d", "gpm_all"):
+        assert b[name] == 0.0, name
+
+
+def test_missing_request_column_is_a_one_line_error():
+    with pytest.raises(ValueError, match="missing column.*category"):
+        build_features(hand_tables(), pd.DataFrame({"creator_id": ids("a"),
+                                                    "as_of": times(AS_OF)}))
+
+
+def change_the_future(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, seed: int = 0):
+    """A copy in which every fact not yet known at ``cutoff`` is changed or deleted."""
+    rng = np.random.default_rng(seed)
+    t = {name: frame.copy() for name, frame in tables.items()}
+
+    posts = t["posts"]
+    unmeasured = posts["posted_at"] + 7 * DAY > cutoff
+    for col in ("views", "likes", "comments", "shares", "orders"):
+        posts.loc[unmeasured, col] = rng.integers(0, 10**6, unmeasured.sum())
+    posts.loc[unmeasured, "gmv"] = rng.uniform(0, 1e5, unmeasured.sum())
+    later = posts["posted_at"] >= cutoff
+    posts.loc[later, "is_shoppable"] = ~posts.loc[later, "is_shoppable"]
+    posts.loc[later, "format"] = "live"
+    posts.loc[later, "category"] = "toys"
+    t["posts"] = posts[~later | (rng.random(len(posts)) < 0.5)].reset_index(drop=True)
+
+    snaps = t["follower_snapshots"]
+    unknown = snaps["snapshot_date"] + DAY > cutoff
+    snaps.loc[unknown, "followers"] = rng.integers(0, 10**7, unknown.sum())
+    t["follower_snapshots"] = snaps[~unknown | (rng.random(len(snaps)) < 0.5)].reset_index(drop=True)
+
+    inv = t["invitations"].merge(t["campaigns"][["campaign_id", "start_at", "end_at"]],
+                                 on="campaign_id", how="left")
+    answer_unknown = np.where(inv["response"] == "no_response", inv["start_at"] >= cutoff,
+                              inv["responded_at"] >= cutoff)
+    flip = {"accepted": "declined", "declined": "accepted", "no_response": "accepted"}
+    inv.loc[answer_unknown, "response"] = inv.loc[answer_unknown, "response"].map(flip)
+    inv.loc[answer_unknown, "responded_at"] = inv.loc[answer_unknown, "invited_at"] + 3 * DAY
+    end_unknown = (inv["end_at"] >= cutoff).to_numpy()
+    inv.loc[end_unknown, "posts_promised"] = 9
+    inv.loc[end_unknown, "posts_delivered"] = 0
+    t["invitations"] = inv[tables["invitations"].columns]
+    results = t["campaign_results"].merge(t["campaigns"][["campaign_id", "end_at"]], on="campaign_id")
+    future = (results["end_at"] >= cutoff).to_numpy()
+    results.loc[future, "gmv"] = 1e9
+    t["campaign_results"] = results[tables["campaign_results"].columns][~future | (rng.random(len(results)) < 0.5)]
+    return t
+
+
+def assert_past_pairs_unchanged(tables, cutoff):
+    requests = campaign_requests(tables)
+    past = requests[requests["as_of"] < cutoff].reset_index(drop=True)
+    assert len(past) > 0
+    before = build_features(tables, past)
+    after = build_features(change_the_future(tables, cutoff), past)
+    pd.testing.assert_frame_equal(before, after, check_exact=True)
+    return before
+
+
+@pytest.fixture(scope="module")
+def small_market():
+    return simulate(SimConfig(creators=600, days=240, seed=5))[0]
+
+
+def test_changing_the_future_moves_nothing_simulated(small_market):
+    campaigns = small_market["campaigns"].sort_values("created_at")
+    cutoff = campaigns["created_at"].iloc[len(campaigns) * 2 // 3]
+    before = assert_past_pairs_unchanged(small_market, cutoff)
+    assert before.notna().mean().min() > 0.3  # the check saw real values, not NaNs
+
+
+def test_changing_the_future_moves_nothing_hand_written():
+    # Data this project did not generate: the hand-written tiny marketplace of conftest.
+    tiny = make_tiny_tables()
+    for cutoff in sorted(set(tiny["campaigns"]["created_at"])):
+        requests = campaign_requests(tiny)
+        if (requests["as_of"] < cutoff + DAY).any():
+            assert_past_pairs_unchanged(tiny, cutoff + DAY)
+
+
+def test_the_future_does_move_features_once_known(small_market):
+    # The converse: the same changes, seen from after the cutoff, do change features.
+    campaigns = small_market["campaigns"].sort_values("created_at")
+    cutoff = campaigns["created_at"].iloc[len(campaigns) // 2]
+    requests = campaign_requests(small_market)
+    later = requests[requests["as_of"] > cutoff + 30 * DAY].reset_index(drop=True)
+    before = build_features(small_market, later)
+    after = build_features(change_the_future(small_market, cutoff), later)
+    assert not before.equals(after)
+
+
+def test_same_input_same_bits(small_market):
+    first = training_pairs(small_market)
+    second = training_pairs(small_market)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert list(first.columns[:4]) == ["campaign_id", "creator_id", "created_at", "gmv"]
+    assert len(first) == len(small_market["invitations"])
+
+
+def test_indices_rank_peers_within_groups():
+    features = build_features(*_two_peers())
+    indices = family_indices(features, ["q", "q", "r"])
+    assert list(indices.columns) == [index_name(f) for f in FAMILIES]
+    # a posts more often and more recently than b: its cadence comes first.
+    assert indices.loc[0, "cadence_index"] > indices.loc[1, "cadence_index"]
+    # b has one post: too little history for diligence (3 posts in 180 days).
+    assert math.isnan(indices.loc[1, "diligence_index"])
+    # A lone peer sits at the middle.
+    assert indices.loc[2, "cadence_index"] == 50.0
+    values = indices.to_numpy()[~np.isnan(indices.to_numpy())]
+    assert ((values > 0) & (values < 100)).all()
+
+
+def _two_peers():
+    tables = hand_tables()
+    extra = tables["posts"].iloc[[1]].reset_index(drop=True).assign(
+        post_id=ids("b1"), creator_id=ids("b"), posted_at=times(AS_OF - 40 * DAY))
+    tables["posts"] = pd.concat([tables["posts"], extra], ignore_index=True)
+    tables["creators"]["joined_at"] = times(AS_OF - 200 * DAY, AS_OF - 200 * DAY)
+    requests = pd.DataFrame({"creator_id": ids("a", "b", "a"), "as_of": times(AS_OF, AS_OF, AS_OF),
+                             "category": ids("beauty", "beauty", "beauty")})
+    return tables, requests
+
+
+def test_indices_are_null_without_history(hand):
+    indices = family_indices(hand, ["q"] * len(hand))
+    b = indices.iloc[1]
+    assert b.isna().all()
+    assert indices.iloc[0][["cooperation_index", "sales_index", "cadence_index"]].notna().all()
+
+
+def test_command_writes_the_pair_table(tmp_path, small_market):
+    write_tables(small_market, tmp_path / "data")
+    out = tmp_path / "pairs.parquet"
+    assert features_main([str(tmp_path / "data"), "--out", str(out)]) == 0
+    written = pd.read_parquet(out)
+    assert list(written.columns) == ["campaign_id", "creator_id", "created_at", "gmv",
+                                     *FEATURE_NAMES]
+    assert len(written) == len(small_market["invitations"])
+
+
+def test_command_stops_on_invalid_data(tmp_path, capsys):
+    tables = hand_tables()
+    tables["posts"].loc[0, "views"] = -1
+    write_tables(tables, tmp_path / "data")
+    out = tmp_path / "pairs.parquet"
+    assert features_main([str(tmp_path / "data"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "posts.views" in captured.out and "error:" in captured.err
+    assert not out.exists()
