@@ -21,7 +21,6 @@ from marketplace.contract import (
     DTYPES,
     FIELDS,
     FLOAT_DTYPE,
-    INT_DTYPE,
     KIND_RULES,
     MISSING_COLUMN,
     MISSING_TABLE,

@@ -1,0 +1,89 @@
+"""``python -m training DIR``: fit, evaluate on the time split, log to MLflow, register."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from marketplace.cli import UserError, fail, load_tables_or_report, log
+from training.config import DEFAULT_CONFIG, ConfigError, load_config
+from training.run import TrainingError, train
+from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
+                               resolve_tracking_uri)
+
+DEFAULT_EXPERIMENT = "creator-scores"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train the LightGBM ranker on the campaigns of DIR: features as of each "
+                    "campaign's creation, the data contract's time split (test = last 20 %% "
+                    "of campaigns), objective chosen on validation ndcg@10; evaluate against "
+                    "the baselines (and the oracle with --truth); log everything to MLflow.")
+    parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help=f"TOML file overriding keys of the default ({DEFAULT_CONFIG.name})")
+    parser.add_argument("--truth", type=Path, metavar="DIR",
+                        help="truth directory with expected_gmv.parquet (the simulator's "
+                             "DIR/truth): adds the oracle to the evaluation")
+    parser.add_argument("--metrics-out", type=Path, metavar="FILE",
+                        help="write the test metrics as JSON to FILE")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, metavar="NAME",
+                        help="MLflow experiment (default %(default)s)")
+    parser.add_argument("--register", metavar="NAME",
+                        help="register the model under NAME; alias 'champion' moves to it "
+                             "only if it beats the current champion's test ndcg@10")
+    return parser.parse_args(argv)
+
+
+def read_truth(directory: Path) -> pd.DataFrame:
+    path = directory / "expected_gmv.parquet"
+    if not path.is_file():
+        raise UserError(f"{path}: truth file not found")
+    truth = pd.read_parquet(path)
+    missing = {"campaign_id", "creator_id", "expected_gmv"} - set(truth.columns)
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return truth.astype({"campaign_id": "str", "creator_id": "str"})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        cfg = load_config(args.config)
+        uri = resolve_tracking_uri(args.tracking_uri)
+        check_tracking_uri(uri)
+        if args.metrics_out and not args.metrics_out.parent.is_dir():
+            raise UserError(f"{args.metrics_out.parent}: folder does not exist")
+        truth = read_truth(args.truth) if args.truth else None
+        tables = load_tables_or_report(args.directory)
+        result = train(tables, cfg, truth, progress=log)
+        log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
+        logged = log_training(result, uri, args.experiment, args.register)
+    except (UserError, ConfigError, TrainingError, TrackingError) as err:
+        return fail(str(err))
+    if args.metrics_out:
+        args.metrics_out.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    print(f"run id:    {logged.run_id}")
+    print(f"model URI: {logged.model_uri}")
+    if logged.version:
+        print(f"registered: version {logged.version} ({logged.champion_note})")
+    print(f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
+          f"{result.metrics['test_queries']} test campaigns")
+    print(metrics_table(result.metrics))
+    log(f"done in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Fit the LightGBM ranker and turn its raw output into scores and family contributions.
+
+``Scorer`` is what a trained model is: a LightGBM booster (kept in LightGBM's own text
+format), the feature names it expects, and the raw-to-score map. It is what the MLflow
+pyfunc model wraps and what serving uses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.registry import FAMILIES, OTHER, family_of
+from training.config import TrainConfig
+from training.labels import grades, label_gain
+from training.metrics import mean_ndcg
+
+CONTRIB_COLUMNS = ("contrib_base", *(f"contrib_{f}" for f in FAMILIES), "contrib_other")
+OUTPUT_COLUMNS = ("raw_score", "score", *CONTRIB_COLUMNS)
+
+
+@dataclass
+class Fitted:
+    booster: lgb.Booster
+    objective: str
+    best_iteration: int
+    valid_ndcg: float
+    curve: list[float]
+
+
+def lgb_params(cfg: TrainConfig, objective: str) -> dict:
+    params = {
+        "objective": objective, "metric": "None", "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq, "lambda_l2": cfg.lambda_l2, "seed": cfg.seed,
+        "deterministic": True, "force_col_wise": True, "num_threads": cfg.num_threads,
+        "verbosity": -1,
+    }
+    if objective in ("lambdarank", "rank_xendcg"):
+        params["label_gain"] = label_gain(cfg.max_grade, cfg.grade_steps_per_doubling)
+    if objective == "lambdarank":
+        params["lambdarank_truncation_level"] = cfg.lambdarank_truncation_level
+    return params
+
+
+def _group_sizes(query: pd.Series) -> np.ndarray:
+    """Sizes of the runs of equal query ids (rows of one query must be contiguous)."""
+    values = query.to_numpy()
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    if len(starts) != query.nunique():
+        raise ValueError("rows of each campaign must be contiguous")
+    return np.diff(np.r_[starts, len(values)])
+
+
+def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: TrainConfig,
+              objective: str) -> Fitted:
+    """Fit on ``fit``, early-stopping on the contract's ndcg@eval_at of ``valid`` (linear
+    gain = realised gmv). ``objective`` is a ranking objective, or "regression" for the
+    pointwise model on log(1 + gmv)."""
+    ranking = objective != "regression"
+
+    def dataset(frame, reference=None):
+        label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
+                 if ranking else np.log1p(frame["gmv"].to_numpy()))
+        return lgb.Dataset(frame[features], label=label, reference=reference,
+                           group=_group_sizes(frame["campaign_id"]) if ranking else None,
+                           free_raw_data=False)
+
+    train_set = dataset(fit)
+    valid_set = dataset(valid, train_set)
+    query, gain = valid["campaign_id"].to_numpy(), valid["gmv"].to_numpy()
+
+    def ndcg_gmv(preds, _data):
+        return f"ndcg@{cfg.eval_at}", mean_ndcg(query, gain, preds, cfg.eval_at), True
+
+    record: dict = {}
+    booster = lgb.train(
+        lgb_params(cfg, objective), train_set, num_boost_round=cfg.max_rounds,
+        valid_sets=[valid_set], valid_names=["valid"], feval=ndcg_gmv,
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
+                   lgb.record_evaluation(record)])
+    curve = list(record["valid"][f"ndcg@{cfg.eval_at}"])
+    best = booster.best_iteration or len(curve)
+    return Fitted(booster=booster, objective=objective, best_iteration=best,
+                  valid_ndcg=curve[best - 1], curve=curve)
+
+
+def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
+    """The fixed raw-to-score map: percentiles 0..100 of the raw scores of the training
+    pairs, as (raw, score) knots, strictly increasing in raw."""
+    percent = np.linspace(0.0, 100.0, points)
+    knots = np.quantile(np.asarray(raw, float), percent / 100.0)
+    knots, first = np.unique(knots, return_index=True)
+    return {"raw": knots.tolist(), "score": percent[first].tolist()}
+
+
+@dataclass
+class Scorer:
+    """A trained model: booster, its feature names, and the raw-to-score map."""
+
+    booster: lgb.Booster
+    score_map: dict
+
+    @property
+    def features(self) -> list[str]:
+        return self.booster.feature_name()
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(self._matrix(frame), num_iteration=self.booster.best_iteration or None)
+
+    def score(self, raw: np.ndarray) -> np.ndarray:
+        """0-100, monotone in raw: the share of training pairs with a lower raw score
+        (linear between knots, clamped at the ends)."""
+        return np.interp(raw, self.score_map["raw"], self.score_map["score"])
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """TreeSHAP contributions (LightGBM ``pred_contrib``) summed by feature family:
+        contrib_base + every contrib_<family> + contrib_other = raw score."""
+        contrib = self.booster.predict(self._matrix(frame), pred_contrib=True,
+                                       num_iteration=self.booster.best_iteration or None)
+        out = pd.DataFrame(0.0, index=frame.index, columns=list(CONTRIB_COLUMNS))
+        out["contrib_base"] = contrib[:, -1]
+        for j, name in enumerate(self.features):
+            family = family_of(name)
+            out[f"contrib_{family if family != OTHER else 'other'}"] += contrib[:, j]
+        return out
+
+    def explain(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """raw_score, score and the per-family contributions of every row."""
+        contrib = self.contributions(frame)
+        raw = self.raw(frame)
+        out = pd.DataFrame({"raw_score": raw, "score": self.score(raw)}, index=frame.index)
+        return pd.concat([out, contrib], axis=1)
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise ValueError(f"model input lacks feature column(s): {', '.join(missing[:5])}")
+        return frame[self.features].to_numpy(dtype=float)
+
+    def save(self, directory: Path) -> dict[str, Path]:
+        """Write ``booster.txt`` (LightGBM text format) and ``score_map.json``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {"booster": directory / "booster.txt", "score_map": directory / "score_map.json"}
+        self.booster.save_model(paths["booster"], num_iteration=self.booster.best_iteration or None)
+        paths["score_map"].write_text(json.dumps(self.score_map))
+        return paths
+
+    @classmethod
+    def load(cls, booster_path, score_map_path) -> "Scorer":
+        return cls(booster=lgb.Booster(model_file=str(booster_path)),
+                   score_map=json.loads(Path(score_map_path).read_text()))

@@ -1,0 +1,30 @@
+"""The MLflow pyfunc model: feature rows in; raw_score, score and family contributions out.
+
+The booster travels as an artifact in LightGBM's text format (``booster.txt``) with the
+raw-to-score map (``score_map.json``); the model itself is logged from code
+(``pyfunc_entry.py``), so nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from training.model import Scorer
+
+ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
+
+
+class CreatorScoreModel(mlflow.pyfunc.PythonModel):
+    """Wraps a :class:`Scorer`; ``predict`` returns ``Scorer.explain`` of the rows."""
+
+    scorer: Scorer | None = None
+
+    def load_context(self, context) -> None:
+        self.scorer = Scorer.load(context.artifacts["booster"], context.artifacts["score_map"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        frame = pd.DataFrame(model_input)
+        return self.scorer.explain(frame).reset_index(drop=True)

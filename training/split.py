@@ -1,0 +1,57 @@
+"""The data contract's time split of campaigns.
+
+Campaigns are ordered by ``created_at`` (ties by campaign_id). The test set is the last
+``test_fraction`` of them: every campaign created at or after t_test, the ``created_at``
+of the campaign at position floor((1 - test_fraction) n). Only campaigns that ended
+before t_test are used for fitting and early stopping: the validation set is the last
+``validation_fraction`` of those (from t_valid on), and the fit set the ones that ended
+before t_valid, so validation is as honest about time as the test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Split:
+    t_test: pd.Timestamp
+    t_valid: pd.Timestamp
+    fit: frozenset
+    valid: frozenset
+    test: frozenset
+
+    def fingerprint(self) -> dict:
+        return {"t_test": self.t_test.isoformat(), "t_valid": self.t_valid.isoformat(),
+                "fit_campaigns": len(self.fit), "valid_campaigns": len(self.valid),
+                "test_campaigns": len(self.test)}
+
+
+def _boundary(created: pd.Series, fraction: float) -> pd.Timestamp:
+    ordered = created.sort_values(kind="stable")
+    return ordered.iloc[int(np.floor((1.0 - fraction) * len(ordered)))]
+
+
+def time_split(campaigns: pd.DataFrame, test_fraction: float, validation_fraction: float) -> Split:
+    """Split ``campaigns`` (campaign_id, created_at, end_at) by time; ValueError when
+    there are too few campaigns."""
+    if len(campaigns) < 10:
+        raise ValueError(f"too few campaigns for the time split: {len(campaigns)} (need 10)")
+    ordered = campaigns.sort_values(["created_at", "campaign_id"], kind="stable")
+    t_test = _boundary(ordered["created_at"], test_fraction)
+    test = ordered[ordered["created_at"] >= t_test]
+    usable = ordered[ordered["end_at"] < t_test]
+    if len(usable) < 5:
+        raise ValueError(f"too few campaigns ended before the test period ({t_test:%Y-%m-%d}):"
+                         f" {len(usable)} (need 5)")
+    t_valid = _boundary(usable["created_at"], validation_fraction)
+    valid = usable[usable["created_at"] >= t_valid]
+    fit = usable[usable["end_at"] < t_valid]
+    if len(fit) < 3:
+        raise ValueError(f"too few campaigns ended before the validation period "
+                         f"({t_valid:%Y-%m-%d}): {len(fit)} (need 3)")
+    return Split(t_test=t_test, t_valid=t_valid, fit=frozenset(fit["campaign_id"]),
+                 valid=frozenset(valid["campaign_id"]), test=frozenset(test["campaign_id"]))
