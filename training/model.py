@@ -102,10 +102,12 @@ def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
 
 @dataclass
 class Scorer:
-    """A trained model: booster, its feature names, and the raw-to-score map."""
+    """A trained model: booster, its feature names, the raw-to-score map, and the
+    training data's median commission rate (the default for briefs that give none)."""
 
     booster: lgb.Booster
     score_map: dict
+    commission_rate_median: float = float("nan")
 
     @property
     def features(self) -> list[str]:
@@ -145,14 +147,18 @@ class Scorer:
         return frame[self.features].to_numpy(dtype=float)
 
     def save(self, directory: Path) -> dict[str, Path]:
-        """Write ``booster.txt`` (LightGBM text format) and ``score_map.json``."""
+        """Write ``booster.txt`` (LightGBM text format) and ``scoring.json`` (score map
+        and defaults)."""
         directory.mkdir(parents=True, exist_ok=True)
-        paths = {"booster": directory / "booster.txt", "score_map": directory / "score_map.json"}
+        paths = {"booster": directory / "booster.txt", "scoring": directory / "scoring.json"}
         self.booster.save_model(paths["booster"], num_iteration=self.booster.best_iteration or None)
-        paths["score_map"].write_text(json.dumps(self.score_map))
+        paths["scoring"].write_text(json.dumps({
+            "score_map": self.score_map, "commission_rate_median": self.commission_rate_median}))
         return paths
 
     @classmethod
-    def load(cls, booster_path, score_map_path) -> "Scorer":
+    def load(cls, booster_path, scoring_path) -> "Scorer":
+        scoring = json.loads(Path(scoring_path).read_text())
         return cls(booster=lgb.Booster(model_file=str(booster_path)),
-                   score_map=json.loads(Path(score_map_path).read_text()))
+                   score_map=scoring["score_map"],
+                   commission_rate_median=scoring["commission_rate_median"])

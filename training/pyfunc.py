@@ -1,7 +1,7 @@
 """The MLflow pyfunc model: feature rows in; raw_score, score and family contributions out.
 
 The booster travels as an artifact in LightGBM's text format (``booster.txt``) with the
-raw-to-score map (``score_map.json``); the model itself is logged from code
+raw-to-score map and defaults (``scoring.json``); the model itself is logged from code
 (``pyfunc_entry.py``), so nothing is pickled.
 """
 
@@ -23,7 +23,7 @@ class CreatorScoreModel(mlflow.pyfunc.PythonModel):
     scorer: Scorer | None = None
 
     def load_context(self, context) -> None:
-        self.scorer = Scorer.load(context.artifacts["booster"], context.artifacts["score_map"])
+        self.scorer = Scorer.load(context.artifacts["booster"], context.artifacts["scoring"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)

@@ -100,7 +100,8 @@ def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
     progress(f"pointwise regressor: validation ndcg@{cfg.eval_at} {pointwise.valid_ndcg:.4f}")
 
     fit_raw = chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration)
-    scorer = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw))
+    scorer = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
+                    commission_rate_median=float(fit["commission_rate"].median()))
     scores = {"model": scorer.raw(test), **baseline_scores(test, cfg.seed),
               "pointwise": pointwise.booster.predict(test[features], num_iteration=pointwise.best_iteration)}
     if truth is not None:
