@@ -266,6 +266,8 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> di
         out[f"views_per_follower_{d}d"] = mean_views / follower_base
         out[f"log_views_per_post_{d}d"] = np.log1p(mean_views)
         out[f"posts_per_week_{d}d"] = posted("posts", d) / (d / 7)
+    for d in (90, 180):
+        out[f"mean_log_views_{d}d"] = _ratio(measured("log_views", d), measured("posts", d)) / LOG_SCALE
     views90 = measured("views", 90)
     out["likes_per_view_90d"] = _ratio(measured("likes", 90), views90)
     out["comments_per_view_90d"] = _ratio(measured("comments", 90), views90)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from marketplace.cli import UserError, fail, load_tables_or_report, log
 from marketplace.io import write_tables
-from marketplace.simulate import SimConfig, simulate
+from marketplace.simulate import MARKETS, SimConfig, simulate
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="days of history (default %(default)s)")
     sim.add_argument("--seed", type=int, default=SimConfig.seed,
                      help="random seed (default %(default)s)")
+    sim.add_argument("--markets", default=",".join(MARKETS), metavar="CODES",
+                     help="comma-separated markets to simulate (default all: %(default)s)")
     sim.add_argument("--csv", action="store_true",
                      help="write the raw tables as CSV instead of Parquet")
     sim.add_argument("--overwrite", action="store_true",
@@ -52,7 +54,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         return fail(f"{out}: exists and is not empty (pass --overwrite to replace it)")
     try:
-        cfg = SimConfig(creators=args.creators, days=args.days, seed=args.seed)
+        cfg = SimConfig(creators=args.creators, days=args.days, seed=args.seed,
+                        markets=tuple(m.strip().upper() for m in args.markets.split(",") if m.strip()))
     except ValueError as err:
         return fail(str(err))
     started = time.perf_counter()

@@ -101,12 +101,23 @@ class SimConfig:
     creators: int = 3000
     days: int = 540
     seed: int = 0
+    markets: tuple[str, ...] = MARKETS
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.markets) - set(MARKETS))
+        if unknown or not self.markets:
+            raise ValueError(f"--markets: {', '.join(unknown) or 'none given'}; "
+                             f"choose from {', '.join(MARKETS)}")
         if self.creators < 10:
             raise ValueError(f"--creators must be at least 10, got {self.creators}")
         if self.days < 120:
             raise ValueError(f"--days must be at least 120, got {self.days}")
+
+    @property
+    def market_share(self) -> np.ndarray:
+        """The pilot markets' shares, restricted to ``markets`` and renormalised."""
+        share = np.where(np.isin(MARKETS, self.markets), MARKET_SHARE, 0.0)
+        return share / share.sum()
 
     @property
     def weeks(self) -> int:
@@ -166,7 +177,7 @@ def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndar
                                  np.where(declared_roll < 0.9,
                                           rng.integers(0, len(CATEGORIES), n), -1)))
     return dict(
-        market=rng.choice(len(MARKETS), n, p=MARKET_SHARE),
+        market=rng.choice(len(MARKETS), n, p=cfg.market_share),
         log10_f0=log10_f0, quality=quality, sales_skill=sales_skill,
         cooperation=cooperation, diligence=diligence, trend=trend,
         posting_rate=posting_rate, regularity=regularity, joined_day=joined_day,
@@ -303,7 +314,7 @@ def draw_campaigns(rng, cfg: SimConfig) -> dict[str, np.ndarray]:
     commission = np.round(rng.uniform(0.05, 0.25, m), 3)
     n_brands = max(5, m // 20)
     return dict(
-        market=rng.choice(len(MARKETS), m, p=MARKET_SHARE),
+        market=rng.choice(len(MARKETS), m, p=cfg.market_share),
         category=rng.choice(len(CATEGORIES), m, p=CATEGORY_SHARE),
         created=created, start=start, end=end,
         commission=commission,

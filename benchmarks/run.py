@@ -1,0 +1,172 @@
+"""Time each stage at a given scale and record peak memory: ``python benchmarks/run.py``.
+
+Each stage runs as its own process, exactly as a user runs it (``python -m ...``), so its
+wall time includes reading and validating the data, and its peak resident memory is the
+process's own (``os.wait4``). Stages:
+
+- simulate: ``python -m marketplace simulate`` at the scale given;
+- features: ``python -m features`` (the training pair table);
+- training: ``python -m training`` (features + fitting + evaluation + MLflow logging);
+- serving: ``python -m serving`` with 50 briefs in one market, top_k 100, against a
+  marketplace of that one market (``--serving-creators``, default 40,000 creators:
+  about 30,000 active), and, for comparison, the time that building the candidates'
+  features and a plain ``predict`` alone take in one process.
+
+Figures are printed as a Markdown table together with the machine's cores and memory,
+and with ``--markdown FILE`` appended to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PYTHON = sys.executable
+TARGETS = {
+    "simulate": "< 180 s, < 8 GB at 100,000 creators",
+    "features": "< 300 s, < 8 GB at 100,000 creators",
+    "training": "< 600 s (features included), < 8 GB at 100,000 creators",
+    "serving": "< 120 s and < 2x features + predict, 50 briefs x 30,000 candidates",
+}
+
+
+def run_stage(args: list[str], log_path: Path) -> tuple[float, float, int]:
+    """Run ``python args`` to completion: (seconds, peak GiB, exit status)."""
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([PYTHON, *args], stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    return seconds, usage.ru_maxrss / 1024 ** 2, os.waitstatus_to_exitcode(status)
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
+    return (f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.processor() or platform.machine()}, "
+            f"Python {platform.python_version()}")
+
+
+def rows_of(directory: Path) -> str:
+    import pyarrow.parquet as pq
+
+    counts = {name: pq.ParquetFile(directory / f"{name}.parquet").metadata.num_rows
+              for name in ("posts", "invitations")}
+    return f"{counts['posts']:,} posts, {counts['invitations']:,} pairs"
+
+
+def write_briefs(data: Path, path: Path, briefs: int, top_k: int) -> None:
+    import pandas as pd
+
+    creators = pd.read_parquet(data / "creators.parquet")
+    campaigns = pd.read_parquet(data / "campaigns.parquet")
+    market = creators["market"].value_counts().index[0]
+    as_of = pd.read_parquet(data / "posts.parquet", columns=["posted_at"])["posted_at"].max()
+    categories = sorted(campaigns["category"].unique())
+    pd.DataFrame({
+        "brief_id": [f"bench{i:03d}" for i in range(briefs)],
+        "market": market,
+        "category": [categories[i % len(categories)] for i in range(briefs)],
+        "as_of": as_of.floor("D"),
+        "top_k": top_k,
+    }).to_parquet(path, index=False)
+
+
+def features_and_predict_seconds(data: Path, briefs: Path, model_uri: str, tracking: str) -> str:
+    """Seconds to build every candidate's features and call plain predict, in-process."""
+    code = f"""
+import time, mlflow, pandas as pd
+from marketplace.validate import load_valid_tables
+from features.build import build_features, index_history
+from training.tracking import load_scorer
+from serving.candidates import candidate_requests
+mlflow.set_tracking_uri({tracking!r})
+scorer = load_scorer({model_uri!r})
+tables = load_valid_tables({str(data)!r})
+briefs = pd.read_parquet({str(briefs)!r})
+started = time.perf_counter()
+history = index_history(tables)
+requests = candidate_requests(tables, briefs, history)
+features = build_features(tables, requests, history)
+scorer.raw(features)
+print(f"{{time.perf_counter() - started:.1f}} {{len(requests)}}")
+"""
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--creators", type=int, default=100_000, help="scale (default %(default)s)")
+    parser.add_argument("--days", type=int, default=540, help="days simulated (default %(default)s)")
+    parser.add_argument("--serving-creators", type=int, default=40_000,
+                        help="creators of the one-market serving benchmark (default %(default)s)")
+    parser.add_argument("--stages", default="simulate,features,training,serving",
+                        help="comma-separated stages to run (default: all)")
+    parser.add_argument("--workdir", type=Path, help="keep data here (default: a temporary folder)")
+    parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+    stages = args.stages.split(",")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="creator-scores-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"data-{args.creators}"
+    tracking = f"sqlite:///{work}/mlflow.db"
+    rows = []
+
+    def record(stage, scale, figures, detail=""):
+        seconds, peak, status = figures
+        if status != 0:
+            raise SystemExit(f"{stage} failed (exit {status}); see the log in {work}")
+        rows.append((stage, scale, f"{seconds:.1f}", f"{peak:.2f}", detail, TARGETS[stage]))
+        print(f"{stage}: {seconds:.1f} s, {peak:.2f} GiB peak {detail}", file=sys.stderr, flush=True)
+
+    scale = f"{args.creators:,} creators, {args.days} days"
+    if "simulate" in stages:
+        record("simulate", scale, run_stage(
+            ["-m", "marketplace", "simulate", "--out", str(data), "--creators", str(args.creators),
+             "--days", str(args.days), "--seed", "1", "--overwrite"], work / "simulate.log"))
+        rows[-1] = (*rows[-1][:4], rows_of(data), rows[-1][5])
+    if "features" in stages:
+        record("features", scale, run_stage(
+            ["-m", "features", str(data), "--out", str(work / "pairs.parquet")], work / "features.log"))
+    if "training" in stages:
+        record("training", scale, run_stage(
+            ["-m", "training", str(data), "--truth", str(data / "truth"), "--tracking-uri", tracking,
+             "--experiment", "benchmark", "--register", "benchmark",
+             "--metrics-out", str(work / "metrics.json")], work / "training.log"))
+    if "serving" in stages:
+        serve_data = work / f"serving-{args.serving_creators}"
+        run_stage(["-m", "marketplace", "simulate", "--out", str(serve_data), "--creators",
+                   str(args.serving_creators), "--days", str(args.days), "--markets", "ID",
+                   "--seed", "2", "--overwrite"], work / "serving-simulate.log")
+        briefs = work / "briefs.parquet"
+        write_briefs(serve_data, briefs, briefs=50, top_k=100)
+        model = "models:/benchmark@champion"
+        figures = run_stage(["-m", "serving", "--model", model, "--data", str(serve_data),
+                             "--briefs", str(briefs), "--out", str(work / "partners.parquet"),
+                             "--tracking-uri", tracking], work / "serving.log")
+        alone, candidates = features_and_predict_seconds(serve_data, briefs, model, tracking).split()
+        record("serving", f"{args.serving_creators:,} creators in one market", figures,
+               f"{int(candidates):,} candidate rows; features + predict alone {alone} s "
+               f"({figures[0] / float(alone):.2f}x)")
+
+    header = ["stage", "scale", "seconds", "peak GiB", "rows / detail", "target"]
+    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                      + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+    text = (f"\n### {time.strftime('%Y-%m-%d')}: {scale}\n\nMachine: {machine()}. "
+            f"Command: `python benchmarks/run.py --creators {args.creators} --days {args.days}"
+            f" --stages {args.stages}`\n\n{table}\n")
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as handle:
+            handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
