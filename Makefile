@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_DIR ?= demo
+DEMO := demo
+CREATORS ?= 5000
+DAYS ?= 540
 
 .PHONY: demo test test-fast bench clean
 
@@ -13,9 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Simulate a marketplace, validate it, train and register a model (MLflow's default
+# store: ./mlflow.db), and score the example briefs into a partner list.
 demo: $(STAMP)
-	$(BIN)/python -m marketplace simulate --out $(DEMO_DIR)/data --creators 3000 --days 360 --seed 7
-	$(BIN)/python -m marketplace validate $(DEMO_DIR)/data
+	$(BIN)/python -m marketplace simulate --out $(DEMO)/data --creators $(CREATORS) --days $(DAYS) --seed 7 --overwrite
+	$(BIN)/python -m marketplace validate $(DEMO)/data
+	$(BIN)/python -m training $(DEMO)/data --truth $(DEMO)/data/truth --register creator-scores --metrics-out $(DEMO)/metrics.json
+	$(BIN)/python -m serving --model models:/creator-scores@champion --data $(DEMO)/data --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -23,5 +29,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'not slow'
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --markdown docs/benchmarks.md
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) mlruns mlflow.db
+	rm -rf $(VENV) $(DEMO) mlruns mlartifacts mlflow.db

@@ -78,20 +78,27 @@ def write_briefs(data: Path, path: Path, briefs: int, top_k: int) -> None:
 
 
 def features_and_predict_seconds(data: Path, briefs: Path, model_uri: str, tracking: str) -> str:
-    """Seconds to build every candidate's features and call plain predict, in-process."""
+    """Seconds to read the data, build every candidate's features and call plain
+    predict, in one process: what serving costs without ranking, indices, contributions
+    and reasons."""
     code = f"""
 import time, mlflow, pandas as pd
+started = time.perf_counter()
 from marketplace.validate import load_valid_tables
 from features.build import build_features, index_history
 from training.tracking import load_scorer
-from serving.candidates import candidate_requests
+from serving.briefs import read_briefs
+from serving.candidates import find_candidates
 mlflow.set_tracking_uri({tracking!r})
 scorer = load_scorer({model_uri!r})
 tables = load_valid_tables({str(data)!r})
-briefs = pd.read_parquet({str(briefs)!r})
-started = time.perf_counter()
+briefs = read_briefs({str(briefs)!r})
 history = index_history(tables)
-requests = candidate_requests(tables, briefs, history)
+pairs = find_candidates(tables, briefs, history)
+per_pair = briefs.iloc[pairs["brief"].to_numpy()].reset_index(drop=True)
+requests = pd.DataFrame({{"creator_id": pairs["creator_id"], "as_of": per_pair["as_of"],
+                         "category": per_pair["category"],
+                         "commission_rate": per_pair["commission_rate"].fillna(scorer.commission_rate_median)}})
 features = build_features(tables, requests, history)
 scorer.raw(features)
 print(f"{{time.perf_counter() - started:.1f}} {{len(requests)}}")

@@ -65,9 +65,9 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     code = creator_index.get_indexer(posts["creator_id"])
     posted = micros(posts["posted_at"])
     timeline = Timeline.build(code, posted)
-    categories = pd.Index(sorted(set(posts["category"].dropna())
-                                 | set(tables["campaigns"]["category"].dropna())
-                                 | set(creators["primary_category"].dropna())))
+    categories = pd.Index(sorted(set(posts["category"].dropna().unique())
+                                 | set(tables["campaigns"]["category"].dropna().unique())
+                                 | set(creators["primary_category"].dropna().unique())))
     post_sums = _post_sums(timeline, posts, posted)
 
     cat = categories.get_indexer(posts["category"])
@@ -75,7 +75,7 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     category_posts = Timeline.build((code * len(categories) + cat)[has_cat], posted[has_cat])
     shop = posts["is_shoppable"].to_numpy()
     category_sums = {
-        "posts": category_posts.running(np.ones(has_cat.sum(), np.int64)),
+        "posts": category_posts.running(np.ones(has_cat.sum(), np.int8)),
         "views": category_posts.running(posts["views"].to_numpy()[has_cat]),
         "gmv": category_posts.running(_cents(posts["gmv"])[has_cat]),
         "shop_views": category_posts.running((posts["views"].to_numpy() * shop)[has_cat]),
@@ -98,6 +98,20 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     )
 
 
+def release_posts(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``tables`` with an empty posts frame: once a History is built it holds all that
+    features need of the posts, and at scale the raw frame is the largest thing in memory."""
+    return {**tables, "posts": tables["posts"].iloc[:0]}
+
+
+def post_time_range(history: History) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """First and last posted_at of the indexed posts (None when there are none)."""
+    if len(history.post_times) == 0:
+        return None, None
+    as_time = lambda us: pd.Timestamp(int(us), unit="us", tz="UTC")  # noqa: E731
+    return as_time(history.post_times.min()), as_time(history.post_times.max())
+
+
 def _cents(values: pd.Series) -> np.ndarray:
     return np.round(values.to_numpy(dtype=float) * 100.0).astype(np.int64)
 
@@ -110,7 +124,7 @@ def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray) -> d
     log_views = np.round(np.log1p(views) * LOG_SCALE).astype(np.int64)
     # Gaps and calendar weeks need time order: compute them on sorted posts, then map back.
     sorted_time = timeline.take(posted)
-    first_in_creator = timeline.segment_start == np.arange(len(timeline))
+    first_in_creator = timeline.is_first()
     gap_s = np.where(first_in_creator, 0,
                      np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND)
     week = sorted_time // (7 * MICROS_PER_DAY)
@@ -118,8 +132,9 @@ def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray) -> d
     unsort = np.empty_like(timeline.order)
     unsort[timeline.order] = np.arange(len(timeline.order))
     run = timeline.running
+
     return {
-        "posts": run(np.ones(len(posts), np.int64)),
+        "posts": run(np.ones(len(posts), np.int8)),
         "shop": run(shop), "live": run(live),
         "gaps": run(gap_s[unsort]), "gaps_sq": run((gap_s * gap_s)[unsort]),
         "weeks": run(new_week[unsort]),
@@ -182,37 +197,66 @@ def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
     """
     check_requests(requests)
     history = history or index_history(tables)
-    q = _Query(
-        creator=history.creator_index.get_indexer(requests["creator_id"]),
-        as_of=micros(pd.to_datetime(requests["as_of"], utc=True)),
-        category=history.categories.get_indexer(requests["category"]),
-    )
-    known = q.creator >= 0
-    q.creator = np.where(known, q.creator, len(history.creator_index))  # no events
-    commission = (requests["commission_rate"].to_numpy(dtype=float)
+    creator = history.creator_index.get_indexer(requests["creator_id"])
+    known = creator >= 0
+    creator = np.where(known, creator, len(history.creator_index))  # no events
+    as_of = micros(pd.to_datetime(requests["as_of"], utc=True))
+    # Work in (creator, as_of) order: every binary search then walks memory in order.
+    order = np.lexsort((as_of, creator))
+    q = _Query(creator=creator[order], as_of=as_of[order],
+               category=history.categories.get_indexer(requests["category"])[order])
+    known = known[order]
+    commission = (requests["commission_rate"].to_numpy(dtype=float)[order]
                   if "commission_rate" in requests.columns else np.full(len(requests), np.nan))
-    columns: dict[str, np.ndarray] = {}
+    columns = _Columns(order)
     followers_now = _followers_at(history, q, 0)
-    columns.update(_post_features(history, q, followers_now))
-    columns.update(_category_features(history, q))
-    columns.update(_cooperation_features(history, q))
-    columns.update(_growth_features(history, q, followers_now))
+    _post_features(history, q, followers_now, columns)
+    _category_features(history, q, columns)
+    _cooperation_features(history, q, columns)
+    _growth_features(history, q, followers_now, columns)
     declared = np.where(known, history.declared_category[np.where(known, q.creator, 0)], -1)
     columns["declared_category_match"] = ((declared == q.category) & (q.category >= 0)).astype(float)
     joined = np.where(known, history.joined_us[np.where(known, q.creator, 0)], q.as_of)
     columns["log_followers"] = np.log1p(np.where(np.isnan(followers_now), 0.0, followers_now))
     columns["tenure_days"] = np.maximum(q.as_of - joined, 0) / MICROS_PER_DAY
     columns["commission_rate"] = commission
-    frame = pd.DataFrame({name: np.asarray(columns[name], dtype=float) for name in FEATURE_NAMES},
-                         index=requests.index)
-    return frame
+    return pd.DataFrame(columns.values, index=requests.index, columns=list(FEATURE_NAMES), copy=False)
+
+
+class _Columns:
+    """The output matrix (requests x registry features, float64, request order), filled
+    column by column from values computed in sorted order."""
+
+    def __init__(self, order: np.ndarray):
+        self.order = order
+        self.values = np.full((len(order), len(FEATURE_NAMES)), np.nan)
+        self.position = {name: j for j, name in enumerate(FEATURE_NAMES)}
+
+    def __setitem__(self, name: str, column) -> None:
+        self.values[self.order, self.position[name]] = column
+
+    def update(self, columns: dict) -> None:
+        for name, column in columns.items():
+            self[name] = column
 
 
 @dataclass
 class _Query:
+    """Request rows sorted by (creator, as_of); ``by_time`` sorts them by as_of."""
+
     creator: np.ndarray
     as_of: np.ndarray
     category: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.by_time = np.argsort(self.as_of, kind="stable")
+
+    def before(self, timeline: Timeline, back_us: int, inclusive: bool = False,
+               entity: np.ndarray | None = None) -> np.ndarray:
+        """``timeline.before`` at as_of - back_us for every row (of ``entity``, default
+        the creators)."""
+        return timeline.before(self.creator if entity is None else entity,
+                               self.as_of - back_us, inclusive, bound_order=self.by_time)
 
 
 def _ratio(num, den, prior_num: float = 0.0, prior_den: float = 0.0) -> np.ndarray:
@@ -222,34 +266,43 @@ def _ratio(num, den, prior_num: float = 0.0, prior_den: float = 0.0) -> np.ndarr
         return np.where(den > 0, (np.asarray(num, float) + prior_num) / np.where(den > 0, den, 1), np.nan)
 
 
+def latest_followers(history: History, creator: np.ndarray, at_us: np.ndarray,
+                     at_order: np.ndarray | None = None) -> np.ndarray:
+    """Followers of each creator's latest snapshot known at ``at_us`` (one with
+    ``snapshot_date + 1 day <= at``), NaN when there is none. ``creator`` holds
+    ``history.creator_index`` codes; ``at_order`` optionally sorts ``at_us``."""
+    tl = history.snapshots
+    first = tl.first(creator)
+    end = tl.before(creator, np.asarray(at_us) - SNAPSHOT_DELAY, inclusive=True, bound_order=at_order)
+    values = history.snapshot_followers
+    latest = values[np.maximum(end - 1, 0)] if len(values) else np.zeros(len(end))
+    return np.where(end > first, latest, np.nan).astype(float)
+
+
 def _followers_at(history: History, q: _Query, back_days: float) -> np.ndarray:
     """Followers of the latest snapshot known ``back_days`` before as_of (NaN if none)."""
-    tl = history.snapshots
-    first = tl.first(q.creator)
-    end = tl.before(q.creator, q.as_of - days(back_days) - SNAPSHOT_DELAY, inclusive=True)
-    values = history.snapshot_followers
-    return np.where(end > first, values[np.maximum(end - 1, 0)] if len(values) else 0, np.nan).astype(float)
+    return latest_followers(history, q.creator, q.as_of - days(back_days), q.by_time)
 
 
 class _Windows:
-    """Window sums of one timeline for the query rows."""
+    """Window sums of one timeline for the query rows (entity: default the creators)."""
 
-    def __init__(self, timeline: Timeline, sums: dict, entity: np.ndarray, as_of: np.ndarray):
-        self.tl, self.sums, self.entity, self.as_of = timeline, sums, entity, as_of
-        self.first = timeline.first(entity)
+    def __init__(self, timeline: Timeline, sums: dict, q: _Query, entity: np.ndarray | None = None):
+        self.tl, self.sums, self.q = timeline, sums, q
+        self.entity = q.creator if entity is None else entity
+        self.first = timeline.first(self.entity)
 
     def position(self, back_us: int, inclusive: bool = False) -> np.ndarray:
-        return self.tl.before(self.entity, self.as_of - back_us, inclusive)
+        return self.q.before(self.tl, back_us, inclusive, self.entity)
 
     def sum(self, name: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return Timeline.window(self.sums[name], self.first, lo, hi).astype(float)
 
 
-def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> dict:
-    w = _Windows(history.posts, history.post_sums, q.creator, q.as_of)
+def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) -> None:
+    w = _Windows(history.posts, history.post_sums, q)
     posted_end = w.position(0)                               # posted_at < as_of
     measured_end = w.position(MEASURE_DELAY, inclusive=True)  # posted_at + 7d <= as_of
-    out: dict[str, np.ndarray] = {}
 
     def posted(name, window_days):
         lo = w.first if window_days is None else w.position(days(window_days))
@@ -260,11 +313,13 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> di
         return w.sum(name, lo, np.maximum(measured_end, lo))
 
     follower_base = np.where(followers_now > 0, followers_now, np.nan)
+    log_views_per_post = {}
     for d in (30, 90, 180):
         n = measured("posts", d)
         mean_views = _ratio(measured("views", d), n)
+        log_views_per_post[d] = np.log1p(mean_views)
         out[f"views_per_follower_{d}d"] = mean_views / follower_base
-        out[f"log_views_per_post_{d}d"] = np.log1p(mean_views)
+        out[f"log_views_per_post_{d}d"] = log_views_per_post[d]
         out[f"posts_per_week_{d}d"] = posted("posts", d) / (d / 7)
     for d in (90, 180):
         out[f"mean_log_views_{d}d"] = _ratio(measured("log_views", d), measured("posts", d)) / LOG_SCALE
@@ -275,7 +330,7 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> di
     out["engagement_per_view_180d"] = _ratio(
         measured("likes", 180) + measured("comments", 180) + measured("shares", 180),
         measured("views", 180))
-    out["views_trend"] = out["log_views_per_post_30d"] - out["log_views_per_post_180d"]
+    out["views_trend"] = log_views_per_post[30] - log_views_per_post[180]
 
     for d in (90, 180):
         lo = w.position(days(d))
@@ -332,27 +387,26 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray) -> di
     g_recent, g_before = recent("gmv", 97, 7) / 100.0, recent("gmv", 187, 97) / 100.0
     out["gmv_growth_90d"] = np.where(g_recent + g_before > 0,
                                      np.log1p(g_recent) - np.log1p(g_before), np.nan)
-    return out
 
 
-def _category_features(history: History, q: _Query) -> dict:
+def _category_features(history: History, q: _Query, out) -> None:
     n_cat = len(history.categories)
     entity = np.where(q.category >= 0, q.creator * n_cat + q.category, -1)
-    w = _Windows(history.category_posts, history.category_sums, entity, q.as_of)
+    w = _Windows(history.category_posts, history.category_sums, q, entity)
     tl = history.posts
     all_first = tl.first(q.creator)
-    all_posted = tl.before(q.creator, q.as_of)
-    all_measured = tl.before(q.creator, q.as_of - MEASURE_DELAY, inclusive=True)
+    all_posted = q.before(tl, 0)
+    all_measured = q.before(tl, MEASURE_DELAY, inclusive=True)
     posted_end = w.position(0)
     measured_end = w.position(MEASURE_DELAY, inclusive=True)
     lo180 = w.position(days(180))
     total = lambda name, lo, hi: Timeline.window(history.post_sums[name], all_first, lo, hi).astype(float)  # noqa: E731
     none = entity < 0
     zero_if_no_category = lambda x: np.where(none, np.where(np.isnan(x), np.nan, 0.0), x)  # noqa: E731
-    out = {
+    shares = {
         "category_post_share_180d": _ratio(
             w.sum("posts", lo180, posted_end),
-            total("posts", tl.before(q.creator, q.as_of - days(180)), all_posted)),
+            total("posts", q.before(tl, days(180)), all_posted)),
         "category_post_share_all": _ratio(w.sum("posts", w.first, posted_end),
                                           total("posts", all_first, all_posted)),
         "category_view_share_all": _ratio(w.sum("views", w.first, measured_end),
@@ -363,19 +417,20 @@ def _category_features(history: History, q: _Query) -> dict:
                                             w.sum("shop_views", w.first, measured_end),
                                             0.0, PRIOR_VIEWS),
     }
-    return {k: zero_if_no_category(v) for k, v in out.items()}
+    for name, value in shares.items():
+        out[name] = zero_if_no_category(value)
 
 
-def _cooperation_features(history: History, q: _Query) -> dict:
-    a = _Windows(history.answers, history.answer_sums, q.creator, q.as_of)
+def _cooperation_features(history: History, q: _Query, out) -> None:
+    a = _Windows(history.answers, history.answer_sums, q)
     end = a.position(0)
     n = a.sum("invitations", a.first, end)
     answered = a.sum("answered", a.first, end)
-    d = _Windows(history.deliveries, history.delivery_sums, q.creator, q.as_of)
+    d = _Windows(history.deliveries, history.delivery_sums, q)
     dend = d.position(0)
     promised = d.sum("promised", d.first, dend)
     delivered = d.sum("delivered", d.first, dend)
-    return {
+    out.update({
         "past_invitations": n,
         "answer_rate": _ratio(answered, n, *ANSWER_PRIOR),
         "acceptance_rate": _ratio(a.sum("accepted", a.first, end), n, *ACCEPT_PRIOR),
@@ -384,11 +439,9 @@ def _cooperation_features(history: History, q: _Query) -> dict:
         "campaigns_delivered": d.sum("delivered_any", d.first, dend),
         "log_campaign_gmv_per_delivered_post": np.log1p(
             d.sum("gmv", d.first, dend) / 100.0 / (delivered + 1.0)),
-    }
+    })
 
 
-def _growth_features(history: History, q: _Query, followers_now: np.ndarray) -> dict:
-    return {
-        f"follower_growth_{d}d": np.log1p(followers_now) - np.log1p(_followers_at(history, q, d))
-        for d in (30, 90)
-    }
+def _growth_features(history: History, q: _Query, followers_now: np.ndarray, out) -> None:
+    for d in (30, 90):
+        out[f"follower_growth_{d}d"] = np.log1p(followers_now) - np.log1p(_followers_at(history, q, d))

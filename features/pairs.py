@@ -33,9 +33,11 @@ def training_pairs(tables: dict[str, pd.DataFrame], history: History | None = No
                    ) -> pd.DataFrame:
     """``campaign_id, creator_id, created_at, gmv`` and every feature, ordered by
     campaign created_at, campaign_id, creator_id."""
-    requests = campaign_requests(tables)
-    features = build_features(tables, requests, history)
-    table = pd.concat([requests[["campaign_id", "creator_id", "created_at"]]
-                       .assign(gmv=realised_gmv(tables, requests)), features], axis=1)
-    return table.sort_values(["created_at", "campaign_id", "creator_id"],
-                             kind="stable").reset_index(drop=True)
+    requests = (campaign_requests(tables)
+                .sort_values(["created_at", "campaign_id", "creator_id"], kind="stable")
+                .reset_index(drop=True))
+    table = build_features(tables, requests, history)
+    for position, column in enumerate(PAIR_COLUMNS):
+        values = realised_gmv(tables, requests) if column == "gmv" else requests[column]
+        table.insert(position, column, values)
+    return table

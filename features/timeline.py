@@ -32,6 +32,21 @@ def days(n: float) -> int:
     return int(round(n * MICROS_PER_DAY))
 
 
+def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left",
+                  order: np.ndarray | None = None) -> np.ndarray:
+    """``np.searchsorted`` with the needles searched in sorted order: the same answer,
+    several times faster on large arrays because memory is walked once, in order.
+    ``order`` is a permutation that sorts ``needles``, when the caller knows one."""
+    needles = np.asarray(needles)
+    if order is None:
+        if len(needles) < 2 or bool(np.all(needles[1:] >= needles[:-1])):
+            return np.searchsorted(haystack, needles, side=side)
+        order = np.argsort(needles, kind="stable")
+    out = np.empty(len(needles), np.int64)
+    out[order] = np.searchsorted(haystack, needles[order], side=side)
+    return out
+
+
 @dataclass(frozen=True)
 class Timeline:
     """Events sorted by (entity, time), searchable by (entity, time bound).
@@ -45,21 +60,28 @@ class Timeline:
     keys: np.ndarray
     ranks: np.ndarray
     order: np.ndarray
-    segment_start: np.ndarray
+    segment_bounds: np.ndarray  # start of every entity's run of events, and the end
 
     @classmethod
     def build(cls, entity: np.ndarray, time_us: np.ndarray) -> "Timeline":
         entity = np.asarray(entity, dtype=np.int64)
         time_us = np.asarray(time_us, dtype=np.int64)
-        order = np.lexsort((time_us, entity))
         ranks, rank_of = np.unique(time_us, return_inverse=True)
-        keys = entity[order] * np.int64(len(ranks) + 1) + rank_of[order]
-        sorted_entity = entity[order]
-        start = np.zeros(len(order), np.int64)
-        boundary = np.flatnonzero(np.diff(sorted_entity)) + 1
-        start[boundary] = boundary
-        return cls(keys=keys, ranks=ranks, order=order,
-                   segment_start=np.maximum.accumulate(start) if len(start) else start)
+        keys = entity * np.int64(len(ranks) + 1) + rank_of
+        order = np.argsort(keys, kind="stable")  # ties keep the input order
+        keys = keys[order]
+        boundary = np.flatnonzero(np.diff(entity[order])) + 1
+        bounds = np.concatenate([[0], boundary, [len(order)]]) if len(order) else np.zeros(1, np.int64)
+        # int32 positions halve the permutation's memory whenever they fit.
+        small = len(order) < np.iinfo(np.int32).max
+        return cls(keys=keys, ranks=ranks, order=order.astype(np.int32) if small else order,
+                   segment_bounds=bounds)
+
+    def is_first(self) -> np.ndarray:
+        """True at each sorted position that is its entity's first event."""
+        first = np.zeros(len(self.keys), bool)
+        first[self.segment_bounds[:-1][np.diff(self.segment_bounds) > 0]] = True
+        return first
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -69,14 +91,16 @@ class Timeline:
 
     def first(self, entity: np.ndarray) -> np.ndarray:
         """Sorted position of the entity's first event (where it would be, if none)."""
-        return np.searchsorted(self.keys, self._key(entity, 0))
+        return search_sorted(self.keys, self._key(entity, 0))
 
-    def before(self, entity: np.ndarray, bound_us: np.ndarray, inclusive: bool = False
-               ) -> np.ndarray:
+    def before(self, entity: np.ndarray, bound_us: np.ndarray, inclusive: bool = False,
+               bound_order: np.ndarray | None = None) -> np.ndarray:
         """Sorted position just past the entity's events with time < bound (<= if
-        ``inclusive``); minus ``first(entity)`` it counts them."""
-        rank = np.searchsorted(self.ranks, bound_us, side="right" if inclusive else "left")
-        return np.searchsorted(self.keys, self._key(entity, rank))
+        ``inclusive``); minus ``first(entity)`` it counts them. ``bound_order`` is a
+        permutation that sorts the bounds, when known (it speeds the search up)."""
+        rank = search_sorted(self.ranks, np.asarray(bound_us, np.int64),
+                             side="right" if inclusive else "left", order=bound_order)
+        return search_sorted(self.keys, self._key(entity, rank))
 
     def take(self, values) -> np.ndarray:
         """``values`` (input order) in sorted order."""
@@ -85,15 +109,24 @@ class Timeline:
     def running(self, values) -> np.ndarray:
         """Inclusive running sum of integer ``values`` within each entity, in sorted order.
 
-        int64 arithmetic is exact (wrap-around cancels in the per-entity difference), so
-        each entry depends only on that entity's earlier events.
+        Integer arithmetic is exact (wrap-around cancels in the per-entity difference), so
+        each entry depends only on that entity's earlier events. The sums are int32 when
+        every entity's total fits (half the memory), int64 otherwise.
         """
         v = np.asarray(values)
         if v.dtype.kind not in "iub":
             raise TypeError("running sums are exact only on integers: scale floats first")
-        total = np.cumsum(v.astype(np.int64)[self.order])
-        return total - np.where(self.segment_start > 0,
-                                total[np.maximum(self.segment_start - 1, 0)], 0)
+        v = v[self.order]
+        dtype = np.int64
+        if len(v) and v.min() >= 0:
+            totals = np.add.reduceat(v, self.segment_bounds[:-1], dtype=np.int64)
+            if totals.max() < np.iinfo(np.int32).max:
+                dtype = np.int32
+        total = np.cumsum(v, dtype=dtype)
+        starts = self.segment_bounds[:-1]
+        before = np.where(starts > 0, total[np.maximum(starts - 1, 0)], 0).astype(dtype)
+        total -= np.repeat(before, np.diff(self.segment_bounds))
+        return total
 
     @staticmethod
     def window(running: np.ndarray, first: np.ndarray, lo: np.ndarray, hi: np.ndarray
@@ -102,6 +135,6 @@ class Timeline:
         if len(running) == 0:
             return np.zeros(len(lo), np.int64)
         last = len(running) - 1
-        upper = np.where(hi > lo, running[np.clip(hi - 1, 0, last)], 0)
+        upper = np.where(hi > lo, running[np.clip(hi - 1, 0, last)], 0).astype(np.int64)
         lower = np.where((hi > lo) & (lo > first), running[np.clip(lo - 1, 0, last)], 0)
         return upper - lower

@@ -134,7 +134,8 @@ def market():
 
 @pytest.fixture(scope="module")
 def quick_cfg():
-    return dataclasses.replace(load_config(), max_rounds=200, early_stopping_rounds=30)
+    # One thread: LightGBM's threads crawl when another process holds the second core.
+    return dataclasses.replace(load_config(), max_rounds=200, early_stopping_rounds=30, num_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +205,7 @@ def data_dir(market, tmp_path_factory):
     write_tables(tables, root / "data")
     (root / "data" / "truth").mkdir()
     truth["expected_gmv"].to_parquet(root / "data" / "truth" / "expected_gmv.parquet")
-    (root / "quick.toml").write_text("max_rounds = 200\nearly_stopping_rounds = 30\n")
+    (root / "quick.toml").write_text("max_rounds = 200\nearly_stopping_rounds = 30\nnum_threads = 1\n")
     return root
 
 
@@ -237,7 +238,8 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     assert "v1 stays champion" in capsys.readouterr().out
     assert str(client.get_model_version_by_alias("cs", "champion").version) == "1"
     # A crippled model (one tree of two leaves) does not take the alias either.
-    (data_dir / "weak.toml").write_text("max_rounds = 1\nnum_leaves = 2\nobjectives = ['rank_xendcg']\n")
+    (data_dir / "weak.toml").write_text("max_rounds = 1\nnum_leaves = 2\nobjectives = ['rank_xendcg']\n"
+                                        "num_threads = 1\n")
     weak = [a if a != str(data_dir / "quick.toml") else str(data_dir / "weak.toml") for a in args]
     assert training_main(weak) == 0
     assert str(client.get_model_version_by_alias("cs", "champion").version) == "1"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.build import index_history, release_posts
 from marketplace.cli import UserError, fail, load_tables_or_report, log
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
 from training.run import TrainingError, train
@@ -67,7 +68,10 @@ def main(argv=None) -> int:
             raise UserError(f"{args.metrics_out.parent}: folder does not exist")
         truth = read_truth(args.truth) if args.truth else None
         tables = load_tables_or_report(args.directory)
-        result = train(tables, cfg, truth, progress=log)
+        log(f"indexing the history of {len(tables['posts']):,} posts ...")
+        history = index_history(tables)
+        tables = release_posts(tables)  # the history holds what training needs of them
+        result = train(tables, cfg, truth, progress=log, history=history)
         log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
         logged = log_training(result, uri, args.experiment, args.register)
     except (UserError, ConfigError, TrainingError, TrackingError) as err:

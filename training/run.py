@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from features.build import History, index_history, post_time_range
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from training.config import TrainConfig
@@ -52,14 +53,19 @@ def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def data_fingerprint(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, split: Split) -> dict:
+def data_fingerprint(tables: dict[str, pd.DataFrame], history: History, pairs: pd.DataFrame,
+                     split: Split) -> dict:
+    """Row counts, time ranges and split boundaries (posts counted from the history, so
+    the raw posts frame may already be released)."""
+    posts_from, posts_to = post_time_range(history)
     return {
         **{f"rows_{name}": len(frame) for name, frame in tables.items()},
+        "rows_posts": len(history.posts),
         "pairs": len(pairs),
         "campaigns_from": tables["campaigns"]["created_at"].min().isoformat(),
         "campaigns_to": tables["campaigns"]["created_at"].max().isoformat(),
-        "posts_from": tables["posts"]["posted_at"].min().isoformat() if len(tables["posts"]) else None,
-        "posts_to": tables["posts"]["posted_at"].max().isoformat() if len(tables["posts"]) else None,
+        "posts_from": posts_from.isoformat() if posts_from is not None else None,
+        "posts_to": posts_to.isoformat() if posts_to is not None else None,
         **split.fingerprint(),
     }
 
@@ -80,12 +86,15 @@ def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame):
 
 def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
           truth: pd.DataFrame | None = None,
-          progress: Callable[[str], None] = lambda message: None) -> TrainResult:
+          progress: Callable[[str], None] = lambda message: None,
+          history: History | None = None) -> TrainResult:
     """Fit on the contract's time split, choose the objective on validation ndcg, and
     evaluate the model, the baselines, the pointwise regressor (and the oracle when
-    ``truth`` = expected_gmv is given) on the test campaigns."""
+    ``truth`` = expected_gmv is given) on the test campaigns. ``history`` is
+    ``index_history(tables)`` when already built (then ``tables["posts"]`` may be empty)."""
+    history = history or index_history(tables)
     progress(f"building features for {len(tables['invitations']):,} invitations ...")
-    pairs = training_pairs(tables)
+    pairs = training_pairs(tables, history)
     split, (fit, valid, test) = split_pairs(tables, cfg, pairs)
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
@@ -111,7 +120,8 @@ def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
     metrics["best_iteration"] = chosen.best_iteration
     metrics[f"validation_ndcg@{cfg.eval_at}"] = {o: f.valid_ndcg for o, f in candidates.items()}
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
-    return TrainResult(config=cfg, split=split, fingerprint=data_fingerprint(tables, pairs, split),
+    return TrainResult(config=cfg, split=split,
+                       fingerprint=data_fingerprint(tables, history, pairs, split),
                        candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=scorer,
                        metrics=metrics, test=test)
 

@@ -78,7 +78,7 @@ def log_training(result: TrainResult, tracking_uri: str, experiment: str,
     """Record ``result`` as one MLflow run (and a registered version when ``register``)."""
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment(experiment)
+        use_experiment(experiment, tracking_uri)
         with mlflow.start_run() as run:
             _log_record(result)
             model_info = _log_model(result.scorer, result.test)
@@ -88,6 +88,15 @@ def log_training(result: TrainResult, tracking_uri: str, experiment: str,
     except MlflowException as err:
         raise TrackingError(f"MLflow ({tracking_uri}): {err.message.splitlines()[0]}") from None
     return logged
+
+
+def use_experiment(name: str, tracking_uri: str) -> None:
+    """Make ``name`` the active experiment; a new one on an SQLite store keeps its
+    artifacts in ``mlartifacts/`` beside the database, not in the working directory."""
+    if tracking_uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        folder = Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
+        mlflow.create_experiment(name, artifact_location=folder.as_uri())
+    mlflow.set_experiment(name)
 
 
 def flat_metrics(metrics: dict) -> dict[str, float]:

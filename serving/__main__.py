@@ -1,0 +1,84 @@
+"""``python -m serving --model URI --data DIR --briefs FILE --out FILE``: partner lists."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from features.build import index_history, release_posts
+from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
+    write_frame_atomically
+from serving.briefs import DEFAULT_TOP_K, BriefError, read_briefs
+from serving.model import ModelError, load_model
+from serving.partner_list import partner_lists
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving",
+        description="Score briefs into partner lists (data contract): for each brief, the "
+                    "creators of its market who posted in the 90 days before its as_of "
+                    "(and have at least min_followers), ranked by the model; its top_k "
+                    "with rank, score, the eight 0-100 indices, raw_score, per-family "
+                    "contributions, reasons and the model version. The data is validated "
+                    "first; the output is written atomically.")
+    parser.add_argument("--model", required=True, metavar="URI",
+                        help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
+                             "runs:/RUN_ID/model (an alias is reported as its version)")
+    parser.add_argument("--data", required=True, type=Path, metavar="DIR",
+                        help="data directory (the six raw tables)")
+    parser.add_argument("--briefs", required=True, type=Path, metavar="FILE",
+                        help="briefs, .csv or .parquet: brief_id, market, category, as_of; "
+                             f"optional top_k (default {DEFAULT_TOP_K}), min_followers, "
+                             "commission_rate (default: the model's training median)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE",
+                        help="partner list, .parquet or .csv (written atomically)")
+    parser.add_argument("--show", type=int, default=0, metavar="N",
+                        help="also print the top N rows of each of the first briefs "
+                             "(rank, creator, score, reasons)")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                             "sqlite:///mlflow.db in the working directory)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        check_output_path(args.out)
+        briefs = read_briefs(args.briefs)
+        scorer, version = load_model(args.model, args.tracking_uri)
+        tables = load_tables_or_report(args.data)
+        history = index_history(tables)
+        tables = release_posts(tables)
+        log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
+            f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
+        result = partner_lists(tables, briefs, scorer, version, history, progress=log,
+                               warn=lambda message: log(f"warning: {message}"))
+        write_frame_atomically(result, args.out)
+    except (UserError, BriefError, ModelError) as err:
+        return fail(str(err))
+    log(f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
+        f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s")
+    if args.show > 0:
+        print(preview(result, args.show))
+    return 0
+
+
+def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
+    """The top ``rows`` of the first ``briefs`` briefs as plain text."""
+    shown = partners[partners["brief_id"].isin(partners["brief_id"].unique()[:briefs])
+                     & (partners["rank"] <= rows)]
+    columns = ["brief_id", "rank", "creator_id", "score", "sales_index", "cooperation_index",
+               "reasons"]
+    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+        return shown[columns].to_string(index=False, float_format=lambda x: f"{x:.0f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
