@@ -68,18 +68,20 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     categories = pd.Index(sorted(set(posts["category"].dropna().unique())
                                  | set(tables["campaigns"]["category"].dropna().unique())
                                  | set(creators["primary_category"].dropna().unique())))
-    post_sums = _post_sums(timeline, posts, posted)
+    cents = _cents(posts["gmv"])
+    post_sums = _post_sums(timeline, posts, posted, cents)
 
     cat = categories.get_indexer(posts["category"])
     has_cat = cat >= 0
     category_posts = Timeline.build((code * len(categories) + cat)[has_cat], posted[has_cat])
-    shop = posts["is_shoppable"].to_numpy()
+    shop = posts["is_shoppable"].to_numpy()[has_cat]
+    views, cents = posts["views"].to_numpy()[has_cat], cents[has_cat]
     category_sums = {
-        "posts": category_posts.running(np.ones(has_cat.sum(), np.int8)),
-        "views": category_posts.running(posts["views"].to_numpy()[has_cat]),
-        "gmv": category_posts.running(_cents(posts["gmv"])[has_cat]),
-        "shop_views": category_posts.running((posts["views"].to_numpy() * shop)[has_cat]),
-        "shop_gmv": category_posts.running((_cents(posts["gmv"]) * shop)[has_cat]),
+        "posts": category_posts.running(np.ones(len(views), np.int8)),
+        "views": category_posts.running(views),
+        "gmv": category_posts.running(cents),
+        "shop_views": category_posts.running(views * shop),
+        "shop_gmv": category_posts.running(cents * shop),
     }
 
     snaps = tables["follower_snapshots"]
@@ -116,33 +118,32 @@ def _cents(values: pd.Series) -> np.ndarray:
     return np.round(values.to_numpy(dtype=float) * 100.0).astype(np.int64)
 
 
-def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray) -> dict:
+def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray, cents: np.ndarray
+               ) -> dict:
     """Running sums over each creator's posts in time order (see ``Timeline.running``)."""
     shop = posts["is_shoppable"].to_numpy()
     live = (posts["format"] == "live").to_numpy()
     views = posts["views"].to_numpy()
     log_views = np.round(np.log1p(views) * LOG_SCALE).astype(np.int64)
-    # Gaps and calendar weeks need time order: compute them on sorted posts, then map back.
+    # Gaps and calendar weeks need time order: computed on the sorted posts directly.
     sorted_time = timeline.take(posted)
     first_in_creator = timeline.is_first()
     gap_s = np.where(first_in_creator, 0,
                      np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND)
     week = sorted_time // (7 * MICROS_PER_DAY)
     new_week = first_in_creator | (np.diff(week, prepend=week[:1]) != 0)
-    unsort = np.empty_like(timeline.order)
-    unsort[timeline.order] = np.arange(len(timeline.order))
     run = timeline.running
 
     return {
         "posts": run(np.ones(len(posts), np.int8)),
         "shop": run(shop), "live": run(live),
-        "gaps": run(gap_s[unsort]), "gaps_sq": run((gap_s * gap_s)[unsort]),
-        "weeks": run(new_week[unsort]),
+        "gaps": run(gap_s, presorted=True), "gaps_sq": run(gap_s * gap_s, presorted=True),
+        "weeks": run(new_week, presorted=True),
         "views": run(views), "likes": run(posts["likes"].to_numpy()),
         "comments": run(posts["comments"].to_numpy()), "shares": run(posts["shares"].to_numpy()),
-        "gmv": run(_cents(posts["gmv"])),
+        "gmv": run(cents),
         "shop_views": run(views * shop), "shop_orders": run(posts["orders"].to_numpy() * shop),
-        "shop_gmv": run(_cents(posts["gmv"]) * shop),
+        "shop_gmv": run(cents * shop),
         "log_views": run(log_views), "log_views_sq": run(log_views * log_views // LOG_SCALE),
     }
 

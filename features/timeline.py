@@ -106,8 +106,9 @@ class Timeline:
         """``values`` (input order) in sorted order."""
         return np.asarray(values)[self.order]
 
-    def running(self, values) -> np.ndarray:
-        """Inclusive running sum of integer ``values`` within each entity, in sorted order.
+    def running(self, values, presorted: bool = False) -> np.ndarray:
+        """Inclusive running sum of integer ``values`` (input order, or already in sorted
+        order when ``presorted``) within each entity, in sorted order.
 
         Integer arithmetic is exact (wrap-around cancels in the per-entity difference), so
         each entry depends only on that entity's earlier events. The sums are int32 when
@@ -116,7 +117,8 @@ class Timeline:
         v = np.asarray(values)
         if v.dtype.kind not in "iub":
             raise TypeError("running sums are exact only on integers: scale floats first")
-        v = v[self.order]
+        if not presorted:
+            v = v[self.order]
         dtype = np.int64
         if len(v) and v.min() >= 0:
             totals = np.add.reduceat(v, self.segment_bounds[:-1], dtype=np.int64)

@@ -161,7 +161,7 @@ def review_figures(result: TrainResult) -> dict:
     fig, ax = plt.subplots(figsize=(6, 4))
     for objective, fitted in result.candidates.items():
         ax.plot(range(1, len(fitted.curve) + 1), fitted.curve, label=objective)
-    ax.set(xlabel="trees", ylabel=f"validation ndcg@{result.config.eval_at}",
+    ax.set(xlabel="trees", ylabel=f"validation ndcg@{result.config.eval_at} (LightGBM, grade gains)",
            title="Validation curve")
     ax.legend()
     figures["validation_curve"] = fig
