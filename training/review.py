@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -174,8 +175,9 @@ def _scorer_order(names) -> list[str]:
 
 
 def validation_curves(tracking_uri: str, run_id: str) -> pd.DataFrame:
-    """The validation ndcg after each tree (rows = trees, from 1) of every objective the
-    run fitted (columns)."""
+    """The validation curve the run logged: ndcg@eval_at after each tree (rows = trees,
+    from 1) of every objective it fitted (columns), as ``training.model.fit_model``
+    records it for early stopping."""
     client = MlflowClient(tracking_uri=tracking_uri)
     names = [n for n in client.get_run(run_id).data.metrics if n.startswith(VALID_CURVE_PREFIX)]
     curves = {}
@@ -199,6 +201,17 @@ def run_model_uri(tracking_uri: str, run_id: str) -> str:
     return models[0].model_uri
 
 
+@contextmanager
+def _tracking(uri: str):
+    """Use ``uri`` as MLflow's tracking URI within a ``with`` block, then restore it."""
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
 def latest_model_uri(tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT) -> str:
     """The model URI of the newest finished run of ``experiment`` with test metrics."""
     return run_model_uri(tracking_uri, latest_run_id(latest_runs(tracking_uri, experiment, n=1)))
@@ -218,20 +231,6 @@ def load_run_scorer(tracking_uri: str, model_uri: str) -> Scorer:
     """The Scorer of any MLflow model URI in the store at ``tracking_uri``."""
     with _tracking(tracking_uri):
         return load_scorer(model_uri)
-
-
-class _tracking:
-    """Use ``uri`` as MLflow's tracking URI within a ``with`` block, then restore it."""
-
-    def __init__(self, uri: str):
-        self.uri = uri
-
-    def __enter__(self):
-        self.before = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.uri)
-
-    def __exit__(self, *exc):
-        mlflow.set_tracking_uri(self.before)
 
 
 # ----------------------------------------------------------------------------- scored pairs
