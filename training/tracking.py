@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
-import matplotlib
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -135,7 +135,6 @@ def _log_record(result: TrainResult) -> None:
         mlflow.log_artifact(str(path))
     for name, figure in review_figures(result).items():
         mlflow.log_figure(figure, f"plots/{name}.png")
-        figure.clf()
 
 
 def family_importance(booster: lgb.Booster) -> pd.Series:
@@ -151,14 +150,17 @@ def family_mean_abs_contribution(scorer: Scorer, frame: pd.DataFrame, rows: int 
     return contrib.abs().mean().rename(lambda c: c.removeprefix("contrib_"))
 
 
+def _figure(size: tuple[float, float]):
+    """A figure outside pyplot's global state (nothing to close, no GUI backend)."""
+    fig = Figure(figsize=size)
+    return fig, fig.add_subplot()
+
+
 def review_figures(result: TrainResult) -> dict:
     """The run's plots: validation curves, importance and contributions by family, and
     ndcg@k of the model against the baselines (and oracle)."""
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figures = {}
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     for objective, fitted in result.candidates.items():
         ax.plot(range(1, len(fitted.curve) + 1), fitted.curve, label=objective)
     ax.set(xlabel="trees", ylabel=f"validation ndcg@{result.config.eval_at} (LightGBM, grade gains)",
@@ -166,17 +168,17 @@ def review_figures(result: TrainResult) -> dict:
     ax.legend()
     figures["validation_curve"] = fig
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     family_importance(result.scorer.booster).plot.barh(ax=ax)
     ax.set(xlabel="share of split gain", title="Importance by family")
     figures["importance_by_family"] = fig
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     family_mean_abs_contribution(result.scorer, result.test).plot.barh(ax=ax)
     ax.set(xlabel="mean |contribution| to raw score (test pairs)", title="Contributions by family")
     figures["contributions_by_family"] = fig
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure((7, 4))
     ks = result.config.ks
     table = pd.DataFrame({k: result.metrics[f"ndcg@{k}"] for k in ks}).T
     table.plot(ax=ax, marker="o")
