@@ -27,7 +27,7 @@ from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, days,
 
 MEASURE_DELAY = days(7)
 SNAPSHOT_DELAY = days(1)
-LOG_SCALE = 1_000_000
+LOG_SCALE = 1_000  # logs summed in thousandths: int32 sums for all but the busiest creators
 # Priors (pseudo-counts) so that one invitation or one post does not make 0 % or 100 %.
 ANSWER_PRIOR = (1.0, 2.0)       # 1 answered out of 2
 ACCEPT_PRIOR = (0.5, 2.0)       # 0.5 accepted out of 2
@@ -46,7 +46,6 @@ class History:
     categories: pd.Index
     posts: Timeline
     post_sums: dict[str, np.ndarray]
-    post_times: np.ndarray
     category_posts: Timeline
     category_sums: dict[str, np.ndarray]
     snapshots: Timeline
@@ -92,7 +91,7 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     return History(
         creator_index=creator_index, declared_category=declared,
         joined_us=micros(creators["joined_at"]), categories=categories,
-        posts=timeline, post_sums=post_sums, post_times=timeline.take(posted),
+        posts=timeline, post_sums=post_sums,
         category_posts=category_posts, category_sums=category_sums,
         snapshots=snapshots, snapshot_followers=snapshots.take(snaps["followers"].to_numpy()),
         answers=answers, answer_sums=answer_sums,
@@ -108,10 +107,11 @@ def release_posts(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def post_time_range(history: History) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """First and last posted_at of the indexed posts (None when there are none)."""
-    if len(history.post_times) == 0:
+    times = history.posts.ranks  # every distinct posted_at, sorted
+    if len(times) == 0:
         return None, None
-    as_time = lambda us: pd.Timestamp(int(us), unit="us", tz="UTC")  # noqa: E731
-    return as_time(history.post_times.min()), as_time(history.post_times.max())
+    return (pd.Timestamp(int(times[0]), unit="us", tz="UTC"),
+            pd.Timestamp(int(times[-1]), unit="us", tz="UTC"))
 
 
 def _cents(values: pd.Series) -> np.ndarray:
@@ -344,9 +344,8 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
             out[f"gap_cv_{d}d"] = np.where((n_gaps >= 2) & (mean > 0), np.sqrt(var) / mean, np.nan)
         out[f"active_week_share_{d}d"] = np.minimum(posted("weeks", d) / (d / 7), 1.0)
     has_post = posted_end > w.first
-    last = history.post_times[np.maximum(posted_end - 1, 0)] if len(history.post_times) else 0
-    first_time = history.post_times[np.minimum(w.first, max(len(history.post_times) - 1, 0))] \
-        if len(history.post_times) else 0
+    last = history.posts.time_at(posted_end - 1)
+    first_time = history.posts.time_at(w.first)
     out["days_since_last_post"] = np.where(has_post, (q.as_of - last) / MICROS_PER_DAY, np.nan)
     out["history_days"] = np.where(has_post, (q.as_of - first_time) / MICROS_PER_DAY, 0.0)
 

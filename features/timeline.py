@@ -102,6 +102,13 @@ class Timeline:
                              side="right" if inclusive else "left", order=bound_order)
         return search_sorted(self.keys, self._key(entity, rank))
 
+    def time_at(self, positions: np.ndarray) -> np.ndarray:
+        """Event times (microseconds) at sorted ``positions``."""
+        if len(self.keys) == 0:
+            return np.zeros(len(positions), np.int64)
+        return self.ranks[self.keys[np.clip(positions, 0, len(self.keys) - 1)]
+                          % np.int64(len(self.ranks) + 1)]
+
     def take(self, values) -> np.ndarray:
         """``values`` (input order) in sorted order."""
         return np.asarray(values)[self.order]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from features.build import index_history, release_posts
+from features.pairs import training_pairs
 from marketplace.cli import UserError, fail, load_tables_or_report, log
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
-from training.run import TrainingError, train
+from training.run import TrainingError, posts_summary, train_on_pairs
 from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
                                resolve_tracking_uri)
 
@@ -70,8 +71,14 @@ def main(argv=None) -> int:
         tables = load_tables_or_report(args.directory)
         log(f"indexing the history of {len(tables['posts']):,} posts ...")
         history = index_history(tables)
-        tables = release_posts(tables)  # the history holds what training needs of them
-        result = train(tables, cfg, truth, progress=log, history=history)
+        # At scale memory is the limit: keep neither the raw posts (the history holds what
+        # features need) nor, once the pairs are built, the history itself.
+        tables = release_posts(tables)
+        log(f"building features for {len(tables['invitations']):,} invitations ...")
+        posts = posts_summary(history)
+        pairs = training_pairs(tables, history)
+        del history
+        result = train_on_pairs(tables, pairs, posts, cfg, truth, progress=log)
         log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
         logged = log_training(result, uri, args.experiment, args.register)
     except (UserError, ConfigError, TrainingError, TrackingError) as err:

@@ -23,6 +23,10 @@ from training.split import Split, time_split
 BASELINES = ("followers", "engagement_rate", "past_gmv", "random")
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 class TrainingError(ValueError):
     """Data that cannot be trained on (too few campaigns, no sales); one-line message."""
 
@@ -53,19 +57,24 @@ def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def data_fingerprint(tables: dict[str, pd.DataFrame], history: History, pairs: pd.DataFrame,
+def posts_summary(history: History) -> dict:
+    """Row count and time range of the posts behind ``history`` (for the fingerprint)."""
+    first, last = post_time_range(history)
+    return {"rows_posts": len(history.posts),
+            "posts_from": first.isoformat() if first is not None else None,
+            "posts_to": last.isoformat() if last is not None else None}
+
+
+def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.DataFrame,
                      split: Split) -> dict:
-    """Row counts, time ranges and split boundaries (posts counted from the history, so
-    the raw posts frame may already be released)."""
-    posts_from, posts_to = post_time_range(history)
+    """Row counts, time ranges and split boundaries (``posts`` from ``posts_summary``,
+    so the raw posts frame may already be released)."""
     return {
-        **{f"rows_{name}": len(frame) for name, frame in tables.items()},
-        "rows_posts": len(history.posts),
+        **{f"rows_{name}": len(frame) for name, frame in tables.items() if name != "posts"},
         "pairs": len(pairs),
         "campaigns_from": tables["campaigns"]["created_at"].min().isoformat(),
         "campaigns_to": tables["campaigns"]["created_at"].max().isoformat(),
-        "posts_from": posts_from.isoformat() if posts_from is not None else None,
-        "posts_to": posts_to.isoformat() if posts_to is not None else None,
+        **posts,
         **split.fingerprint(),
     }
 
@@ -86,16 +95,25 @@ def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame):
 
 def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
           truth: pd.DataFrame | None = None,
-          progress: Callable[[str], None] = lambda message: None,
-          history: History | None = None) -> TrainResult:
-    """Fit on the contract's time split, choose the objective on validation ndcg, and
-    evaluate the model, the baselines, the pointwise regressor (and the oracle when
-    ``truth`` = expected_gmv is given) on the test campaigns. ``history`` is
-    ``index_history(tables)`` when already built (then ``tables["posts"]`` may be empty)."""
-    history = history or index_history(tables)
+          progress: Callable[[str], None] = _quiet) -> TrainResult:
+    """Build the training pairs of ``tables`` and ``train_on_pairs`` them."""
+    history = index_history(tables)
     progress(f"building features for {len(tables['invitations']):,} invitations ...")
     pairs = training_pairs(tables, history)
+    return train_on_pairs(tables, pairs, posts_summary(history), cfg, truth, progress)
+
+
+def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: dict,
+                   cfg: TrainConfig, truth: pd.DataFrame | None = None,
+                   progress: Callable[[str], None] = _quiet) -> TrainResult:
+    """Fit on the contract's time split, choose the objective on validation ndcg, and
+    evaluate the model, the baselines, the pointwise regressor (and the oracle when
+    ``truth`` = expected_gmv is given) on the test campaigns.
+
+    ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
+    ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
     split, (fit, valid, test) = split_pairs(tables, cfg, pairs)
+    fingerprint = data_fingerprint(tables, posts, pairs, split)
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
     features = list(FEATURE_NAMES)
@@ -120,8 +138,7 @@ def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
     metrics["best_iteration"] = chosen.best_iteration
     metrics[f"validation_ndcg@{cfg.eval_at}"] = {o: f.valid_ndcg for o, f in candidates.items()}
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
-    return TrainResult(config=cfg, split=split,
-                       fingerprint=data_fingerprint(tables, history, pairs, split),
+    return TrainResult(config=cfg, split=split, fingerprint=fingerprint,
                        candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=scorer,
                        metrics=metrics, test=test)
 
