@@ -15,7 +15,11 @@ Reasons recipe (``reasons_text``), deterministic:
 3. Write lifts first (largest first), then drags (most negative first); each family has
    one phrase when it lifts, one when it drags and one when the creator lacks the
    history for its index (the index is null); the index follows in brackets when known,
-   "(sales 91)"; the category family names the brief's category.
+   "(sales 91)"; the category family names the brief's category. Where the index
+   disagrees with the contribution's sign (a lift with an index under 50, a drag over
+   50: the model weighs the family against all past invitees, the index ranks among
+   this brief's candidates) a neutral phrase is used: "sales lifts the score (sales 35)",
+   "fit with food holds the score back (category 75)".
 4. Phrases are joined by "; ", the first letter capitalised. No significant family:
    "No single family stands out".
 """
@@ -222,5 +226,9 @@ def _phrase(family: str, contrib: float, index: float, category: str) -> str:
     lift, drag, no_history = PHRASES[family]
     if np.isnan(index):
         return no_history.format(category=category)
-    phrase = (lift if contrib > 0 else drag).format(category=category)
-    return f"{phrase} ({family} {index:.0f})"
+    subject = "fit with {category}" if family == "category" else family
+    if contrib > 0:
+        phrase = lift if index >= 50 else f"{subject} lifts the score"
+    else:
+        phrase = drag if index <= 50 else f"{subject} holds the score back"
+    return f"{phrase.format(category=category)} ({family} {index:.0f})"

@@ -322,6 +322,12 @@ def test_reasons_recipe_by_hand():
     assert reasons_text(contrib, index, "home") == (
         "Strong in home (category 50); too few measured posts to judge engagement; "
         "commits to shoppable posts and LIVEs (diligence 50)")
+    # An index that disagrees with the contribution's sign gets a neutral phrase.
+    contrib[[5, 2]] = [-0.5, 0.1]
+    index[[5, 2]] = [75.0, 30.0]
+    assert reasons_text(contrib, index, "food") == (
+        "Too few measured posts to judge engagement; diligence lifts the score (diligence 30); "
+        "fit with food holds the score back (category 75)")
 
 
 # ------------------------------------------------------------------ the candidate rule
