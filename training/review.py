@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 from features.build import History, index_history
 from features.pairs import training_pairs
 from features.registry import FAMILIES, OTHER
-from marketplace.reference import TIER_EDGES, TIER_LABELS
+from marketplace.summary import follower_tier
 from marketplace.validate import load_valid_tables
 from training.config import TrainConfig, load_config
 from training.model import Scorer
@@ -290,12 +290,12 @@ def creator_groups(pairs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.D
     ``never sold``)."""
     creators = tables["creators"].set_index("creator_id")
     ids = pairs["creator_id"]
-    followers = np.expm1(pairs["log_followers"].to_numpy(dtype=float))
+    # log1p then expm1 is not exact: round back to whole followers before cutting tiers.
+    followers = np.round(np.expm1(pairs["log_followers"].to_numpy(dtype=float)))
     category = ids.map(creators["primary_category"].astype(object))
     sold = pairs["log_gmv_per_shoppable_post_all"].fillna(0.0) > 0
     return pairs.assign(
-        follower_tier=pd.cut(pd.Series(followers, index=pairs.index), TIER_EDGES,
-                             labels=list(TIER_LABELS), right=False),
+        follower_tier=follower_tier(pd.Series(followers, index=pairs.index)),
         market=ids.map(creators["market"].astype(object)).astype(str),
         category=category.where(category.notna(), NO_CATEGORY).astype(str),
         past_sales=pd.Categorical(np.where(sold, SOLD_BEFORE, NEVER_SOLD),
