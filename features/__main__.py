@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from features.build import index_history, release_posts
+from features.build import index_history
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
@@ -36,8 +36,7 @@ def main(argv=None) -> int:
         tables = load_tables_or_report(args.directory)
         log(f"read and validated {args.directory} in {time.perf_counter() - started:.1f}s; "
             f"building features for {len(tables['invitations']):,} invitations ...")
-        history = index_history(tables)
-        tables = release_posts(tables)  # the history holds what features need of them
+        history = index_history(tables, release_posts=True)  # memory: see its docstring
         pairs = training_pairs(tables, history)
         write_frame_atomically(pairs, args.out)
     except UserError as err:

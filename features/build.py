@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.registry import FEATURE_NAMES
 from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, days, micros
@@ -56,25 +57,32 @@ class History:
     delivery_sums: dict[str, np.ndarray]
 
 
-def index_history(tables: dict[str, pd.DataFrame]) -> History:
-    """Sort and sum the raw tables once (O(n log n)); ``tables`` as read and validated."""
+def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) -> History:
+    """Sort and sum the raw tables once (O(n log n)); ``tables`` as read and validated.
+
+    With ``release_posts`` the posts frame in ``tables`` is replaced by an empty one as
+    soon as its columns are read into arrays, before the sorting and summing: at scale
+    the raw frame's strings are the largest thing in memory, and the history holds all
+    that features need of the posts. Only a caller that owns ``tables`` should ask.
+    """
     creators = tables["creators"]
     creator_index = pd.Index(creators["creator_id"])
     posts = tables["posts"]
-    code = creator_index.get_indexer(posts["creator_id"])
-    posted = micros(posts["posted_at"])
-    timeline = Timeline.build(code, posted)
     categories = pd.Index(sorted(set(posts["category"].dropna().unique())
                                  | set(tables["campaigns"]["category"].dropna().unique())
                                  | set(creators["primary_category"].dropna().unique())))
-    cents = _cents(posts["gmv"])
-    post_sums = _post_sums(timeline, posts, posted, cents)
+    columns = _post_arrays(posts, creator_index, categories)
+    if release_posts:
+        tables["posts"] = posts.iloc[:0]
+        del posts
+        pa.default_memory_pool().release_unused()  # the strings' memory, back to the system
+    timeline = Timeline.build(columns["code"], columns["posted"])
+    post_sums = _post_sums(timeline, columns)
 
-    cat = categories.get_indexer(posts["category"])
-    has_cat = cat >= 0
-    category_posts = Timeline.build((code * len(categories) + cat)[has_cat], posted[has_cat])
-    shop = posts["is_shoppable"].to_numpy()[has_cat]
-    views, cents = posts["views"].to_numpy()[has_cat], cents[has_cat]
+    has_cat = columns["category"] >= 0
+    category_posts = Timeline.build(
+        (columns["code"] * len(categories) + columns["category"])[has_cat], columns["posted"][has_cat])
+    shop, views, cents = (columns[c][has_cat] for c in ("shop", "views", "cents"))
     category_sums = {
         "posts": category_posts.running(np.ones(len(views), np.int8)),
         "views": category_posts.running(views),
@@ -82,6 +90,7 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
         "shop_views": category_posts.running(views * shop),
         "shop_gmv": category_posts.running(cents * shop),
     }
+    del columns, shop, views, cents
 
     snaps = tables["follower_snapshots"]
     snapshots = Timeline.build(creator_index.get_indexer(snaps["creator_id"]),
@@ -99,10 +108,17 @@ def index_history(tables: dict[str, pd.DataFrame]) -> History:
     )
 
 
-def release_posts(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """``tables`` with an empty posts frame: once a History is built it holds all that
-    features need of the posts, and at scale the raw frame is the largest thing in memory."""
-    return {**tables, "posts": tables["posts"].iloc[:0]}
+def _post_arrays(posts: pd.DataFrame, creator_index: pd.Index, categories: pd.Index) -> dict:
+    """What the history needs of each post, as plain arrays (no strings)."""
+    return {
+        "code": creator_index.get_indexer(posts["creator_id"]),
+        "posted": micros(posts["posted_at"]),
+        "category": categories.get_indexer(posts["category"]),
+        "live": (posts["format"] == "live").to_numpy(),
+        "shop": posts["is_shoppable"].to_numpy(),
+        "cents": _cents(posts["gmv"]),
+        **{c: posts[c].to_numpy() for c in ("views", "likes", "comments", "shares", "orders")},
+    }
 
 
 def post_time_range(history: History) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -118,31 +134,28 @@ def _cents(values: pd.Series) -> np.ndarray:
     return np.round(values.to_numpy(dtype=float) * 100.0).astype(np.int64)
 
 
-def _post_sums(timeline: Timeline, posts: pd.DataFrame, posted: np.ndarray, cents: np.ndarray
-               ) -> dict:
-    """Running sums over each creator's posts in time order (see ``Timeline.running``)."""
-    shop = posts["is_shoppable"].to_numpy()
-    live = (posts["format"] == "live").to_numpy()
-    views = posts["views"].to_numpy()
+def _post_sums(timeline: Timeline, posts: dict[str, np.ndarray]) -> dict:
+    """Running sums over each creator's posts in time order (see ``Timeline.running``);
+    ``posts`` as from ``_post_arrays``."""
+    shop, views, cents = posts["shop"], posts["views"], posts["cents"]
     log_views = np.round(np.log1p(views) * LOG_SCALE).astype(np.int64)
     # Gaps and calendar weeks need time order: computed on the sorted posts directly.
-    sorted_time = timeline.take(posted)
+    sorted_time = timeline.take(posts["posted"])
     first_in_creator = timeline.is_first()
     gap_s = np.where(first_in_creator, 0,
                      np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND)
     week = sorted_time // (7 * MICROS_PER_DAY)
     new_week = first_in_creator | (np.diff(week, prepend=week[:1]) != 0)
     run = timeline.running
-
     return {
-        "posts": run(np.ones(len(posts), np.int8)),
-        "shop": run(shop), "live": run(live),
+        "posts": run(np.ones(len(views), np.int8)),
+        "shop": run(shop), "live": run(posts["live"]),
         "gaps": run(gap_s, presorted=True), "gaps_sq": run(gap_s * gap_s, presorted=True),
         "weeks": run(new_week, presorted=True),
-        "views": run(views), "likes": run(posts["likes"].to_numpy()),
-        "comments": run(posts["comments"].to_numpy()), "shares": run(posts["shares"].to_numpy()),
+        "views": run(views), "likes": run(posts["likes"]),
+        "comments": run(posts["comments"]), "shares": run(posts["shares"]),
         "gmv": run(cents),
-        "shop_views": run(views * shop), "shop_orders": run(posts["orders"].to_numpy() * shop),
+        "shop_views": run(views * shop), "shop_orders": run(posts["orders"] * shop),
         "shop_gmv": run(cents * shop),
         "log_views": run(log_views), "log_views_sq": run(log_views * log_views // LOG_SCALE),
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import index_history, release_posts
+from features.build import index_history
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
     write_frame_atomically
 from serving.briefs import DEFAULT_TOP_K, BriefError, read_briefs
@@ -54,8 +54,7 @@ def main(argv=None) -> int:
         briefs = read_briefs(args.briefs)
         scorer, version = load_model(args.model, args.tracking_uri)
         tables = load_tables_or_report(args.data)
-        history = index_history(tables)
-        tables = release_posts(tables)
+        history = index_history(tables, release_posts=True)  # memory: see its docstring
         log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
             f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
         result = partner_lists(tables, briefs, scorer, version, history, progress=log,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.build import index_history, release_posts
+from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.cli import UserError, fail, load_tables_or_report, log
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
@@ -70,10 +70,9 @@ def main(argv=None) -> int:
         truth = read_truth(args.truth) if args.truth else None
         tables = load_tables_or_report(args.directory)
         log(f"indexing the history of {len(tables['posts']):,} posts ...")
-        history = index_history(tables)
         # At scale memory is the limit: keep neither the raw posts (the history holds what
         # features need) nor, once the pairs are built, the history itself.
-        tables = release_posts(tables)
+        history = index_history(tables, release_posts=True)
         log(f"building features for {len(tables['invitations']):,} invitations ...")
         posts = posts_summary(history)
         pairs = training_pairs(tables, history)
