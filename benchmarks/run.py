@@ -82,26 +82,23 @@ def features_and_predict_seconds(data: Path, briefs: Path, model_uri: str, track
     predict, in one process: what serving costs without ranking, indices, contributions
     and reasons."""
     code = f"""
-import time, mlflow, pandas as pd
+import time, mlflow
 started = time.perf_counter()
 from marketplace.validate import load_valid_tables
 from features.build import build_features, index_history
 from training.tracking import load_scorer
 from serving.briefs import read_briefs
-from serving.candidates import find_candidates
+from serving.candidates import feature_requests, find_candidates
+from serving.partner_list import with_model_defaults
 mlflow.set_tracking_uri({tracking!r})
 scorer = load_scorer({model_uri!r})
 tables = load_valid_tables({str(data)!r})
-briefs = read_briefs({str(briefs)!r})
+briefs = with_model_defaults(read_briefs({str(briefs)!r}), scorer)
 history = index_history(tables)
 pairs = find_candidates(tables, briefs, history)
-per_pair = briefs.iloc[pairs["brief"].to_numpy()].reset_index(drop=True)
-requests = pd.DataFrame({{"creator_id": pairs["creator_id"], "as_of": per_pair["as_of"],
-                         "category": per_pair["category"],
-                         "commission_rate": per_pair["commission_rate"].fillna(scorer.commission_rate_median)}})
-features = build_features(tables, requests, history)
+features = build_features(tables, feature_requests(briefs, pairs), history)
 scorer.raw(features)
-print(f"{{time.perf_counter() - started:.1f}} {{len(requests)}}")
+print(f"{{time.perf_counter() - started:.1f}} {{len(pairs)}}")
 """
     out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]

@@ -42,6 +42,12 @@ def simulated_videos(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     }).dropna(subset=["followers"])
 
 
+def follower_tier(followers) -> pd.Series:
+    """The follower tier of each count (an ordered categorical; NaN stays NaN)."""
+    values = pd.Series(followers, dtype="float64")
+    return pd.cut(values, TIER_EDGES, labels=list(TIER_LABELS), right=False)
+
+
 def per_creator_ratios(videos: pd.DataFrame, recent: int = 20) -> pd.DataFrame:
     """Per creator, the median of each ratio over its ``recent`` latest videos, its
     followers and tier. Ratios with a zero or missing denominator are left out."""
@@ -59,7 +65,7 @@ def per_creator_ratios(videos: pd.DataFrame, recent: int = 20) -> pd.DataFrame:
         "days_between_posts": gaps,
     }).groupby("creator").median()
     ratios["followers"] = latest.groupby("creator")["followers"].first()
-    ratios["tier"] = pd.cut(ratios["followers"], TIER_EDGES, labels=TIER_LABELS, right=False)
+    ratios["tier"] = follower_tier(ratios["followers"])
     return ratios
 
 

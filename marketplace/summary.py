@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from marketplace.io import write_tables
-from marketplace.reference import RATIOS, TIER_EDGES, TIER_LABELS
+from marketplace.reference import RATIOS, TIER_LABELS, follower_tier  # noqa: F401 - re-exported
 from marketplace.simulate import MARKETS, SimConfig, simulate
 
 # The column that dates each table's rows (campaign_results carries no time of its own).
@@ -48,12 +48,6 @@ def tiny_marketplace(directory, creators: int = 800, days: int = 240, seed: int 
     for name, frame in truth.items():
         frame.to_parquet(directory / "truth" / f"{name}.parquet", index=False)
     return directory
-
-
-def follower_tier(followers) -> pd.Series:
-    """The reference's follower tier of each count (an ordered categorical; NaN stays NaN)."""
-    values = pd.Series(followers, dtype="float64")
-    return pd.cut(values, TIER_EDGES, labels=list(TIER_LABELS), right=False)
 
 
 def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -45,6 +45,15 @@ def recent_posts(history: History, code: np.ndarray, as_of_us: np.ndarray,
     return tl.before(code, as_of_us) - tl.before(code, as_of_us - days(window_days))
 
 
+def feature_requests(briefs: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The feature builder's request rows for ``find_candidates`` pairs: each candidate
+    as of its brief's as_of, in its category, at its commission rate."""
+    per_pair = briefs.iloc[pairs["brief"].to_numpy()].reset_index(drop=True)
+    return pd.DataFrame({"creator_id": pairs["creator_id"], "as_of": per_pair["as_of"],
+                         "category": per_pair["category"],
+                         "commission_rate": per_pair["commission_rate"]})
+
+
 def find_candidates(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame,
                     history: History | None = None,
                     by_market: dict[str, np.ndarray] | None = None) -> pd.DataFrame:

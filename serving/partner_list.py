@@ -38,7 +38,7 @@ from features.indices import family_indices, index_name
 from features.registry import FAMILIES
 from marketplace.contract import STRING_DTYPE
 from serving.briefs import check_briefs
-from serving.candidates import ACTIVE_DAYS, find_candidates, market_creators
+from serving.candidates import ACTIVE_DAYS, feature_requests, find_candidates, market_creators
 from serving.model import check_features
 from training.model import CONTRIB_COLUMNS, Scorer
 
@@ -164,10 +164,7 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     if pairs.empty:
         return empty_partner_list(), 0
     brief = pairs["brief"].to_numpy()
-    per_pair = chunk.iloc[brief].reset_index(drop=True)
-    requests = pd.DataFrame({"creator_id": pairs["creator_id"], "as_of": per_pair["as_of"],
-                             "category": per_pair["category"],
-                             "commission_rate": per_pair["commission_rate"]})
+    requests = feature_requests(chunk, pairs)
     features = build_features(tables, requests, history)
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
@@ -179,9 +176,9 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     contrib = scorer.contributions(selected).reset_index(drop=True)
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
-    categories = per_pair["category"].to_numpy()[rows]
+    categories = requests["category"].to_numpy()[rows]
     out = pd.DataFrame({
-        "brief_id": pd.Series(per_pair["brief_id"].to_numpy()[rows], dtype=STRING_DTYPE),
+        "brief_id": pd.Series(chunk["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
         "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
         "rank": rank[rows],
         "score": scorer.score(top_raw).astype(float),

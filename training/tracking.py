@@ -10,7 +10,6 @@ champion's ndcg@10 on the same test campaigns.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import urllib.error
