@@ -13,6 +13,7 @@ from features.build import index_history
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
     write_frame_atomically
 from serving.briefs import DEFAULT_TOP_K, BriefError, read_briefs
+from serving.drift import THRESHOLD, add_counts, data_reference, drift_report, drift_warning
 from serving.model import ModelError, load_model
 from serving.partner_list import partner_lists
 
@@ -25,7 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(and have at least min_followers), ranked by the model; its top_k "
                     "with rank, score, the eight 0-100 indices, raw_score, per-family "
                     "contributions, reasons and the model version. The data is validated "
-                    "first; the output is written atomically.")
+                    "first; the output is written atomically. A one-line warning names "
+                    f"the feature families whose drift from the training pairs exceeds "
+                    f"PSI {THRESHOLD}.")
     parser.add_argument("--model", required=True, metavar="URI",
                         help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
                              "runs:/RUN_ID/model (an alias is reported as its version)")
@@ -40,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--show", type=int, default=0, metavar="N",
                         help="also print the top N rows of each of the first briefs "
                              "(rank, creator, score, reasons)")
+    parser.add_argument("--drift-report", type=Path, metavar="FILE",
+                        help="write the population stability index of every feature and "
+                             "family (scored candidates against the model's training "
+                             "pairs), .csv or .parquet")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                              "sqlite:///mlflow.db in the working directory)")
@@ -51,19 +58,42 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         check_output_path(args.out)
+        if args.drift_report:
+            check_output_path(args.drift_report)
         briefs = read_briefs(args.briefs)
         scorer, version = load_model(args.model, args.tracking_uri)
+        if args.drift_report and not scorer.reference:
+            raise UserError(f"model {version} has no reference bins (trained before drift "
+                            "checks): retrain it to get a --drift-report")
         tables = load_tables_or_report(args.data)
         history = index_history(tables, release_posts=True)  # memory: see its docstring
         log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
             f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
+        counts: dict = {}
+        reference = data_reference(scorer.reference or {})
+
+        def observe(features: pd.DataFrame) -> None:
+            counts["all"] = add_counts(counts.get("all"), features, reference)
+
         result = partner_lists(tables, briefs, scorer, version, history, progress=log,
-                               warn=lambda message: log(f"warning: {message}"))
+                               warn=lambda message: log(f"warning: {message}"),
+                               observe=observe if scorer.reference else None)
+        report = drift_report(counts["all"], reference) if counts else None
         write_frame_atomically(result, args.out)
+        if args.drift_report and report is not None:
+            write_frame_atomically(report, args.drift_report)
     except (UserError, BriefError, ModelError) as err:
         return fail(str(err))
     log(f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
         f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s")
+    if not scorer.reference:
+        log(f"warning: model {version} has no reference bins (trained before drift checks): "
+            "drift not checked")
+    elif report is not None and (message := drift_warning(report)):
+        log(f"warning: {message}")
+    if args.drift_report and report is not None:
+        log(f"wrote {args.drift_report}: drift of {(report['kind'] == 'feature').sum()} "
+            "features and their families")
     if args.show > 0:
         print(preview(result, args.show))
     return 0

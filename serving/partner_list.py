@@ -93,7 +93,8 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
                   model_version: str, history: History | None = None, *,
                   progress: Callable[[str], None] = _quiet,
                   warn: Callable[[str], None] = _warn,
-                  chunk_pairs: int = CHUNK_PAIRS) -> pd.DataFrame:
+                  chunk_pairs: int = CHUNK_PAIRS,
+                  observe: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """The partner list of every brief: its top_k candidates, ordered by brief (as in
     ``briefs``) then rank, with the contract's ``PARTNER_COLUMNS``.
 
@@ -103,6 +104,7 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     receives a line after each chunk of briefs; ``warn`` a line per brief without
     candidates (default: a Python warning). Briefs are scored in chunks of about
     ``chunk_pairs`` (brief, market creator) pairs; the result does not depend on it.
+    ``observe``, when given, receives each chunk's candidate features (serving.drift).
     """
     check_features(scorer, model_version)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
@@ -111,7 +113,7 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     started, done, candidates, parts = time.perf_counter(), 0, 0, []
     for chunk in _chunks(briefs, by_market, chunk_pairs):
         part, n_candidates = _score_chunk(tables, chunk, scorer, model_version, history,
-                                          by_market, warn)
+                                          by_market, warn, observe)
         parts.append(part)
         done, candidates = done + len(chunk), candidates + n_candidates
         progress(f"scored {done:,}/{len(briefs):,} briefs ({candidates:,} candidates) "
@@ -153,7 +155,7 @@ def rank_candidates(brief: np.ndarray, raw: np.ndarray, creator_id: pd.Series) -
 
 
 def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str,
-                 history: History, by_market, warn) -> tuple[pd.DataFrame, int]:
+                 history: History, by_market, warn, observe=None) -> tuple[pd.DataFrame, int]:
     pairs = find_candidates(tables, chunk, history, by_market)
     present = np.bincount(pairs["brief"], minlength=len(chunk)) > 0
     for position in np.flatnonzero(~present):
@@ -166,6 +168,8 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     brief = pairs["brief"].to_numpy()
     requests = feature_requests(chunk, pairs)
     features = build_features(tables, requests, history)
+    if observe is not None:
+        observe(features)
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
     indices = family_indices(features, peers=brief)          # among ALL the brief's candidates

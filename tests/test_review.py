@@ -202,7 +202,7 @@ def _records():
     metrics = {"test_ndcg_at_5_model": 0.4, "test_ndcg_at_10_model": 0.5,
                "test_ndcg_at_5_past_gmv": 0.3, "test_ndcg_at_10_past_gmv": 0.35,
                "test_ndcg_at_10_oracle": 0.7, "test_gmv_capture_at_10_model": 0.8,
-               "test_test_queries": 12.0, "valid_ndcg_at_10_lambdarank": 0.55}
+               "test_queries": 12.0, "valid_ndcg_at_10_lambdarank": 0.55}
     return [
         {"run_id": "old", "run_name": "first", "objective": "lambdarank",
          "start_time": pd.Timestamp("2025-01-01", tz="UTC"),

@@ -648,9 +648,12 @@ def _post_json(url: str, payload: dict) -> dict:
 def test_mlflow_models_serve_answers_like_the_scorer(world, scored, tmp_path):
     """The registered pyfunc behind the real ``mlflow models serve`` returns raw_score,
     score and contributions equal to ``Scorer.explain`` of the posted feature rows."""
-    requests = scored[["creator_id"]].iloc[:6].assign(
+    requests = scored[["creator_id"]].assign(
         as_of=world.as_of, category="beauty", commission_rate=0.12)
     features = build_features(world.tables, requests, world.history).reset_index(drop=True)
+    with_null = features.isna().any(axis=1).to_numpy()
+    features = pd.concat([features[with_null].head(3), features[~with_null].head(3)],
+                         ignore_index=True)
     assert features.isna().any().any()          # missing values travel as JSON null
     expected = world.scorer.explain(features).reset_index(drop=True)
     payload = {"dataframe_split": {

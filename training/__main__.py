@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -13,7 +14,8 @@ import pandas as pd
 from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.cli import UserError, fail, load_tables_or_report, log
-from training.config import DEFAULT_CONFIG, ConfigError, load_config
+from training.backtest import format_backtest
+from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
 from training.run import TrainingError, posts_summary, train_on_pairs
 from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
                                resolve_tracking_uri)
@@ -26,8 +28,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m training",
         description="Train the LightGBM ranker on the campaigns of DIR: features as of each "
                     "campaign's creation, the data contract's time split (test = last 20 %% "
-                    "of campaigns), objective chosen on validation ndcg@10; evaluate against "
-                    "the baselines (and the oracle with --truth); log everything to MLflow.")
+                    "of campaigns) and a walk-forward backtest of earlier folds, objective "
+                    "chosen on the folds' validation ndcg@10; evaluate against the "
+                    "baselines (and the oracle with --truth); refit on every labelled "
+                    "campaign for serving; log everything to MLflow; with --register, move "
+                    "the champion alias only when the challenger is better beyond noise.")
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help=f"TOML file overriding keys of the default ({DEFAULT_CONFIG.name})")
@@ -41,10 +46,25 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "sqlite:///mlflow.db in the working directory)")
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, metavar="NAME",
                         help="MLflow experiment (default %(default)s)")
+    parser.add_argument("--backtest", type=int, metavar="K",
+                        help="walk-forward folds, each test_fraction of the campaigns, the "
+                             "last one the test set (default: backtest_folds of the config; "
+                             "1 = the test set alone)")
     parser.add_argument("--register", metavar="NAME",
                         help="register the model under NAME; alias 'champion' moves to it "
-                             "only if it beats the current champion's test ndcg@10")
+                             "only if its test ndcg@10 beats the champion's on campaigns the "
+                             "champion never learned from, with a bootstrap interval above 0")
     return parser.parse_args(argv)
+
+
+def with_backtest(cfg: TrainConfig, folds: int | None) -> TrainConfig:
+    """``cfg`` with ``--backtest K`` applied (validated like a config key)."""
+    if folds is None:
+        return cfg
+    try:
+        return dataclasses.replace(cfg, backtest_folds=folds)
+    except ConfigError as err:
+        raise ConfigError(f"--backtest {folds}: {err}") from None
 
 
 def read_truth(directory: Path) -> pd.DataFrame:
@@ -62,7 +82,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     try:
-        cfg = load_config(args.config)
+        cfg = with_backtest(load_config(args.config), args.backtest)
         uri = resolve_tracking_uri(args.tracking_uri)
         check_tracking_uri(uri)
         if args.metrics_out and not args.metrics_out.parent.is_dir():
@@ -79,7 +99,8 @@ def main(argv=None) -> int:
         del history
         result = train_on_pairs(tables, pairs, posts, cfg, truth, progress=log)
         log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
-        logged = log_training(result, uri, args.experiment, args.register)
+        logged = log_training(result, uri, args.experiment, args.register,
+                              source=str(args.directory.resolve()), pairs=pairs)
     except (UserError, ConfigError, TrainingError, TrackingError) as err:
         return fail(str(err))
     if args.metrics_out:
@@ -87,10 +108,19 @@ def main(argv=None) -> int:
     print(f"run id:    {logged.run_id}")
     print(f"model URI: {logged.model_uri}")
     if logged.version:
-        print(f"registered: version {logged.version} ({logged.champion_note})")
+        print(f"registered: version {logged.version}")
+        print(f"gate: {logged.champion_note}")
     print(f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
           f"{result.metrics['test_queries']} test campaigns")
+    print(f"served model: refitted on {len(result.served_campaigns)} labelled campaigns "
+          f"(until {result.scorer.trained_until[:10]}), {result.served_trees} trees")
     print(metrics_table(result.metrics))
+    k = cfg.eval_at
+    shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
+             if m in result.backtest.columns]
+    print(f"backtest ({cfg.backtest_folds} folds, {cfg.confidence:.0%} bootstrap intervals "
+          "over test campaigns):")
+    print(format_backtest(result.backtest, shown))
     log(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 

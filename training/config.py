@@ -45,6 +45,17 @@ class TrainConfig:
     eval_at: int = 10
     num_threads: int = 2
     ks: tuple[int, ...] = field(default=(5, 10, 20))
+    # monotone constraints from the registry's directions (+1 never lowers the score,
+    # -1 never raises it; direction 0 is free)
+    monotone: bool = True
+    # walk-forward backtest: backtest_folds successive test periods of test_fraction of
+    # the campaigns each, the last one the contract's test set (1 = that one alone)
+    backtest_folds: int = 3
+    # bootstrap over test campaigns: intervals of the backtest and the champion gate
+    bootstrap_samples: int = 1000
+    confidence: float = 0.9
+    # the champion gate compares on at least this many fair test campaigns
+    gate_min_campaigns: int = 10
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -52,7 +63,7 @@ class TrainConfig:
             raise ConfigError(f"objectives: {unknown or 'empty'}; choose from {', '.join(OBJECTIVES)}")
         for name, upper in (("test_fraction", 0.5), ("validation_fraction", 0.5),
                             ("learning_rate", 1.0), ("feature_fraction", 1.0),
-                            ("bagging_fraction", 1.0)):
+                            ("bagging_fraction", 1.0), ("confidence", 0.999)):
             value = getattr(self, name)
             if not 0 < value <= upper:
                 raise ConfigError(f"{name}: must be in (0, {upper}], got {value}")
@@ -61,9 +72,15 @@ class TrainConfig:
         if self.grade_steps_per_doubling < 1:
             raise ConfigError("grade_steps_per_doubling: must be >= 1")
         for name in ("num_leaves", "min_data_in_leaf", "max_rounds", "early_stopping_rounds",
-                     "eval_at", "num_threads"):
+                     "eval_at", "num_threads", "backtest_folds", "bootstrap_samples",
+                     "gate_min_campaigns"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+
+        if self.backtest_folds * self.test_fraction > 0.8:
+            raise ConfigError(f"backtest_folds x test_fraction: must be <= 0.8 (folds of "
+                              f"test_fraction each, with older campaigns to fit on), got "
+                              f"{self.backtest_folds} x {self.test_fraction}")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,6 +105,10 @@ def _typed(name: str, value, expected: str, path):
         if not isinstance(value, list):
             raise ConfigError(f"{path}: {name} must be a list")
         return tuple(value)
+    if expected == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {name} must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{path}: {name} must be a number")
     if expected == "int" and not isinstance(value, int):

@@ -66,3 +66,19 @@ def evaluate(query, gain, scores: dict[str, np.ndarray], ks=(5, 10, 20)) -> dict
             out[f"ndcg@{k}"][name] = float(table["ndcg"].mean())
             out[f"gmv_capture@{k}"][name] = float(table["gmv_capture"].mean())
     return out
+
+
+def bootstrap_mean_draws(values: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``samples`` resamples (with replacement) of the rows of ``values``
+    (n x m, one row per campaign): a (samples x m) array. Resampling by multinomial
+    counts keeps memory at samples x n whatever m."""
+    values = np.asarray(values, dtype=float).reshape(len(values), -1)
+    n = len(values)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=samples)
+    return counts @ values / n
+
+
+def interval(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``confidence`` interval of bootstrap ``draws`` (percentile method)."""
+    tail = (1.0 - confidence) / 2.0
+    return np.quantile(draws, tail, axis=0), np.quantile(draws, 1.0 - tail, axis=0)

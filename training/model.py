@@ -15,7 +15,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.registry import FAMILIES, OTHER, family_of
+from features.registry import BY_NAME, FAMILIES, OTHER, family_of
 from training.config import TrainConfig
 from training.labels import grades, label_gain
 from training.metrics import mean_ndcg
@@ -33,7 +33,10 @@ class Fitted:
     curve: list[float]  # the early-stopping metric per tree (ndcg@k, or l2 for regression)
 
 
-def lgb_params(cfg: TrainConfig, objective: str) -> dict:
+def lgb_params(cfg: TrainConfig, objective: str, features: list[str] | None = None) -> dict:
+    """LightGBM's parameters; with ``features`` and ``cfg.monotone``, a monotone
+    constraint per feature from the registry's direction (+1 never lowers the raw score,
+    -1 never raises it, 0 free)."""
     params = {
         "objective": objective, "metric": "None", "learning_rate": cfg.learning_rate,
         "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_data_in_leaf,
@@ -46,6 +49,8 @@ def lgb_params(cfg: TrainConfig, objective: str) -> dict:
         params["label_gain"] = label_gain(cfg.max_grade, cfg.grade_steps_per_doubling)
     if objective == "lambdarank":
         params["lambdarank_truncation_level"] = cfg.lambdarank_truncation_level
+    if features is not None and cfg.monotone:
+        params["monotone_constraints"] = [BY_NAME[f].direction for f in features]
     return params
 
 
@@ -71,17 +76,11 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
     """
     ranking = objective != "regression"
 
-    def dataset(frame, reference=None):
-        label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
-                 if ranking else np.log1p(frame["gmv"].to_numpy()))
-        return lgb.Dataset(frame[features].to_numpy(dtype=float), feature_name=features,
-                           label=label, reference=reference,
-                           group=_group_sizes(frame["campaign_id"]))
-
-    train_set = dataset(fit)
-    valid_set = dataset(valid, train_set)
+    train_set = _dataset(fit, features, cfg, ranking)
+    valid_set = _dataset(valid, features, cfg, ranking, train_set)
     query, gain = valid["campaign_id"].to_numpy(), valid["gmv"].to_numpy()
-    params = lgb_params(cfg, objective)
+    # the pointwise regressor is the unconstrained first try a user would make
+    params = lgb_params(cfg, objective, features if ranking else None)
     params["metric"] = "ndcg" if ranking else "l2"
     if ranking:
         params["eval_at"] = [cfg.eval_at]
@@ -98,6 +97,33 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
                   valid_ndcg=exact, curve=curve)
 
 
+def _dataset(frame: pd.DataFrame, features: list[str], cfg: TrainConfig, ranking: bool,
+             reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    """Grades (ranking) or log(1 + gmv) (regression) as the label, campaigns as groups."""
+    label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
+             if ranking else np.log1p(frame["gmv"].to_numpy()))
+    return lgb.Dataset(frame[features].to_numpy(dtype=float), feature_name=features,
+                       label=label, reference=reference, group=_group_sizes(frame["campaign_id"]))
+
+
+def refit_trees(best_iteration: int, fit_campaigns: int, refit_campaigns: int,
+                max_rounds: int) -> int:
+    """Trees for the refit on more data: the validated count scaled by the ratio of
+    training campaigns (more data supports proportionally more trees at the same
+    learning rate), capped at ``max_rounds``."""
+    scaled = int(round(best_iteration * refit_campaigns / max(fit_campaigns, 1)))
+    return max(1, min(max_rounds, scaled))
+
+
+def refit_model(pairs: pd.DataFrame, features: list[str], cfg: TrainConfig, objective: str,
+                trees: int) -> lgb.Booster:
+    """A booster of exactly ``trees`` trees fitted on all of ``pairs`` (no early stopping:
+    the count was chosen on validation)."""
+    return lgb.train(lgb_params(cfg, objective, features),
+                     _dataset(pairs, features, cfg, objective != "regression"),
+                     num_boost_round=trees)
+
+
 def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
     """The fixed raw-to-score map: percentiles 0..100 of the raw scores of the training
     pairs, as (raw, score) knots, strictly increasing in raw."""
@@ -109,12 +135,17 @@ def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
 
 @dataclass
 class Scorer:
-    """A trained model: booster, its feature names, the raw-to-score map, and the
-    training data's median commission rate (the default for briefs that give none)."""
+    """A trained model: booster, its feature names, the raw-to-score map, the training
+    data's median commission rate (the default for briefs that give none), the end of
+    its training data (``trained_until``: the latest ``end_at`` of the campaigns it
+    learned from, ISO-8601) and the reference bins of its training pairs' features
+    (``serving.drift``; None for a model saved before they existed)."""
 
     booster: lgb.Booster
     score_map: dict
     commission_rate_median: float = float("nan")
+    trained_until: str | None = None
+    reference: dict | None = None
 
     @property
     def features(self) -> list[str]:
@@ -160,7 +191,8 @@ class Scorer:
         paths = {"booster": directory / "booster.txt", "scoring": directory / "scoring.json"}
         self.booster.save_model(paths["booster"], num_iteration=self.booster.best_iteration or None)
         paths["scoring"].write_text(json.dumps({
-            "score_map": self.score_map, "commission_rate_median": self.commission_rate_median}))
+            "score_map": self.score_map, "commission_rate_median": self.commission_rate_median,
+            "trained_until": self.trained_until, "reference": self.reference}))
         return paths
 
     @classmethod
@@ -168,4 +200,6 @@ class Scorer:
         scoring = json.loads(Path(scoring_path).read_text())
         return cls(booster=lgb.Booster(model_file=str(booster_path)),
                    score_map=scoring["score_map"],
-                   commission_rate_median=scoring["commission_rate_median"])
+                   commission_rate_median=scoring["commission_rate_median"],
+                   trained_until=scoring.get("trained_until"),
+                   reference=scoring.get("reference"))

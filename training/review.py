@@ -54,9 +54,9 @@ GROUP_COLUMNS = ("follower_tier", "market", "category", "past_sales")
 
 def quick_config() -> TrainConfig:
     """The default config made small for notebooks and tests: 40 rounds at most, one
-    objective (lambdarank), one thread."""
+    objective (lambdarank), one thread, no earlier backtest folds."""
     return dataclasses.replace(load_config(), max_rounds=40, objectives=("lambdarank",),
-                               num_threads=1)
+                               num_threads=1, backtest_folds=1)
 
 
 def quick_experiment(data_dir, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT,
@@ -113,7 +113,7 @@ def tidy_run_metrics(runs: list[dict], columns=None) -> pd.DataFrame:
                 rows.append({
                     "run_id": run["run_id"], "run_name": run.get("run_name", ""),
                     "start_time": run.get("start_time"), "objective": run.get("objective", ""),
-                    "test_queries": metrics.get("test_test_queries", np.nan),
+                    "test_queries": metrics.get("test_queries", np.nan),
                     "metric": match["metric"], "k": int(match["k"]),
                     "scorer": match["scorer"], "value": float(value)})
     frame = pd.DataFrame(rows, columns=columns or None)

@@ -15,10 +15,12 @@ import pandas as pd
 from features.build import History, index_history, post_time_range
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
+from training.backtest import backtest_table, per_campaign
 from training.config import TrainConfig
 from training.metrics import evaluate
-from training.model import Fitted, Scorer, fit_model, score_map_knots
-from training.split import Split, time_split
+from training.model import Fitted, Scorer, fit_model, refit_model, refit_trees, score_map_knots
+from training.reference import reference_bins
+from training.split import Split, backtest_splits
 
 BASELINES = ("followers", "engagement_rate", "past_gmv", "random")
 
@@ -33,6 +35,10 @@ class TrainingError(ValueError):
 
 @dataclass
 class TrainResult:
+    """``evaluated`` is the model fitted before the test period, whose test metrics are
+    the run's; ``scorer`` the model that is logged and served, refitted on every
+    labelled campaign (``served_campaigns``) with ``served_trees`` trees."""
+
     config: TrainConfig
     split: Split
     fingerprint: dict
@@ -42,6 +48,11 @@ class TrainResult:
     scorer: Scorer
     metrics: dict
     test: pd.DataFrame = field(repr=False)
+    evaluated: Scorer | None = None
+    served_campaigns: frozenset = frozenset()
+    served_trees: int = 0
+    backtest: pd.DataFrame | None = field(default=None, repr=False)
+    folds: list[dict[str, Fitted]] = field(default_factory=list, repr=False)
 
 
 def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
@@ -79,18 +90,51 @@ def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.Dat
     }
 
 
-def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame):
+def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1):
+    """The walk-forward splits (``folds`` of them, the last the contract's) and each
+    one's (fit, validation, test) pairs; TrainingError when one cannot be used."""
     try:
-        split = time_split(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction)
+        splits = backtest_splits(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction,
+                                 folds)
     except ValueError as err:
         raise TrainingError(str(err)) from None
-    parts = [pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
-             for ids in (split.fit, split.valid, split.test)]
-    for name, part in zip(("fit", "validation", "test"), parts):
-        if not (part["gmv"] > 0).any():
-            raise TrainingError(f"no positive gmv among the {name} campaigns "
-                                f"({part['campaign_id'].nunique()} campaigns): nothing to learn or measure")
-    return split, parts
+    parts = []
+    for number, split in enumerate(splits, start=1):
+        parts.append(split_parts(pairs, split))
+        for name, part in zip(("fit", "validation", "test"), parts[-1]):
+            if not (part["gmv"] > 0).any():
+                where = f"backtest fold {number} of {folds}: " if number < folds else ""
+                raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
+                                    f"({part['campaign_id'].nunique()} campaigns): nothing to "
+                                    "learn or measure")
+    return splits, parts
+
+
+def split_parts(pairs: pd.DataFrame, split: Split) -> list[pd.DataFrame]:
+    return [pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
+            for ids in (split.fit, split.valid, split.test)]
+
+
+def data_end(tables: dict[str, pd.DataFrame], posts: dict) -> pd.Timestamp:
+    """The data's last known moment: the latest campaign creation, invitation answer or
+    post (``posts`` from ``posts_summary``)."""
+    times = [tables["campaigns"]["created_at"].max(), tables["invitations"]["invited_at"].max(),
+             tables["invitations"]["responded_at"].max()]
+    if posts.get("posts_to"):
+        times.append(pd.Timestamp(posts["posts_to"]))
+    return max(t for t in times if pd.notna(t))
+
+
+def labelled_campaigns(campaigns: pd.DataFrame, end: pd.Timestamp) -> frozenset:
+    """Campaigns whose results are known at ``end``: those that ended before it."""
+    return frozenset(campaigns.loc[campaigns["end_at"] < end, "campaign_id"])
+
+
+def trained_until(campaigns: pd.DataFrame, ids) -> str:
+    """The latest end_at among the campaigns ``ids`` (ISO-8601): a model fitted on them
+    has seen no outcome after it."""
+    ended = campaigns.loc[campaigns["campaign_id"].isin(ids), "end_at"]
+    return ended.max().isoformat()
 
 
 def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
@@ -106,41 +150,86 @@ def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
 def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: dict,
                    cfg: TrainConfig, truth: pd.DataFrame | None = None,
                    progress: Callable[[str], None] = _quiet) -> TrainResult:
-    """Fit on the contract's time split, choose the objective on validation ndcg, and
-    evaluate the model, the baselines, the pointwise regressor (and the oracle when
-    ``truth`` = expected_gmv is given) on the test campaigns.
+    """Fit on the contract's time split and the backtest's earlier folds, choose the
+    objective on the folds' mean validation ndcg, evaluate the model, the baselines, the
+    pointwise regressor (and the oracle when ``truth`` = expected_gmv is given) on the
+    test campaigns, and refit the chosen objective on every labelled campaign for serving.
 
     ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
     ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
-    split, (fit, valid, test) = split_pairs(tables, cfg, pairs)
-    fingerprint = data_fingerprint(tables, posts, pairs, split)
+    splits, parts = split_pairs(tables, cfg, pairs, cfg.backtest_folds)
+    split, (fit, valid, test) = splits[-1], parts[-1]
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
     features = list(FEATURE_NAMES)
-    candidates = {}
-    for objective in cfg.objectives:
-        candidates[objective] = fit_model(fit, valid, features, cfg, objective)
-        progress(f"{objective}: validation ndcg@{cfg.eval_at} {candidates[objective].valid_ndcg:.4f}"
-                 f" at {candidates[objective].best_iteration} trees")
-    chosen = max(candidates.values(), key=lambda f: (f.valid_ndcg, -cfg.objectives.index(f.objective)))
+    folds = []
+    for number, (fold_fit, fold_valid, _) in enumerate(parts, start=1):
+        fitted = {objective: fit_model(fold_fit, fold_valid, features, cfg, objective)
+                  for objective in cfg.objectives}
+        folds.append(fitted)
+        progress(f"fold {number}/{len(parts)} (test from {splits[number - 1].t_test:%Y-%m-%d}): "
+                 + ", ".join(f"{o} validation ndcg@{cfg.eval_at} {f.valid_ndcg:.4f} at "
+                             f"{f.best_iteration} trees" for o, f in fitted.items()))
+    candidates = folds[-1]
+    mean_valid = {o: float(np.mean([fold[o].valid_ndcg for fold in folds])) for o in cfg.objectives}
+    objective = max(cfg.objectives, key=lambda o: (mean_valid[o], -cfg.objectives.index(o)))
+    chosen = candidates[objective]
     pointwise = fit_model(fit, valid, features, cfg, "regression")
     progress(f"pointwise regressor: validation ndcg@{cfg.eval_at} {pointwise.valid_ndcg:.4f}")
 
+    campaigns = tables["campaigns"]
     fit_raw = chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration)
-    scorer = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
-                    commission_rate_median=float(fit["commission_rate"].median()))
-    scores = {"model": scorer.raw(test), **baseline_scores(test, cfg.seed),
+    evaluated = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
+                       commission_rate_median=float(fit["commission_rate"].median()),
+                       trained_until=trained_until(campaigns, split.fit | split.valid))
+    scores = {"model": evaluated.raw(test), **baseline_scores(test, cfg.seed),
               "pointwise": pointwise.booster.predict(test[features], num_iteration=pointwise.best_iteration)}
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)
     metrics["objective"] = chosen.objective
     metrics["best_iteration"] = chosen.best_iteration
-    metrics[f"validation_ndcg@{cfg.eval_at}"] = {o: f.valid_ndcg for o, f in candidates.items()}
+    metrics[f"validation_ndcg@{cfg.eval_at}"] = mean_valid
+    backtest = run_backtest(splits, parts, folds, objective, cfg, truth)
+
+    served_ids = labelled_campaigns(campaigns, data_end(tables, posts))
+    served_pairs = pairs[pairs["campaign_id"].isin(served_ids)].reset_index(drop=True)
+    trees = refit_trees(chosen.best_iteration, len(split.fit), len(served_ids), cfg.max_rounds)
+    progress(f"refitting {objective} on all {len(served_ids)} labelled campaigns "
+             f"({trees} trees) for serving ...")
+    booster = refit_model(served_pairs, features, cfg, objective, trees)
+    served = Scorer(booster=booster,
+                    score_map=score_map_knots(booster.predict(served_pairs[features])),
+                    commission_rate_median=float(served_pairs["commission_rate"].median()),
+                    trained_until=trained_until(campaigns, served_ids),
+                    reference=reference_bins(served_pairs, features))
+    fingerprint = data_fingerprint(tables, posts, pairs, split)
+    fingerprint.update({"evaluated_trained_until": evaluated.trained_until,
+                        "served_campaigns": len(served_ids), "served_pairs": len(served_pairs),
+                        "served_trained_until": served.trained_until})
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
     return TrainResult(config=cfg, split=split, fingerprint=fingerprint,
-                       candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=scorer,
-                       metrics=metrics, test=test)
+                       candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=served,
+                       metrics=metrics, test=test, evaluated=evaluated,
+                       served_campaigns=served_ids, served_trees=trees, backtest=backtest,
+                       folds=folds)
+
+
+def run_backtest(splits: list[Split], parts, folds: list[dict[str, Fitted]], objective: str,
+                 cfg: TrainConfig, truth: pd.DataFrame | None) -> pd.DataFrame:
+    """``training.backtest.backtest_table`` of the ``objective``'s fold models on their
+    test campaigns, with ``oracle_ndcg@k`` columns when ``truth`` is given."""
+    tables = []
+    for (_, _, test), fitted in zip(parts, folds):
+        model = fitted[objective]
+        query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
+        table = per_campaign(query, gain, model.booster.predict(
+            test[list(FEATURE_NAMES)], num_iteration=model.best_iteration), cfg.ks)
+        if truth is not None:
+            oracle = per_campaign(query, gain, oracle_scores(test, truth), cfg.ks)
+            table = table.join(oracle[[f"ndcg@{k}" for k in cfg.ks]].add_prefix("oracle_"))
+        tables.append(table)
+    return backtest_table(tables, splits, cfg.confidence, cfg.bootstrap_samples, cfg.seed)
 
 
 def oracle_scores(test: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
