@@ -24,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Score briefs into partner lists (data contract): for each brief, the "
                     "creators of its market who posted in the 90 days before its as_of "
                     "(and have at least min_followers), ranked by the model; its top_k "
-                    "with rank, score, the eight 0-100 indices, raw_score, per-family "
+                    "with rank, score, the nine 0-100 indices, raw_score, per-family "
                     "contributions, reasons and the model version. The data is validated "
                     "first; the output is written atomically. A one-line warning names "
                     f"the feature families whose drift from the training pairs exceeds "

@@ -13,7 +13,7 @@ import pandas as pd
 
 from features.build import index_history
 from features.pairs import training_pairs
-from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.cli import UserError, fail, load_tables_or_report, log, read_truth_table
 from training.backtest import format_backtest
 from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
 from training.run import TrainingError, posts_summary, train_on_pairs
@@ -68,14 +68,8 @@ def with_backtest(cfg: TrainConfig, folds: int | None) -> TrainConfig:
 
 
 def read_truth(directory: Path) -> pd.DataFrame:
-    path = directory / "expected_gmv.parquet"
-    if not path.is_file():
-        raise UserError(f"{path}: truth file not found")
-    truth = pd.read_parquet(path)
-    missing = {"campaign_id", "creator_id", "expected_gmv"} - set(truth.columns)
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    return truth.astype({"campaign_id": "str", "creator_id": "str"})
+    return read_truth_table(directory, "expected_gmv", {"campaign_id", "creator_id", "expected_gmv"},
+                            ids=("campaign_id", "creator_id"))
 
 
 def main(argv=None) -> int:
