@@ -103,8 +103,7 @@ def compare(tables, truth, cfg, peers) -> list[dict]:
     pairs = training_pairs(tables, history)
     posts = posts_summary(history)
     del history
-    _, parts = split_pairs(tables, cfg, pairs)
-    fit, valid, test = parts[-1]
+    _, (fit, valid, test) = split_pairs(tables, cfg, pairs)
     scores, seconds = {}, {}
     for peer in peers:
         started = time.perf_counter()

@@ -90,24 +90,28 @@ def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.Dat
     }
 
 
-def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1):
-    """The walk-forward splits (``folds`` of them, the last the contract's) and each
-    one's (fit, validation, test) pairs; TrainingError when one cannot be used."""
+def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -> list[Split]:
+    """The walk-forward splits (``folds`` of them, the last the contract's), checked
+    before any fitting: TrainingError when one cannot be used."""
     try:
         splits = backtest_splits(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction,
                                  folds)
     except ValueError as err:
         raise TrainingError(str(err)) from None
-    parts = []
+    sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
-        parts.append(split_parts(pairs, split))
-        for name, part in zip(("fit", "validation", "test"), parts[-1]):
-            if not (part["gmv"] > 0).any():
+        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test)):
+            if not ids & sold:
                 where = f"backtest fold {number} of {folds}: " if number < folds else ""
                 raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
-                                    f"({part['campaign_id'].nunique()} campaigns): nothing to "
-                                    "learn or measure")
-    return splits, parts
+                                    f"({len(ids)} campaigns): nothing to learn or measure")
+    return splits
+
+
+def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame) -> tuple[Split, list[pd.DataFrame]]:
+    """The contract's time split and its (fit, validation, test) pairs."""
+    split = fold_splits(tables, cfg, pairs)[-1]
+    return split, split_parts(pairs, split)
 
 
 def split_parts(pairs: pd.DataFrame, split: Split) -> list[pd.DataFrame]:
@@ -157,19 +161,24 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
 
     ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
     ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
-    splits, parts = split_pairs(tables, cfg, pairs, cfg.backtest_folds)
-    split, (fit, valid, test) = splits[-1], parts[-1]
+    splits = fold_splits(tables, cfg, pairs, cfg.backtest_folds)
+    split = splits[-1]
+    fit, valid, test = split_parts(pairs, split)
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
     features = list(FEATURE_NAMES)
-    folds = []
-    for number, (fold_fit, fold_valid, _) in enumerate(parts, start=1):
+    folds, fold_tables = [], []
+    for number, fold in enumerate(splits, start=1):
+        # one fold's pairs at a time: memory stays that of the main split
+        fold_fit, fold_valid, fold_test = (fit, valid, test) if fold is split else split_parts(pairs, fold)
         fitted = {objective: fit_model(fold_fit, fold_valid, features, cfg, objective)
                   for objective in cfg.objectives}
         folds.append(fitted)
-        progress(f"fold {number}/{len(parts)} (test from {splits[number - 1].t_test:%Y-%m-%d}): "
+        fold_tables.append(fold_metrics(fold_test, fitted, cfg, truth))
+        progress(f"fold {number}/{len(splits)} (test from {fold.t_test:%Y-%m-%d}): "
                  + ", ".join(f"{o} validation ndcg@{cfg.eval_at} {f.valid_ndcg:.4f} at "
                              f"{f.best_iteration} trees" for o, f in fitted.items()))
+        del fold_fit, fold_valid, fold_test
     candidates = folds[-1]
     mean_valid = {o: float(np.mean([fold[o].valid_ndcg for fold in folds])) for o in cfg.objectives}
     objective = max(cfg.objectives, key=lambda o: (mean_valid[o], -cfg.objectives.index(o)))
@@ -190,7 +199,8 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
     metrics["objective"] = chosen.objective
     metrics["best_iteration"] = chosen.best_iteration
     metrics[f"validation_ndcg@{cfg.eval_at}"] = mean_valid
-    backtest = run_backtest(splits, parts, folds, objective, cfg, truth)
+    backtest = backtest_table([t[objective] for t in fold_tables], splits, cfg.confidence,
+                              cfg.bootstrap_samples, cfg.seed)
 
     served_ids = labelled_campaigns(campaigns, data_end(tables, posts))
     served_pairs = pairs[pairs["campaign_id"].isin(served_ids)].reset_index(drop=True)
@@ -215,21 +225,21 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
                        folds=folds)
 
 
-def run_backtest(splits: list[Split], parts, folds: list[dict[str, Fitted]], objective: str,
-                 cfg: TrainConfig, truth: pd.DataFrame | None) -> pd.DataFrame:
-    """``training.backtest.backtest_table`` of the ``objective``'s fold models on their
-    test campaigns, with ``oracle_ndcg@k`` columns when ``truth`` is given."""
-    tables = []
-    for (_, _, test), fitted in zip(parts, folds):
-        model = fitted[objective]
-        query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
+def fold_metrics(test: pd.DataFrame, fitted: dict[str, Fitted], cfg: TrainConfig,
+                 truth: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """Per objective, ``training.backtest.per_campaign`` of its fold model on the fold's
+    test pairs, with ``oracle_ndcg@k`` columns when ``truth`` is given."""
+    query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
+    oracle = None
+    if truth is not None:
+        oracle = per_campaign(query, gain, oracle_scores(test, truth), cfg.ks)
+        oracle = oracle[[f"ndcg@{k}" for k in cfg.ks]].add_prefix("oracle_")
+    out = {}
+    for objective, model in fitted.items():
         table = per_campaign(query, gain, model.booster.predict(
             test[list(FEATURE_NAMES)], num_iteration=model.best_iteration), cfg.ks)
-        if truth is not None:
-            oracle = per_campaign(query, gain, oracle_scores(test, truth), cfg.ks)
-            table = table.join(oracle[[f"ndcg@{k}" for k in cfg.ks]].add_prefix("oracle_"))
-        tables.append(table)
-    return backtest_table(tables, splits, cfg.confidence, cfg.bootstrap_samples, cfg.seed)
+        out[objective] = table if oracle is None else table.join(oracle)
+    return out
 
 
 def oracle_scores(test: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
