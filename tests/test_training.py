@@ -22,7 +22,7 @@ from training.gate import fair_campaigns, gate_decision
 from training.labels import grades, label_gain
 from training.metrics import bootstrap_mean_draws, evaluate, interval, per_query
 from training.model import CONTRIB_COLUMNS, Scorer
-from training.run import TrainingError, train
+from training.run import TrainingError, fold_splits, train
 from training.split import backtest_splits, time_split
 from training.tracking import data_digest, flat_metrics, load_scorer
 
@@ -331,6 +331,13 @@ def test_backtest_folds_walk_forward():
         assert all(fold.t_test <= created[c] for c in fold.test)
     with pytest.raises(ValueError, match="backtest fold 1 of 3"):
         backtest_splits(campaigns_frame(12), 0.2, 0.2, folds=3)
+
+
+def test_a_small_marketplace_backtests_fewer_folds(quick_cfg):
+    campaigns = campaigns_frame(40)
+    pairs = pd.DataFrame({"campaign_id": campaigns["campaign_id"], "gmv": 1.0})
+    splits = fold_splits({"campaigns": campaigns}, quick_cfg, pairs, folds=3)
+    assert len(splits) == 2 and splits[-1] == time_split(campaigns, 0.2, 0.2)
 
 
 def test_backtest_table_has_folds_mean_and_intervals(result, quick_cfg):

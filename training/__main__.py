@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     k = cfg.eval_at
     shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
              if m in result.backtest.columns]
-    print(f"backtest ({cfg.backtest_folds} folds, {cfg.confidence:.0%} bootstrap intervals "
+    print(f"backtest ({len(result.backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
           "over test campaigns):")
     print(format_backtest(result.backtest, shown))
     log(f"done in {time.perf_counter() - started:.1f}s")

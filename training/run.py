@@ -91,13 +91,18 @@ def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.Dat
 
 
 def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -> list[Split]:
-    """The walk-forward splits (``folds`` of them, the last the contract's), checked
-    before any fitting: TrainingError when one cannot be used."""
-    try:
-        splits = backtest_splits(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction,
-                                 folds)
-    except ValueError as err:
-        raise TrainingError(str(err)) from None
+    """The walk-forward splits, the last the contract's: ``folds`` of them, or as many as
+    the data has campaigns for (a small marketplace backtests fewer folds rather than
+    fail); checked before any fitting: TrainingError when the contract's cannot be used."""
+    for count in range(folds, 0, -1):
+        try:
+            splits = backtest_splits(tables["campaigns"], cfg.test_fraction,
+                                     cfg.validation_fraction, count)
+            break
+        except ValueError as err:
+            if count == 1:
+                raise TrainingError(str(err)) from None
+    folds = len(splits)
     sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
         for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test)):
@@ -162,6 +167,9 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
     ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
     ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
     splits = fold_splits(tables, cfg, pairs, cfg.backtest_folds)
+    if len(splits) < cfg.backtest_folds:
+        progress(f"backtest: {len(splits)} of {cfg.backtest_folds} folds: too few earlier "
+                 "campaigns for more")
     split = splits[-1]
     fit, valid, test = split_parts(pairs, split)
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
