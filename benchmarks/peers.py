@@ -92,7 +92,7 @@ def fit_catboost(fit, valid, test, cfg) -> np.ndarray:
                       "iterations": cfg.max_rounds, "learning_rate": cfg.learning_rate,
                       "depth": 6, "random_seed": cfg.seed, "thread_count": cfg.num_threads,
                       "od_type": "Iter", "od_wait": cfg.early_stopping_rounds,
-                      "use_best_model": True, "verbose": False})
+                      "use_best_model": True, "verbose": False, "allow_writing_files": False})
     model.fit(pool(fit), eval_set=pool(valid))
     return model.predict(test[list(FEATURE_NAMES)].to_numpy(dtype=float))
 
