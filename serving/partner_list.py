@@ -93,7 +93,8 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
                   model_version: str, history: History | None = None, *,
                   progress: Callable[[str], None] = _quiet,
                   warn: Callable[[str], None] = _warn,
-                  chunk_pairs: int = CHUNK_PAIRS) -> pd.DataFrame:
+                  chunk_pairs: int = CHUNK_PAIRS,
+                  by_market: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """The partner list of every brief: its top_k candidates, ordered by brief (as in
     ``briefs``) then rank, with the contract's ``PARTNER_COLUMNS``.
 
@@ -103,11 +104,12 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     receives a line after each chunk of briefs; ``warn`` a line per brief without
     candidates (default: a Python warning). Briefs are scored in chunks of about
     ``chunk_pairs`` (brief, market creator) pairs; the result does not depend on it.
+    ``by_market`` (``market_creators(tables, history)``) may be given to reuse it too.
     """
     check_features(scorer, model_version)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     history = history or index_history(tables)
-    by_market = market_creators(tables, history)
+    by_market = by_market if by_market is not None else market_creators(tables, history)
     started, done, candidates, parts = time.perf_counter(), 0, 0, []
     for chunk in _chunks(briefs, by_market, chunk_pairs):
         part, n_candidates = _score_chunk(tables, chunk, scorer, model_version, history,
