@@ -35,6 +35,7 @@ from serving.partner_list import INDEX_COLUMNS, PARTNER_COLUMNS
 
 TOKEN_COOKIE = "explorer_token"
 TEMPLATES = Path(__file__).with_name("templates")
+PAGE_PARAMETERS = ("sort", "order", "tier", "token")   # besides the brief's fields
 INDEX_LABELS = {index_name(f): f for f in FAMILIES}          # column -> family, for headers
 DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}   # a first click sorts these high-first
 
@@ -125,6 +126,10 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         return error(request, 500, f"internal error ({type(err).__name__}); see the server log")
 
     def brief_from_query(request: Request) -> BriefIn:
+        unknown = [k for k in request.query_params if k not in BriefIn.model_fields
+                   and k not in PAGE_PARAMETERS]
+        if unknown:
+            raise QueryError(unknown[0], "unknown field")
         values = {k: v for k, v in request.query_params.items()
                   if k in BriefIn.model_fields and v != ""}
         try:
