@@ -26,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from explorer.core import MAX_TOP_K, SORTABLE, Explorer, QueryError, UnknownCreator, \
+from explorer.core import MAX_TOP_K, Explorer, QueryError, UnknownCreator, candidate_count, \
     checked_brief, creator_profile, partner_list, partner_view, records, sorted_rows
 from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
@@ -166,6 +166,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             return link(sort=column, order="desc" if column in DESCENDING_FIRST else "asc")
 
         return page("partners.html", brief=brief.iloc[0], rows=records(shown), total=len(rows),
+                    candidates=candidate_count(ex, brief),
                     sort=sort, descending=descending, tier=tier, tiers=TIER_LABELS,
                     sort_link=sort_link, link=link, index_columns=INDEX_COLUMNS,
                     hidden=[*params.items(), ("sort", sort),
@@ -199,13 +200,15 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     @app.post("/api/partner-lists", summary="The partner list of one brief")
     def api_partner_list(brief_in: BriefIn):
         """Rows with the data contract's partner-list columns (the same values as
-        ``python -m serving`` for this brief, model and data), best first."""
+        ``python -m serving`` for this brief, model and data), best first; ``candidates``
+        counts the creators ranked (the market's creators active in the 90 days before
+        as_of with at least min_followers)."""
         brief = checked_brief(ex, brief_in.model_dump())
         rows = partner_list(ex, brief)
         b = brief.iloc[0]
         return {"model_version": ex.model_version,
                 "brief": {**records(brief)[0], "as_of": b["as_of"].isoformat()},
-                "columns": list(PARTNER_COLUMNS), "rows": records(rows)}
+                "candidates": candidate_count(ex, brief), "columns": list(PARTNER_COLUMNS), "rows": records(rows)}
 
     @app.get("/api/creators/{creator_id:path}", summary="A creator's profile for a category")
     def api_creator(creator_id: str, category: str | None = None, as_of: str | None = None,

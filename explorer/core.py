@@ -174,6 +174,11 @@ def partner_list(ex: Explorer, brief: pd.DataFrame) -> pd.DataFrame:
                          by_market=ex.by_market, warn=lambda message: None)
 
 
+def candidate_count(ex: Explorer, brief: pd.DataFrame) -> int:
+    """How many candidates a one-row ``checked_brief`` has (the partner list ranks them all)."""
+    return len(find_candidates(ex.tables, brief, ex.history, ex.by_market))
+
+
 def followers_at(ex: Explorer, creator_ids, as_of: pd.Timestamp) -> np.ndarray:
     """Current followers (the latest snapshot known at as_of; 0 when none), int64."""
     code = ex.history.creator_index.get_indexer(pd.Index(creator_ids, dtype=STRING_DTYPE))

@@ -125,6 +125,7 @@ def test_api_rows_are_python_m_serving_rows(world, tmp_path):
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model_version"] == "models:/cs/1" and body["brief"]["top_k"] == 25
+    assert body["candidates"] > 25
     assert body["columns"] == list(PARTNER_COLUMNS)
     rows = pd.DataFrame(body["rows"], columns=list(PARTNER_COLUMNS))
     assert len(rows) == len(expected) == 25
