@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         tables = load_tables_or_report(args.data)
     except (UserError, ModelError) as err:
         return fail(str(err))
-    explorer = explorer_from(tables, scorer, version)
+    explorer = explorer_from(tables, scorer, version, progress=log)
     del tables
     log(f"model {version}; read, validated and indexed {args.data} "
         f"({len(explorer.creators):,} creators) in {time.perf_counter() - started:.1f}s")

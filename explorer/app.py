@@ -26,7 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from explorer.core import MAX_TOP_K, Explorer, QueryError, UnknownCreator, candidate_count, \
+from explorer.core import MAX_TOP_K, Explorer, QueryError, UnknownCreator, \
     checked_brief, creator_profile, partner_list, partner_view, records, sorted_rows
 from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
@@ -150,7 +150,8 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         sort = request.query_params.get("sort", "rank")
         descending = request.query_params.get("order", "asc") == "desc"
         tier = request.query_params.get("tier") or None
-        rows = partner_view(ex, brief, partner_list(ex, brief))
+        listed, candidates = partner_list(ex, brief)
+        rows = partner_view(ex, brief, listed)
         shown = sorted_rows(rows, sort, descending, tier)
         params = {k: v for k, v in request.query_params.items()
                   if k in BriefIn.model_fields and v != ""}
@@ -166,7 +167,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             return link(sort=column, order="desc" if column in DESCENDING_FIRST else "asc")
 
         return page("partners.html", brief=brief.iloc[0], rows=records(shown), total=len(rows),
-                    candidates=candidate_count(ex, brief),
+                    candidates=candidates,
                     sort=sort, descending=descending, tier=tier, tiers=TIER_LABELS,
                     sort_link=sort_link, link=link, index_columns=INDEX_COLUMNS,
                     hidden=[*params.items(), ("sort", sort),
@@ -178,7 +179,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     @app.get("/partners.csv", include_in_schema=False)
     def partners_csv(request: Request):
         brief = checked_brief(ex, brief_from_query(request).model_dump())
-        text = partner_list(ex, brief).to_csv(index=False)
+        text = partner_list(ex, brief)[0].to_csv(index=False)
         name = quote(f"{brief['brief_id'].iloc[0]}.csv", safe="")
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
@@ -204,11 +205,11 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         counts the creators ranked (the market's creators active in the 90 days before
         as_of with at least min_followers)."""
         brief = checked_brief(ex, brief_in.model_dump())
-        rows = partner_list(ex, brief)
+        rows, candidates = partner_list(ex, brief)
         b = brief.iloc[0]
         return {"model_version": ex.model_version,
                 "brief": {**records(brief)[0], "as_of": b["as_of"].isoformat()},
-                "candidates": candidate_count(ex, brief), "columns": list(PARTNER_COLUMNS), "rows": records(rows)}
+                "candidates": candidates, "columns": list(PARTNER_COLUMNS), "rows": records(rows)}
 
     @app.get("/api/creators/{creator_id:path}", summary="A creator's profile for a category")
     def api_creator(creator_id: str, category: str | None = None, as_of: str | None = None,

@@ -30,13 +30,14 @@ from features.build import History, build_features, index_history
 from features.indices import family_indices, index_name
 from features.registry import FAMILIES, features_of
 from features.timeline import micros
-from marketplace.contract import STRING_DTYPE
+from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.reference import TIER_LABELS, follower_tier
 from serving.briefs import BriefError, check_briefs
 from serving.candidates import current_followers, feature_requests, find_candidates, \
     market_creators
 from serving.explain import waterfall
-from serving.partner_list import INDEX_COLUMNS, partner_lists, with_model_defaults
+from serving.partner_list import INDEX_COLUMNS, empty_partner_list, explained_top, \
+    with_model_defaults
 from training.model import CONTRIB_COLUMNS, Scorer
 
 MAX_TOP_K = 1000
@@ -84,6 +85,7 @@ class Explorer:
     categories: tuple[str, ...]
     first_day: pd.Timestamp           # midnight of the first post (UTC)
     last_day: pd.Timestamp            # midnight after the latest post: the default as_of
+    ready: dict = field(repr=False)   # (market, category) -> candidates, features at last_day
     _peers: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -95,22 +97,52 @@ class Explorer:
                 "last_day": self.last_day.date().isoformat()}
 
 
-def explorer_from(tables: dict[str, pd.DataFrame], scorer: Scorer, model_version: str
-                  ) -> Explorer:
-    """Index validated ``tables`` once for ``scorer``. The raw posts are released from a
-    copy of the tables dict once read (the history holds what features need)."""
+def explorer_from(tables: dict[str, pd.DataFrame], scorer: Scorer, model_version: str,
+                  progress=lambda message: None) -> Explorer:
+    """Index validated ``tables`` once for ``scorer``: the feature history, each
+    market's creators, and every market's candidates as of the data's last day with
+    their features in every category (``ready_candidates``). The raw posts are released
+    from a copy of the tables dict once read (the history holds what features need).
+    ``progress`` receives a line per step."""
     tables = dict(tables)
     posted = tables["posts"]["posted_at"]
     first_day = posted.min().normalize() if len(posted) else pd.Timestamp(0, tz="UTC")
     last_day = (posted.max().normalize() + DAY) if len(posted) else pd.Timestamp(0, tz="UTC")
     history = index_history(tables, release_posts=True)
+    by_market = market_creators(tables, history)
     creators = tables["creators"].set_index("creator_id")[["market", "primary_category"]]
+    markets = tuple(sorted(creators["market"].unique()))
+    categories = tuple(str(c) for c in history.categories)
+    progress(f"indexed {len(creators):,} creators; building the candidates' features as of "
+             f"{last_day.date()} in {len(markets)} markets x {len(categories)} categories")
+    ready = ready_candidates(tables, history, by_market, markets, categories, last_day)
     return Explorer(
-        tables=tables, history=history, by_market=market_creators(tables, history),
-        scorer=scorer, model_version=model_version, creators=creators,
-        markets=tuple(sorted(creators["market"].unique())),
-        categories=tuple(str(c) for c in history.categories),
-        first_day=first_day, last_day=last_day)
+        tables=tables, history=history, by_market=by_market, scorer=scorer,
+        model_version=model_version, creators=creators, markets=markets,
+        categories=categories, first_day=first_day, last_day=last_day.as_unit("us"),
+        ready=ready)
+
+
+def ready_candidates(tables, history: History, by_market: dict, markets, categories,
+                     as_of: pd.Timestamp) -> dict[tuple[str, str], tuple[pd.DataFrame,
+                                                                           pd.DataFrame]]:
+    """Per (market, category), the candidates of a brief as of ``as_of`` without a
+    follower minimum (``find_candidates`` pairs, brief 0) and their features with a
+    missing commission_rate: what every brief as of that day starts from."""
+    out = {}
+    for market in markets:
+        n = len(categories)
+        briefs = pd.DataFrame({
+            "brief_id": list(categories), "market": [market] * n, "category": list(categories),
+            "as_of": pd.Series([as_of] * n).astype(TIMESTAMP_DTYPE), "top_k": 1,
+            "min_followers": 0, "commission_rate": np.nan})
+        pairs = find_candidates(tables, briefs, history, by_market)
+        features = build_features(tables, feature_requests(briefs, pairs), history)
+        for j, category in enumerate(categories):
+            rows = (pairs["brief"] == j).to_numpy()
+            out[(market, category)] = (pairs[rows].assign(brief=0).reset_index(drop=True),
+                                       features[rows].reset_index(drop=True))
+    return out
 
 
 # ------------------------------------------------------------------ briefs
@@ -167,16 +199,31 @@ def _as_of(ex: Explorer, value) -> pd.Timestamp:
     return stamp.as_unit("us")
 
 
-def partner_list(ex: Explorer, brief: pd.DataFrame) -> pd.DataFrame:
-    """The contract's partner list of a ``checked_brief``: ``serving.partner_lists``
-    with the explorer's history and market index (no rows when no candidates)."""
-    return partner_lists(ex.tables, brief, ex.scorer, ex.model_version, ex.history,
-                         by_market=ex.by_market, warn=lambda message: None)
+def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The contract's partner list of a ``checked_brief`` and its number of candidates:
+    serving's candidates, features and ``explained_top``, from the ready candidates when
+    the brief is as of the data's last day (no rows when no candidates)."""
+    pairs, features = candidates_and_features(ex, brief)
+    if pairs.empty:
+        return empty_partner_list(), 0
+    return explained_top(brief, pairs, features, ex.scorer, ex.model_version), len(pairs)
 
 
-def candidate_count(ex: Explorer, brief: pd.DataFrame) -> int:
-    """How many candidates a one-row ``checked_brief`` has (the partner list ranks them all)."""
-    return len(find_candidates(ex.tables, brief, ex.history, ex.by_market))
+def candidates_and_features(ex: Explorer, brief: pd.DataFrame
+                            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``find_candidates`` pairs of a one-row checked brief and their features (row for
+    row, the brief's commission_rate): taken from ``ex.ready`` as of the last day, built
+    otherwise."""
+    b = brief.iloc[0]
+    ready = ex.ready.get((b["market"], b["category"])) if b["as_of"] == ex.last_day else None
+    if ready is None:
+        pairs = find_candidates(ex.tables, brief, ex.history, ex.by_market)
+        return pairs, build_features(ex.tables, feature_requests(brief, pairs), ex.history)
+    pairs, features = ready
+    keep = (pairs["followers"] >= b["min_followers"]).to_numpy()
+    features = features[keep].reset_index(drop=True)
+    features["commission_rate"] = float(b["commission_rate"])
+    return pairs[keep].reset_index(drop=True), features
 
 
 def followers_at(ex: Explorer, creator_ids, as_of: pd.Timestamp) -> np.ndarray:
@@ -302,8 +349,7 @@ def peer_set(ex: Explorer, brief: pd.DataFrame) -> PeerSet:
         if key in ex._peers:
             ex._peers.move_to_end(key)
             return ex._peers[key]
-    pairs = find_candidates(ex.tables, brief, ex.history, ex.by_market)
-    features = build_features(ex.tables, feature_requests(brief, pairs), ex.history)
+    pairs, features = candidates_and_features(ex, brief)
     features = features.set_axis(pd.Index(pairs["creator_id"], name="creator_id"))
     peers = PeerSet(features=features,
                     indices=family_indices(features, peers=np.zeros(len(features))),

@@ -118,8 +118,10 @@ def serving_output(world: World, brief: dict, out: Path) -> Path:
 # ------------------------------------------------------------------ partner lists
 
 
-def test_api_rows_are_python_m_serving_rows(world, tmp_path):
-    brief = brief_json(world, min_followers=500, commission_rate=0.12)
+@pytest.mark.parametrize("days_back", [0, 3])   # 0: the ready candidates of the last day
+def test_api_rows_are_python_m_serving_rows(world, tmp_path, days_back):
+    as_of = world.explorer.last_day - pd.Timedelta(days=days_back)
+    brief = brief_json(world, as_of=as_of.isoformat(), min_followers=500, commission_rate=0.12)
     expected = pd.read_parquet(serving_output(world, brief, tmp_path / "list.parquet"))
     answer = world.client.post("/api/partner-lists", json=brief)
     assert answer.status_code == 200, answer.text
@@ -139,7 +141,9 @@ def test_api_rows_are_python_m_serving_rows(world, tmp_path):
 
 def test_csv_download_is_byte_for_byte_the_serving_csv(world, tmp_path):
     brief = brief_json(world, top_k=40)
-    expected = serving_output(world, brief, tmp_path / "list.csv").read_bytes()
+    del brief["as_of"]       # the default: the data's last day
+    expected = serving_output(world, {**brief, "as_of": world.explorer.last_day.isoformat()},
+                              tmp_path / "list.csv").read_bytes()
     answer = world.client.get("/partners.csv", params=brief)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
