@@ -4,8 +4,9 @@
 Starts ``python -m explorer`` on a free 127.0.0.1 port, waits for ``/api/health``
 (the start-up time: reading, validating and indexing the data), then sends a bounded
 number of sequential ``POST /api/partner-lists`` requests (warm-up requests first, not
-counted): briefs rotating over the markets given, every category and the last four
-weeks' days, top_k 50. It reports per market the candidates per brief and the latency
+counted): briefs as of the data's last day (the default) rotating over the markets
+given, every category, two follower minimums and two commission rates, top_k 50; then a
+few briefs as of earlier days, reported apart. It reports per market the candidates per brief and the latency
 (p50, p95, max, measured by the client, JSON included), the server's resident memory
 after the warm-up and every 100 requests (from /proc), and a few creator-page timings;
 then stops the server. ``--markdown FILE`` appends the table to FILE.
@@ -58,15 +59,21 @@ def rss_gib(pid: int) -> float:
     return float("nan")
 
 
-def briefs(markets: list[str], categories: list[str], last_day: pd.Timestamp, n: int,
-           top_k: int) -> list[dict]:
-    """``n`` briefs cycling over markets, categories and the last 28 days."""
+def briefs(markets: list[str], categories: list[str], n: int, top_k: int,
+           earlier: pd.Timestamp | None = None) -> list[dict]:
+    """``n`` briefs cycling over markets and categories, with no follower minimum and a
+    minimum of 1,000 in turn, and the model's default commission or 0.1 in turn; as of
+    the data's last day (the default), or of the 27 days before ``earlier`` when given."""
     out = []
     for i in range(n):
-        out.append({"market": markets[i % len(markets)],
-                    "category": categories[(i // len(markets)) % len(categories)],
-                    "as_of": (last_day - pd.Timedelta(days=i % 28)).isoformat(),
-                    "top_k": top_k})
+        brief = {"market": markets[i % len(markets)],
+                 "category": categories[(i // len(markets)) % len(categories)],
+                 "top_k": top_k, "min_followers": 1000 * ((i // 3) % 2)}
+        if i % 4 == 3:
+            brief["commission_rate"] = 0.1
+        if earlier is not None:
+            brief["as_of"] = (earlier - pd.Timedelta(days=1 + i % 27)).isoformat()
+        out.append(brief)
     return out
 
 
@@ -86,10 +93,13 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=1000,
                         help="timed requests, sequential (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests first")
+    parser.add_argument("--earlier-days", type=int, default=20,
+                        help="timed requests as of earlier days, after the others (their "
+                             "candidates' features are built per request)")
     parser.add_argument("--creator-pages", type=int, default=10,
                         help="timed creator profile requests after the briefs")
     parser.add_argument("--top-k", type=int, default=50)
-    parser.add_argument("--max-seconds", type=float, default=1800,
+    parser.add_argument("--max-seconds", type=float, default=2400,
                         help="stop sending after this long (default %(default)s)")
     parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
@@ -119,7 +129,8 @@ def main(argv=None) -> int:
         categories = sorted(pd.read_parquet(args.data / "campaigns.parquet",
                                             columns=["category"])["category"].unique())
         last_day = pd.Timestamp(health["data"]["last_day"], tz="UTC")
-        plan = briefs(markets, categories, last_day, args.warmup + args.requests, args.top_k)
+        plan = briefs(markets, categories, args.warmup + args.requests, args.top_k)
+        plan += briefs(markets, categories, args.earlier_days, args.top_k, earlier=last_day)
         for brief in plan[:args.warmup]:
             status, body = call(f"{base}/api/partner-lists", brief)
             assert status == 200, body
@@ -131,18 +142,18 @@ def main(argv=None) -> int:
             status, body = call(f"{base}/api/partner-lists", brief)
             seconds = time.perf_counter() - t0
             assert status == 200, body
-            timings.append((brief["market"], body["candidates"], len(body["rows"]), seconds))
-            if i % 100 == 0:
+            timings.append((brief["market"], "as_of" in brief, body["candidates"], seconds))
+            if i % 100 == 0 and "as_of" not in brief:
                 rss.append((i, rss_gib(server.pid)))
                 print(f"{i} requests, last {seconds:.3f}s, {rss[-1][1]:.2f} GiB", file=sys.stderr)
             if time.monotonic() > deadline:
                 break
-        some = body["rows"][:args.creator_pages]
+        some = call(f"{base}/api/partner-lists", plan[0])[1]["rows"][:args.creator_pages]
         pages = []
         for row in some:
             t0 = time.perf_counter()
             status, _ = call(f"{base}/api/creators/{urllib.request.quote(row['creator_id'], safe='')}"
-                             f"?category={brief['category']}&as_of={urllib.request.quote(brief['as_of'])}")
+                             f"?category={plan[0]['category']}")
             assert status == 200
             pages.append(time.perf_counter() - t0)
     finally:
@@ -152,23 +163,21 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    frame = pd.DataFrame(timings, columns=["market", "candidates", "rows", "seconds"])
-    lines = ["| market | requests | candidates per brief | p50 s | p95 s | max s |",
-             "|---|---|---|---|---|---|"]
-    for market, group in frame.groupby("market", sort=False):
+    frame = pd.DataFrame(timings, columns=["market", "earlier", "candidates", "seconds"])
+    lines = ["| as_of | market | requests | candidates per brief | p50 s | p95 s | max s |",
+             "|---|---|---|---|---|---|---|"]
+    for (earlier, market), group in frame.groupby(["earlier", "market"], sort=False):
         s = group["seconds"]
-        lines.append(f"| {market} | {len(group)} | {group['candidates'].min():,}-"
+        lines.append(f"| {'an earlier day' if earlier else 'last day (default)'} | {market} | "
+                     f"{len(group)} | {group['candidates'].min():,}-"
                      f"{group['candidates'].max():,} | {s.quantile(0.5):.3f} | "
                      f"{s.quantile(0.95):.3f} | {s.max():.3f} |")
-    s = frame["seconds"]
-    lines.append(f"| all | {len(frame)} | {frame['candidates'].min():,}-"
-                 f"{frame['candidates'].max():,} | {s.quantile(0.5):.3f} | "
-                 f"{s.quantile(0.95):.3f} | {s.max():.3f} |")
     memory = ", ".join(f"{n}: {g:.2f}" for n, g in rss)
     text = (f"\n### {time.strftime('%Y-%m-%d')}: explorer, {health['data']['creators']:,} "
             f"creators\n\nMachine: {machine()}. Command: `python benchmarks/explorer.py "
-            f"--model {args.model} --data {args.data} --requests {args.requests}`. "
-            f"Model: {health['model_version']}. Start-up (read, validate, index): "
+            f"--model {args.model} --data {args.data} --requests {args.requests} "
+            f"--earlier-days {args.earlier_days}`. "
+            f"Model: {health['model_version']}. Start-up (read, validate, index, ready candidates): "
             f"{startup:.1f} s. Sequential `POST /api/partner-lists`, top_k {args.top_k}, "
             f"after {args.warmup} warm-up requests; latency as the client sees it.\n\n"
             + "\n".join(lines)

@@ -61,6 +61,16 @@ class UnknownCreator(LookupError):
 
 
 @dataclass
+class ReadyCandidates:
+    """A brief's candidates without a follower minimum (``find_candidates`` pairs, brief
+    0), their features (commission_rate missing) and their indices among themselves."""
+
+    pairs: pd.DataFrame
+    features: pd.DataFrame
+    indices: pd.DataFrame
+
+
+@dataclass
 class PeerSet:
     """The candidates of a one-creator brief: features (indexed by creator_id), their
     indices among themselves, and each feature's counterfactual target."""
@@ -85,7 +95,7 @@ class Explorer:
     categories: tuple[str, ...]
     first_day: pd.Timestamp           # midnight of the first post (UTC)
     last_day: pd.Timestamp            # midnight after the latest post: the default as_of
-    ready: dict = field(repr=False)   # (market, category) -> candidates, features at last_day
+    ready: dict = field(repr=False)   # (market, category) -> ReadyCandidates at last_day
     _peers: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -124,11 +134,9 @@ def explorer_from(tables: dict[str, pd.DataFrame], scorer: Scorer, model_version
 
 
 def ready_candidates(tables, history: History, by_market: dict, markets, categories,
-                     as_of: pd.Timestamp) -> dict[tuple[str, str], tuple[pd.DataFrame,
-                                                                           pd.DataFrame]]:
-    """Per (market, category), the candidates of a brief as of ``as_of`` without a
-    follower minimum (``find_candidates`` pairs, brief 0) and their features with a
-    missing commission_rate: what every brief as of that day starts from."""
+                     as_of: pd.Timestamp) -> dict[tuple[str, str], ReadyCandidates]:
+    """Per (market, category), the ReadyCandidates of a brief as of ``as_of``: what
+    every brief as of that day starts from."""
     out = {}
     for market in markets:
         n = len(categories)
@@ -140,8 +148,10 @@ def ready_candidates(tables, history: History, by_market: dict, markets, categor
         features = build_features(tables, feature_requests(briefs, pairs), history)
         for j, category in enumerate(categories):
             rows = (pairs["brief"] == j).to_numpy()
-            out[(market, category)] = (pairs[rows].assign(brief=0).reset_index(drop=True),
-                                       features[rows].reset_index(drop=True))
+            these = features[rows].reset_index(drop=True)
+            out[(market, category)] = ReadyCandidates(
+                pairs=pairs[rows].assign(brief=0).reset_index(drop=True), features=these,
+                indices=family_indices(these, peers=np.zeros(len(these))))
     return out
 
 
@@ -203,27 +213,29 @@ def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The contract's partner list of a ``checked_brief`` and its number of candidates:
     serving's candidates, features and ``explained_top``, from the ready candidates when
     the brief is as of the data's last day (no rows when no candidates)."""
-    pairs, features = candidates_and_features(ex, brief)
+    pairs, features, indices = candidates_and_features(ex, brief)
     if pairs.empty:
         return empty_partner_list(), 0
-    return explained_top(brief, pairs, features, ex.scorer, ex.model_version), len(pairs)
+    rows = explained_top(brief, pairs, features, ex.scorer, ex.model_version, indices)
+    return rows, len(pairs)
 
 
 def candidates_and_features(ex: Explorer, brief: pd.DataFrame
-                            ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``find_candidates`` pairs of a one-row checked brief and their features (row for
-    row, the brief's commission_rate): taken from ``ex.ready`` as of the last day, built
-    otherwise."""
+                            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """``find_candidates`` pairs of a one-row checked brief, their features (row for
+    row, the brief's commission_rate) and, when known, their indices: taken from
+    ``ex.ready`` as of the last day, built otherwise (indices None)."""
     b = brief.iloc[0]
     ready = ex.ready.get((b["market"], b["category"])) if b["as_of"] == ex.last_day else None
     if ready is None:
         pairs = find_candidates(ex.tables, brief, ex.history, ex.by_market)
-        return pairs, build_features(ex.tables, feature_requests(brief, pairs), ex.history)
-    pairs, features = ready
-    keep = (pairs["followers"] >= b["min_followers"]).to_numpy()
-    features = features[keep].reset_index(drop=True)
+        features = build_features(ex.tables, feature_requests(brief, pairs), ex.history)
+        return pairs, features, None
+    keep = (ready.pairs["followers"] >= b["min_followers"]).to_numpy()
+    features = ready.features[keep].reset_index(drop=True)
     features["commission_rate"] = float(b["commission_rate"])
-    return pairs[keep].reset_index(drop=True), features
+    indices = ready.indices if keep.all() else None   # else: among the remaining peers
+    return ready.pairs[keep].reset_index(drop=True), features, indices
 
 
 def followers_at(ex: Explorer, creator_ids, as_of: pd.Timestamp) -> np.ndarray:
@@ -349,10 +361,12 @@ def peer_set(ex: Explorer, brief: pd.DataFrame) -> PeerSet:
         if key in ex._peers:
             ex._peers.move_to_end(key)
             return ex._peers[key]
-    pairs, features = candidates_and_features(ex, brief)
-    features = features.set_axis(pd.Index(pairs["creator_id"], name="creator_id"))
-    peers = PeerSet(features=features,
-                    indices=family_indices(features, peers=np.zeros(len(features))),
+    pairs, features, indices = candidates_and_features(ex, brief.assign(min_followers=0))
+    creators = pd.Index(pairs["creator_id"], name="creator_id")
+    features = features.set_axis(creators)
+    if indices is None:
+        indices = family_indices(features, peers=np.zeros(len(features)))
+    peers = PeerSet(features=features, indices=indices.set_axis(creators),
                     targets=counterfactual_targets(features))
     with ex._lock:
         ex._peers[key] = peers

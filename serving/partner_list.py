@@ -170,15 +170,18 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
 
 
 def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
-                  scorer: Scorer, model_version: str) -> pd.DataFrame:
+                  scorer: Scorer, model_version: str, indices: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
     """The partner-list rows of ``briefs`` (checked, with the model's defaults) from
     their candidates: ``pairs`` as from ``find_candidates`` (``brief`` position,
     ``creator_id``) and the features of those pairs, row for row. Every candidate is
-    ranked and indexed; the top_k of each brief are explained."""
+    ranked and indexed; the top_k of each brief are explained. ``indices`` may hold the
+    pairs' ``family_indices`` (by brief), row for row, when already known."""
     brief = pairs["brief"].to_numpy()
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
-    indices = family_indices(features, peers=brief)          # among ALL the brief's candidates
+    if indices is None:                                      # among ALL the brief's candidates
+        indices = family_indices(features, peers=brief)
     top = rank <= briefs["top_k"].to_numpy()[brief]
     rows = np.flatnonzero(top)
     rows = rows[np.lexsort((rank[rows], brief[rows]))]       # by brief, then rank
