@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import socket
 import subprocess
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from run import emit, machine   # benchmarks/run.py, beside this script
 
 PYTHON = sys.executable
 TARGET = "p95 < 1 s warm at 30,000+ candidates; memory flat over 1,000 requests"
@@ -75,12 +75,6 @@ def briefs(markets: list[str], categories: list[str], n: int, top_k: int,
             brief["as_of"] = (earlier - pd.Timedelta(days=1 + i % 27)).isoformat()
         out.append(brief)
     return out
-
-
-def machine() -> str:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
-    return (f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.machine()}, "
-            f"Python {platform.python_version()}")
 
 
 def main(argv=None) -> int:
@@ -186,10 +180,7 @@ def main(argv=None) -> int:
               f"Creator profile (`GET /api/creators/ID`, six monthly points): "
               f"p50 {np.median(pages):.2f} s, max {max(pages):.2f} s over {len(pages)}. "
               f"Target: {TARGET}.\n")
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write(text)
+    emit(text, args.markdown)
     return 0
 
 
