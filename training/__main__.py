@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.build import index_history
 from features.pairs import training_pairs
-from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.cli import UserError, fail, load_tables_or_report, log, read_truth_table
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
 from training.run import TrainingError, posts_summary, train_on_pairs
 from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
@@ -48,14 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_truth(directory: Path) -> pd.DataFrame:
-    path = directory / "expected_gmv.parquet"
-    if not path.is_file():
-        raise UserError(f"{path}: truth file not found")
-    truth = pd.read_parquet(path)
-    missing = {"campaign_id", "creator_id", "expected_gmv"} - set(truth.columns)
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    return truth.astype({"campaign_id": "str", "creator_id": "str"})
+    return read_truth_table(directory, "expected_gmv", {"campaign_id", "creator_id", "expected_gmv"},
+                            ids=("campaign_id", "creator_id"))
 
 
 def main(argv=None) -> int:
