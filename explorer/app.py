@@ -80,7 +80,8 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     env.filters["url"] = lambda value: quote(str(value), safe="")
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
-        html = env.get_template(name).render(ex=ex, label=INDEX_LABELS, **context)
+        html = env.get_template(name).render(ex=ex, label=INDEX_LABELS, max_top_k=MAX_TOP_K,
+                                             **context)
         return HTMLResponse(html, status_code=status)
 
     def wants_html(request: Request) -> bool:
