@@ -96,6 +96,7 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
                   progress: Callable[[str], None] = _quiet,
                   warn: Callable[[str], None] = _warn,
                   chunk_pairs: int = CHUNK_PAIRS,
+                  by_market: dict[str, np.ndarray] | None = None,
                   observe: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
     """The partner list of every brief: its top_k candidates, ordered by brief (as in
     ``briefs``) then rank, with the contract's ``PARTNER_COLUMNS``.
@@ -106,12 +107,13 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     receives a line after each chunk of briefs; ``warn`` a line per brief without
     candidates (default: a Python warning). Briefs are scored in chunks of about
     ``chunk_pairs`` (brief, market creator) pairs; the result does not depend on it.
+    ``by_market`` (``market_creators(tables, history)``) may be given to reuse it too.
     ``observe``, when given, receives each chunk's candidate features (serving.drift).
     """
     check_features(scorer, model_version)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     history = history or index_history(tables)
-    by_market = market_creators(tables, history)
+    by_market = by_market if by_market is not None else market_creators(tables, history)
     started, done, candidates, parts = time.perf_counter(), 0, 0, []
     for chunk in _chunks(briefs, by_market, chunk_pairs):
         part, n_candidates = _score_chunk(tables, chunk, scorer, model_version, history,
@@ -167,24 +169,35 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
              f"at least {b['min_followers']} followers); it gets no rows")
     if pairs.empty:
         return empty_partner_list(), 0
-    brief = pairs["brief"].to_numpy()
-    requests = feature_requests(chunk, pairs)
-    features = build_features(tables, requests, history)
+    features = build_features(tables, feature_requests(chunk, pairs), history)
     if observe is not None:
         observe(features)
+    return explained_top(chunk, pairs, features, scorer, model_version), len(pairs)
+
+
+def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
+                  scorer: Scorer, model_version: str, indices: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    """The partner-list rows of ``briefs`` (checked, with the model's defaults) from
+    their candidates: ``pairs`` as from ``find_candidates`` (``brief`` position,
+    ``creator_id``) and the features of those pairs, row for row. Every candidate is
+    ranked and indexed; the top_k of each brief are explained. ``indices`` may hold the
+    pairs' ``family_indices`` (by brief), row for row, when already known."""
+    brief = pairs["brief"].to_numpy()
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
-    indices = family_indices(features, peers=brief)          # among ALL the brief's candidates
-    top = rank <= chunk["top_k"].to_numpy()[brief]
+    if indices is None:                                      # among ALL the brief's candidates
+        indices = family_indices(features, peers=brief)
+    top = rank <= briefs["top_k"].to_numpy()[brief]
     rows = np.flatnonzero(top)
     rows = rows[np.lexsort((rank[rows], brief[rows]))]       # by brief, then rank
     selected = features.iloc[rows]
     contrib = scorer.contributions(selected).reset_index(drop=True)
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
-    categories = requests["category"].to_numpy()[rows]
+    categories = briefs["category"].to_numpy()[brief[rows]]
     out = pd.DataFrame({
-        "brief_id": pd.Series(chunk["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
+        "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
         "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
         "rank": rank[rows],
         "score": scorer.score(top_raw).astype(float),
@@ -194,7 +207,7 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
         "reasons": pd.Series(reasons(contrib, top_indices, categories), dtype=STRING_DTYPE),
         "model_version": pd.Series([model_version] * len(rows), dtype=STRING_DTYPE),
     })
-    return out[list(PARTNER_COLUMNS)], len(pairs)
+    return out[list(PARTNER_COLUMNS)]
 
 
 def reasons(contributions: pd.DataFrame, indices: pd.DataFrame, categories) -> list[str]:
