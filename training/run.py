@@ -210,6 +210,7 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
     backtest = backtest_table([t[objective] for t in fold_tables], splits, cfg.confidence,
                               cfg.bootstrap_samples, cfg.seed)
 
+    del fit, valid, fit_raw  # memory: the refit's pairs take their place
     served_ids = labelled_campaigns(campaigns, data_end(tables, posts))
     served_pairs = pairs[pairs["campaign_id"].isin(served_ids)].reset_index(drop=True)
     trees = refit_trees(chosen.best_iteration, len(split.fit), len(served_ids), cfg.max_rounds)
