@@ -7,13 +7,18 @@ DEMO := demo
 CREATORS ?= 5000
 DAYS ?= 540
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench clean java-note
+
+# --engine spark runs on the JVM: say so once when there is none (its tests then skip).
+java-note:
+	@command -v java >/dev/null 2>&1 || echo "note: Java 17 is needed for --engine spark and its tests (no java on PATH; on Debian: apt-get install openjdk-17-jre-headless)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@$(MAKE) --no-print-directory java-note
 
 # Simulate a marketplace, validate it, train and register a model (MLflow's default
 # store: ./mlflow.db), and score the example briefs into a partner list.
@@ -23,10 +28,10 @@ demo: $(STAMP)
 	$(BIN)/python -m training $(DEMO)/data --truth $(DEMO)/data/truth --register creator-scores --metrics-out $(DEMO)/metrics.json
 	$(BIN)/python -m serving --model models:/creator-scores@champion --data $(DEMO)/data --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
 
-test: $(STAMP)
+test: $(STAMP) java-note
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) java-note
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: $(STAMP)

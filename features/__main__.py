@@ -1,4 +1,5 @@
-"""``python -m features DIR --out FILE``: the training pair table of a data directory."""
+"""``python -m features DIR --out FILE``: the training pair table of a data directory
+(``--engine spark``: the same table computed on Spark, as a directory of Parquet parts)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from features.build import index_history
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
-    write_frame_atomically
+    rows_or_report, write_frame_atomically
+from marketplace.io import read_table
+
+ENGINES = ("memory", "spark")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,14 +27,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "the registry, each as of the campaign's created_at. The data is "
                     "validated first.")
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE",
-                        help="output file, .parquet or .csv (written atomically)")
+    parser.add_argument("--out", required=True, type=Path, metavar="OUT",
+                        help="output file, .parquet or .csv (written atomically); with "
+                             "--engine spark a directory of Parquet parts (replaced "
+                             "atomically)")
+    parser.add_argument("--engine", choices=ENGINES, default="memory",
+                        help="memory (default): one process; spark: the same builder per "
+                             "creator bucket on Apache Spark (needs Java 17)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="Spark master (default: local[*], or spark-submit's --master)")
+    parser.add_argument("--buckets", type=int, metavar="N",
+                        help="creator buckets for --engine spark (default: the cores, or "
+                             "one per million posts if more)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.engine == "spark":
+            return run_spark(args)
         check_output_path(args.out)
         started = time.perf_counter()
         tables = load_tables_or_report(args.directory)
@@ -42,6 +58,42 @@ def main(argv=None) -> int:
     except UserError as err:
         return fail(str(err))
     log(f"wrote {args.out}: {len(pairs):,} pairs x {len(FEATURE_NAMES)} features "
+        f"in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def check_output_folder(path: Path) -> None:
+    """UserError unless ``path`` can become a directory of Parquet parts."""
+    if path.suffix.lower() == ".csv" or path.is_file():
+        raise UserError(f"{path}: with --engine spark the output is a directory of Parquet parts")
+    if not path.parent.exists():
+        raise UserError(f"{path.parent}: output folder does not exist")
+
+
+def run_spark(args: argparse.Namespace) -> int:
+    from scaleout.features import default_buckets, spark_pairs
+    from scaleout.session import SparkError, run_job, spark_session
+    from scaleout.tables import write_parts_atomically
+
+    started = time.perf_counter()
+    try:
+        check_output_folder(args.out)
+        if args.buckets is not None and args.buckets < 1:
+            raise UserError(f"--buckets must be at least 1, not {args.buckets}")
+        rows = rows_or_report(args.directory)
+        campaigns = read_table(args.directory, "campaigns")
+        log(f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
+            "starting Spark ...")
+        spark = spark_session(args.spark_master)
+        buckets = args.buckets or default_buckets(rows, spark.sparkContext.defaultParallelism)
+        spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
+        log(f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
+            f"{rows['invitations']:,} invitations in {buckets} creator buckets ...")
+        pairs = spark_pairs(spark, args.directory, campaigns, buckets)
+        run_job(lambda: write_parts_atomically(pairs, args.out))
+    except (UserError, SparkError) as err:
+        return fail(str(err))
+    log(f"wrote {args.out}/: {rows['invitations']:,} pairs x {len(FEATURE_NAMES)} features "
         f"in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -1,0 +1,59 @@
+"""The training pair table on Spark: ``features.pairs.training_pairs`` run per creator
+bucket (``groupBy(bucket).applyInPandas``), campaigns handed whole to every bucket.
+
+Every feature of a pair depends only on its creator's own rows and its campaign, so the
+union of the buckets' pair tables is the in-memory pair table, row for row and bit for
+bit; it is written sorted as ``training_pairs`` sorts it (created_at, campaign_id,
+creator_id), as Parquet parts in name order.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.pairs import PAIR_COLUMNS, training_pairs
+from features.registry import FEATURE_NAMES
+from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
+
+SORT_COLUMNS = ["created_at", "campaign_id", "creator_id"]
+POSTS_PER_BUCKET = 1_000_000  # a bucket's rows are one pandas frame in one worker
+
+
+def default_buckets(rows: dict[str, int], parallelism: int) -> int:
+    """Enough buckets to keep every core busy and each bucket near POSTS_PER_BUCKET
+    posts; ``rows`` are the tables' row counts."""
+    return max(parallelism, -(-rows.get("posts", 0) // POSTS_PER_BUCKET))
+
+
+def pair_schema():
+    """The Spark schema of the pair table: ids, created_at, gmv and every feature."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
+
+    kinds = {"campaign_id": StringType(), "creator_id": StringType(),
+             "created_at": TimestampType(), "gmv": DoubleType()}
+    return StructType([StructField(c, kinds[c]) for c in PAIR_COLUMNS]
+                      + [StructField(f, DoubleType()) for f in FEATURE_NAMES])
+
+
+def bucket_pairs(campaigns) -> callable:
+    """The applyInPandas function: one bucket's rows in, its training pairs out.
+    ``campaigns`` is a broadcast of the contract-typed campaigns table."""
+    columns = list(PAIR_COLUMNS) + list(FEATURE_NAMES)
+
+    def pairs_of(rows: pd.DataFrame) -> pd.DataFrame:
+        tables = bucket_tables(rows, campaigns.value)
+        if tables["invitations"].empty:
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}).astype(
+                {"campaign_id": object, "creator_id": object, "created_at": "datetime64[us, UTC]"})
+        return training_pairs(tables)[columns]
+
+    return pairs_of
+
+
+def spark_pairs(spark, directory, campaigns: pd.DataFrame, buckets: int):
+    """The pair table of ``directory`` as a sorted Spark DataFrame; ``campaigns`` is the
+    directory's campaigns table as read by ``marketplace.io``."""
+    shared = spark.sparkContext.broadcast(campaigns)
+    rows = bucketed_rows(spark, directory, buckets)
+    pairs = rows.groupBy(BUCKET).applyInPandas(bucket_pairs(shared), schema=pair_schema())
+    return pairs.orderBy(*SORT_COLUMNS)
