@@ -3,6 +3,7 @@ shared by every test here, small data); Spark's errors are one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pandas as pd
@@ -11,11 +12,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.__main__ import main as features_main
+from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
+from marketplace.validate import validate_parts
 from scaleout.session import JAVA_NEEDED, SparkError, check_master, java_available, \
     spark_session
+from training.__main__ import main as training_main
+from training.config import load_config
+from training.parts import PartRows, posts_summary_of, train_on_pair_parts
+from training.run import posts_summary, train_on_pairs
 
 @pytest.fixture(scope="session")
 def spark():
@@ -43,15 +50,48 @@ def market_dir(tmp_path_factory):
     return directory
 
 
-@pytest.mark.slow
-def test_spark_pair_table_equals_the_in_memory_one(spark, market_dir, tmp_path):
-    expected = training_pairs(read_tables(market_dir))
-    out = tmp_path / "pairs"
+@pytest.fixture(scope="session")
+def spark_pairs_dir(spark, market_dir):
+    """The pair table of market_dir written by ``python -m features --engine spark``."""
+    out = market_dir.parent / "out" / "pairs"
+    out.parent.mkdir()
     assert features_main([str(market_dir), "--out", str(out), "--engine", "spark",
                           "--spark-master", "local[2]", "--buckets", "3"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs"]   # nothing left behind
-    assert all(p.name.endswith(".parquet") for p in out.iterdir())
-    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)     # value for value
+    return out
+
+
+@pytest.fixture(scope="session")
+def memory_tables(market_dir):
+    return read_tables(market_dir)
+
+
+@pytest.mark.slow
+def test_spark_pair_table_equals_the_in_memory_one(spark_pairs_dir, memory_tables):
+    expected = training_pairs(memory_tables)
+    assert [p.name for p in spark_pairs_dir.parent.iterdir()] == ["pairs"]  # nothing left behind
+    assert all(p.name.endswith(".parquet") for p in spark_pairs_dir.iterdir())
+    pd.testing.assert_frame_equal(pd.read_parquet(spark_pairs_dir), expected)  # value for value
+
+
+@pytest.mark.slow
+def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir, market_dir,
+                                                                memory_tables, monkeypatch):
+    cfg = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20, num_threads=1)
+    history = index_history(memory_tables)
+    expected = train_on_pairs(memory_tables, training_pairs(memory_tables, history),
+                              posts_summary(history), cfg)
+    violations, rows = validate_parts(market_dir)
+    assert violations == []
+    monkeypatch.setattr(PartRows, "batch_size", 997)  # many batches and part boundaries
+    got = train_on_pair_parts(rows, memory_tables["campaigns"], posts_summary_of(market_dir),
+                              spark_pairs_dir, cfg)
+    assert got.chosen.booster.model_to_string() == expected.chosen.booster.model_to_string()
+    assert got.pointwise.booster.model_to_string() == expected.pointwise.booster.model_to_string()
+    assert got.metrics == expected.metrics
+    assert got.scorer.score_map == expected.scorer.score_map
+    assert got.scorer.commission_rate_median == expected.scorer.commission_rate_median
+    assert got.fingerprint == expected.fingerprint
+    pd.testing.assert_frame_equal(got.test, expected.test)
 
 
 @pytest.mark.slow
@@ -83,3 +123,12 @@ def test_missing_java_is_one_line(monkeypatch):
 def test_unreachable_master_is_one_line():
     with pytest.raises(SparkError, match=r"^Spark master spark://127.0.0.1:9 is unreachable"):
         check_master("spark://127.0.0.1:9", timeout_s=1)
+
+
+def test_training_rejects_what_is_not_a_pair_table(market_dir, tmp_path, capsys):
+    args = [str(market_dir), "--pairs", str(market_dir / "posts"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    assert training_main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {market_dir / 'posts'}: not a pair table of this feature builder "
+        "(missing column(s) campaign_id, created_at, views_per_follower_30d)")

@@ -12,9 +12,11 @@ import pandas as pd
 
 from features.build import index_history
 from features.pairs import training_pairs
-from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
+from marketplace.io import read_table
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
-from training.run import TrainingError, posts_summary, train_on_pairs
+from training.parts import posts_summary_of, train_on_pair_parts
+from training.run import TrainingError, TrainResult, posts_summary, train_on_pairs
 from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
                                resolve_tracking_uri)
 
@@ -29,6 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "of campaigns), objective chosen on validation ndcg@10; evaluate against "
                     "the baselines (and the oracle with --truth); log everything to MLflow.")
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
+    parser.add_argument("--pairs", type=Path, metavar="PAIRS",
+                        help="train on this pair table of DIR, a directory of Parquet parts "
+                             "(python -m features DIR --out PAIRS --engine spark): the fit "
+                             "and validation features are read part by part, never whole")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help=f"TOML file overriding keys of the default ({DEFAULT_CONFIG.name})")
     parser.add_argument("--truth", type=Path, metavar="DIR",
@@ -58,6 +64,27 @@ def read_truth(directory: Path) -> pd.DataFrame:
     return truth.astype({"campaign_id": "str", "creator_id": "str"})
 
 
+def train_in_memory(args: argparse.Namespace, cfg, truth) -> TrainResult:
+    tables = load_tables_or_report(args.directory)
+    log(f"indexing the history of {len(tables['posts']):,} posts ...")
+    # At scale memory is the limit: keep neither the raw posts (the history holds what
+    # features need) nor, once the pairs are built, the history itself.
+    history = index_history(tables, release_posts=True)
+    log(f"building features for {len(tables['invitations']):,} invitations ...")
+    posts = posts_summary(history)
+    pairs = training_pairs(tables, history)
+    del history
+    return train_on_pairs(tables, pairs, posts, cfg, truth, progress=log)
+
+
+def train_from_pairs(args: argparse.Namespace, cfg, truth) -> TrainResult:
+    rows = rows_or_report(args.directory)  # part by part
+    log(f"validated {args.directory}; training on the pair table {args.pairs} ...")
+    return train_on_pair_parts(rows, read_table(args.directory, "campaigns"),
+                               posts_summary_of(args.directory), args.pairs, cfg, truth,
+                               progress=log)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -68,16 +95,7 @@ def main(argv=None) -> int:
         if args.metrics_out and not args.metrics_out.parent.is_dir():
             raise UserError(f"{args.metrics_out.parent}: folder does not exist")
         truth = read_truth(args.truth) if args.truth else None
-        tables = load_tables_or_report(args.directory)
-        log(f"indexing the history of {len(tables['posts']):,} posts ...")
-        # At scale memory is the limit: keep neither the raw posts (the history holds what
-        # features need) nor, once the pairs are built, the history itself.
-        history = index_history(tables, release_posts=True)
-        log(f"building features for {len(tables['invitations']):,} invitations ...")
-        posts = posts_summary(history)
-        pairs = training_pairs(tables, history)
-        del history
-        result = train_on_pairs(tables, pairs, posts, cfg, truth, progress=log)
+        result = train_from_pairs(args, cfg, truth) if args.pairs else train_in_memory(args, cfg, truth)
         log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
         logged = log_training(result, uri, args.experiment, args.register)
     except (UserError, ConfigError, TrainingError, TrackingError) as err:

@@ -59,27 +59,30 @@ def _group_sizes(query: pd.Series) -> np.ndarray:
 
 
 def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: TrainConfig,
-              objective: str) -> Fitted:
+              objective: str, fit_rows: lgb.Sequence | None = None,
+              valid_rows: lgb.Sequence | None = None) -> Fitted:
     """Fit on ``fit`` with early stopping on ``valid``; ``objective`` is a ranking
     objective, or "regression" for the pointwise model on log(1 + gmv).
 
-    Rankers stop early on LightGBM's own ndcg@eval_at, whose gains (``label_gain`` of
-    the grades) follow gmv within 19 %: it runs in C++ at every tree. The regressor
-    stops early on its own loss (l2 of log(1 + gmv)), as a user's first try would.
-    ``valid_ndcg``, by which objectives are compared, is the contract's ndcg@eval_at with
-    linear gmv gain, computed once at the best iteration.
+    ``fit_rows`` / ``valid_rows``, when given, hold the feature values of the frames'
+    rows (a ``lightgbm.Sequence`` read batch by batch); the frames then need only
+    campaign_id and gmv. Rankers stop early on LightGBM's own ndcg@eval_at, whose gains
+    (``label_gain`` of the grades) follow gmv within 19 %: it runs in C++ at every tree.
+    The regressor stops early on its own loss (l2 of log(1 + gmv)), as a user's first try
+    would. ``valid_ndcg``, by which objectives are compared, is the contract's
+    ndcg@eval_at with linear gmv gain, computed once at the best iteration.
     """
     ranking = objective != "regression"
 
-    def dataset(frame, reference=None):
+    def dataset(frame, rows, reference=None):
         label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
                  if ranking else np.log1p(frame["gmv"].to_numpy()))
-        return lgb.Dataset(frame[features].to_numpy(dtype=float), feature_name=features,
-                           label=label, reference=reference,
+        data = frame[features].to_numpy(dtype=float) if rows is None else rows
+        return lgb.Dataset(data, feature_name=features, label=label, reference=reference,
                            group=_group_sizes(frame["campaign_id"]))
 
-    train_set = dataset(fit)
-    valid_set = dataset(valid, train_set)
+    train_set = dataset(fit, fit_rows)
+    valid_set = dataset(valid, valid_rows, train_set)
     query, gain = valid["campaign_id"].to_numpy(), valid["gmv"].to_numpy()
     params = lgb_params(cfg, objective)
     params["metric"] = "ndcg" if ranking else "l2"
@@ -93,9 +96,21 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
                    lgb.record_evaluation(record)])
     curve = list(record["valid"][f"ndcg@{cfg.eval_at}" if ranking else "l2"])
     best = booster.best_iteration or len(curve)
-    exact = mean_ndcg(query, gain, booster.predict(valid[features], num_iteration=best), cfg.eval_at)
+    raw = predict_rows(booster, valid[features] if valid_rows is None else valid_rows, best)
+    exact = mean_ndcg(query, gain, raw, cfg.eval_at)
     return Fitted(booster=booster, objective=objective, best_iteration=best,
                   valid_ndcg=exact, curve=curve)
+
+
+def predict_rows(booster: lgb.Booster, rows, num_iteration: int | None) -> np.ndarray:
+    """The booster's raw output for a frame or matrix, or for a ``lightgbm.Sequence``
+    batch by batch (its whole matrix is never in memory)."""
+    if not isinstance(rows, lgb.Sequence):
+        return booster.predict(rows, num_iteration=num_iteration)
+    step = rows.batch_size
+    batches = [booster.predict(rows[i:i + step], num_iteration=num_iteration)
+               for i in range(0, len(rows), step)]
+    return np.concatenate(batches) if batches else np.empty(0)
 
 
 def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:

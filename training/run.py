@@ -17,7 +17,7 @@ from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from training.config import TrainConfig
 from training.metrics import evaluate
-from training.model import Fitted, Scorer, fit_model, score_map_knots
+from training.model import Fitted, Scorer, fit_model, predict_rows, score_map_knots
 from training.split import Split, time_split
 
 BASELINES = ("followers", "engagement_rate", "past_gmv", "random")
@@ -65,32 +65,37 @@ def posts_summary(history: History) -> dict:
             "posts_to": last.isoformat() if last is not None else None}
 
 
-def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.DataFrame,
+def data_fingerprint(rows: dict[str, int], campaigns: pd.DataFrame, posts: dict, pairs: int,
                      split: Split) -> dict:
-    """Row counts, time ranges and split boundaries (``posts`` from ``posts_summary``,
-    so the raw posts frame may already be released)."""
+    """Row counts (``rows``: table -> rows), time ranges and split boundaries (``posts``
+    from ``posts_summary``, so the raw posts frame may already be released)."""
     return {
-        **{f"rows_{name}": len(frame) for name, frame in tables.items() if name != "posts"},
-        "pairs": len(pairs),
-        "campaigns_from": tables["campaigns"]["created_at"].min().isoformat(),
-        "campaigns_to": tables["campaigns"]["created_at"].max().isoformat(),
+        **{f"rows_{name}": n for name, n in rows.items() if name != "posts"},
+        "pairs": pairs,
+        "campaigns_from": campaigns["created_at"].min().isoformat(),
+        "campaigns_to": campaigns["created_at"].max().isoformat(),
         **posts,
         **split.fingerprint(),
     }
 
 
-def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame):
+def split_positions(campaigns: pd.DataFrame, cfg: TrainConfig, labels: pd.DataFrame
+                    ) -> tuple[Split, list[np.ndarray]]:
+    """The time split of ``campaigns`` and the positions of the fit, validation and test
+    rows of ``labels`` (campaign_id, gmv: the pair table's rows, in order)."""
     try:
-        split = time_split(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction)
+        split = time_split(campaigns, cfg.test_fraction, cfg.validation_fraction)
     except ValueError as err:
         raise TrainingError(str(err)) from None
-    parts = [pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
-             for ids in (split.fit, split.valid, split.test)]
-    for name, part in zip(("fit", "validation", "test"), parts):
-        if not (part["gmv"] > 0).any():
+    positions = [np.flatnonzero(labels["campaign_id"].isin(ids).to_numpy())
+                 for ids in (split.fit, split.valid, split.test)]
+    gmv = labels["gmv"].to_numpy()
+    for name, rows in zip(("fit", "validation", "test"), positions):
+        if not (gmv[rows] > 0).any():
             raise TrainingError(f"no positive gmv among the {name} campaigns "
-                                f"({part['campaign_id'].nunique()} campaigns): nothing to learn or measure")
-    return split, parts
+                                f"({labels['campaign_id'].iloc[rows].nunique()} campaigns): "
+                                "nothing to learn or measure")
+    return split, positions
 
 
 def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
@@ -112,21 +117,34 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
 
     ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
     ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
-    split, (fit, valid, test) = split_pairs(tables, cfg, pairs)
-    fingerprint = data_fingerprint(tables, posts, pairs, split)
+    split, positions = split_positions(tables["campaigns"], cfg, pairs)
+    fit, valid, test = (pairs.iloc[rows].reset_index(drop=True) for rows in positions)
+    rows = {name: len(frame) for name, frame in tables.items()}
+    fingerprint = data_fingerprint(rows, tables["campaigns"], posts, len(pairs), split)
+    return fit_and_evaluate(split, fingerprint, fit, valid, test, cfg, truth, progress)
+
+
+def fit_and_evaluate(split: Split, fingerprint: dict, fit: pd.DataFrame, valid: pd.DataFrame,
+                     test: pd.DataFrame, cfg: TrainConfig, truth: pd.DataFrame | None,
+                     progress: Callable[[str], None], fit_rows=None, valid_rows=None
+                     ) -> TrainResult:
+    """The fitting and evaluation of ``train_on_pairs`` on split pairs. ``fit_rows`` /
+    ``valid_rows`` (``lightgbm.Sequence``) may hold the fit and validation features, the
+    frames then only campaign_id, gmv and commission_rate; ``test`` is whole."""
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
     features = list(FEATURE_NAMES)
     candidates = {}
     for objective in cfg.objectives:
-        candidates[objective] = fit_model(fit, valid, features, cfg, objective)
+        candidates[objective] = fit_model(fit, valid, features, cfg, objective, fit_rows, valid_rows)
         progress(f"{objective}: validation ndcg@{cfg.eval_at} {candidates[objective].valid_ndcg:.4f}"
                  f" at {candidates[objective].best_iteration} trees")
     chosen = max(candidates.values(), key=lambda f: (f.valid_ndcg, -cfg.objectives.index(f.objective)))
-    pointwise = fit_model(fit, valid, features, cfg, "regression")
+    pointwise = fit_model(fit, valid, features, cfg, "regression", fit_rows, valid_rows)
     progress(f"pointwise regressor: validation ndcg@{cfg.eval_at} {pointwise.valid_ndcg:.4f}")
 
-    fit_raw = chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration)
+    fit_raw = predict_rows(chosen.booster, fit[features] if fit_rows is None else fit_rows,
+                           chosen.best_iteration)
     scorer = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
                     commission_rate_median=float(fit["commission_rate"].median()))
     scores = {"model": scorer.raw(test), **baseline_scores(test, cfg.seed),
