@@ -14,9 +14,7 @@ from features.registry import FEATURE_NAMES
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
     rows_or_report, write_frame_atomically
 from marketplace.io import read_table
-
-ENGINES = ("memory", "spark")
-
+from scaleout.session import add_engine_arguments
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -31,14 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="output file, .parquet or .csv (written atomically); with "
                              "--engine spark a directory of Parquet parts (replaced "
                              "atomically)")
-    parser.add_argument("--engine", choices=ENGINES, default="memory",
-                        help="memory (default): one process; spark: the same builder per "
-                             "creator bucket on Apache Spark (needs Java 17)")
-    parser.add_argument("--spark-master", metavar="URL",
-                        help="Spark master (default: local[*], or spark-submit's --master)")
-    parser.add_argument("--buckets", type=int, metavar="N",
-                        help="creator buckets for --engine spark (default: the cores, or "
-                             "one per million posts if more)")
+    add_engine_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -71,22 +62,18 @@ def check_output_folder(path: Path) -> None:
 
 
 def run_spark(args: argparse.Namespace) -> int:
-    from scaleout.features import default_buckets, spark_pairs
-    from scaleout.session import SparkError, run_job, spark_session
+    from scaleout.features import spark_pairs
+    from scaleout.session import SparkError, run_job, start_job
     from scaleout.tables import write_parts_atomically
 
     started = time.perf_counter()
     try:
         check_output_folder(args.out)
-        if args.buckets is not None and args.buckets < 1:
-            raise UserError(f"--buckets must be at least 1, not {args.buckets}")
         rows = rows_or_report(args.directory)
         campaigns = read_table(args.directory, "campaigns")
         log(f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
             "starting Spark ...")
-        spark = spark_session(args.spark_master)
-        buckets = args.buckets or default_buckets(rows, spark.sparkContext.defaultParallelism)
-        spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
+        spark, buckets = start_job(args.spark_master, args.buckets, rows)
         log(f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
             f"{rows['invitations']:,} invitations in {buckets} creator buckets ...")
         pairs = spark_pairs(spark, args.directory, campaigns, buckets)

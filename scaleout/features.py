@@ -16,13 +16,6 @@ from features.registry import FEATURE_NAMES
 from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
 
 SORT_COLUMNS = ["created_at", "campaign_id", "creator_id"]
-POSTS_PER_BUCKET = 1_000_000  # a bucket's rows are one pandas frame in one worker
-
-
-def default_buckets(rows: dict[str, int], parallelism: int) -> int:
-    """Enough buckets to keep every core busy and each bucket near POSTS_PER_BUCKET
-    posts; ``rows`` are the tables' row counts."""
-    return max(parallelism, -(-rows.get("posts", 0) // POSTS_PER_BUCKET))
 
 
 def pair_schema():

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import marketplace
+from marketplace.cli import UserError
 
 JAVA_NEEDED = ("Java 17 is needed for --engine spark: no `java` on PATH (nor in "
                "$JAVA_HOME/bin); on Debian: apt-get install openjdk-17-jre-headless")
@@ -110,3 +111,35 @@ def run_job(action):
         return action()
     except (PySparkException, Py4JError) as err:
         raise SparkError(f"Spark job failed: {first_line(err)}") from None
+
+
+def add_engine_arguments(parser) -> None:
+    """``--engine``, ``--spark-master`` and ``--buckets``, the same for every stage."""
+    parser.add_argument("--engine", choices=("memory", "spark"), default="memory",
+                        help="memory (default): one process; spark: the same computation "
+                             "per creator bucket on Apache Spark (needs Java 17)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="Spark master (default: local[*], or spark-submit's --master)")
+    parser.add_argument("--buckets", type=int, metavar="N",
+                        help="creator buckets for --engine spark (default: the cores, or "
+                             "one per million posts if more)")
+
+
+POSTS_PER_BUCKET = 1_000_000  # a bucket's rows are one pandas frame in one worker
+
+
+def default_buckets(rows: dict[str, int], parallelism: int) -> int:
+    """Enough buckets to keep every core busy and each bucket near POSTS_PER_BUCKET
+    posts; ``rows`` are the tables' row counts."""
+    return max(parallelism, -(-rows.get("posts", 0) // POSTS_PER_BUCKET))
+
+
+def start_job(master: str | None, buckets: int | None, rows: dict[str, int]):
+    """The session and the number of creator buckets for a job on data with ``rows``
+    (table -> row count); UserError for a bucket count below 1."""
+    if buckets is not None and buckets < 1:
+        raise UserError(f"--buckets must be at least 1, not {buckets}")
+    spark = spark_session(master)
+    buckets = buckets or default_buckets(rows, spark.sparkContext.defaultParallelism)
+    spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
+    return spark, buckets

@@ -157,15 +157,27 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     pairs = find_candidates(tables, chunk, history, by_market)
     present = np.bincount(pairs["brief"], minlength=len(chunk)) > 0
     for position in np.flatnonzero(~present):
-        b = chunk.iloc[position]
-        warn(f"brief {b['brief_id']}: no candidates (no creator of market {b['market']} "
-             f"with a post in the {ACTIVE_DAYS} days before {b['as_of'].isoformat()} and "
-             f"at least {b['min_followers']} followers); it gets no rows")
+        warn(no_candidates_message(chunk.iloc[position]))
     if pairs.empty:
         return empty_partner_list(), 0
+    features = build_features(tables, feature_requests(chunk, pairs), history)
+    return explain_top(chunk, pairs, features, scorer, model_version), len(pairs)
+
+
+def no_candidates_message(brief: pd.Series) -> str:
+    """The warning for a brief (a row of checked briefs) without candidates."""
+    return (f"brief {brief['brief_id']}: no candidates (no creator of market {brief['market']} "
+            f"with a post in the {ACTIVE_DAYS} days before {brief['as_of'].isoformat()} and "
+            f"at least {brief['min_followers']} followers); it gets no rows")
+
+
+def explain_top(chunk: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
+                scorer: Scorer, model_version: str) -> pd.DataFrame:
+    """The partner list rows of ``chunk``'s briefs from their candidates: ``pairs``
+    (``find_candidates`` of ``chunk``, by brief then creator_id) and their ``features``
+    (rows aligned): raw scores, ranks, indices among ALL the brief's candidates, and for
+    the top_k rows only the score, contributions and reasons."""
     brief = pairs["brief"].to_numpy()
-    requests = feature_requests(chunk, pairs)
-    features = build_features(tables, requests, history)
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
     indices = family_indices(features, peers=brief)          # among ALL the brief's candidates
@@ -176,7 +188,7 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     contrib = scorer.contributions(selected).reset_index(drop=True)
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
-    categories = requests["category"].to_numpy()[rows]
+    categories = chunk["category"].to_numpy()[brief[rows]]
     out = pd.DataFrame({
         "brief_id": pd.Series(chunk["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
         "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
@@ -188,7 +200,7 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
         "reasons": pd.Series(reasons(contrib, top_indices, categories), dtype=STRING_DTYPE),
         "model_version": pd.Series([model_version] * len(rows), dtype=STRING_DTYPE),
     })
-    return out[list(PARTNER_COLUMNS)], len(pairs)
+    return out[list(PARTNER_COLUMNS)]
 
 
 def reasons(contributions: pd.DataFrame, indices: pd.DataFrame, categories) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
+import mlflow
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,12 +18,14 @@ from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
 from marketplace.validate import validate_parts
-from scaleout.session import JAVA_NEEDED, SparkError, check_master, java_available, \
+from scaleout.session import JAVA_NEEDED, SparkError, check_master, java_available, run_job, \
     spark_session
+from serving.__main__ import main as serving_main
 from training.__main__ import main as training_main
 from training.config import load_config
 from training.parts import PartRows, posts_summary_of, train_on_pair_parts
 from training.run import posts_summary, train_on_pairs
+from training.tracking import log_training
 
 @pytest.fixture(scope="session")
 def spark():
@@ -73,18 +76,26 @@ def test_spark_pair_table_equals_the_in_memory_one(spark_pairs_dir, memory_table
     pd.testing.assert_frame_equal(pd.read_parquet(spark_pairs_dir), expected)  # value for value
 
 
+CFG = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20, num_threads=1)
+
+
+@pytest.fixture(scope="session")
+def memory_result(memory_tables):
+    history = index_history(memory_tables)
+    return train_on_pairs(memory_tables, training_pairs(memory_tables, history),
+                          posts_summary(history), CFG)
+
+
 @pytest.mark.slow
 def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir, market_dir,
-                                                                memory_tables, monkeypatch):
-    cfg = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20, num_threads=1)
-    history = index_history(memory_tables)
-    expected = train_on_pairs(memory_tables, training_pairs(memory_tables, history),
-                              posts_summary(history), cfg)
+                                                                memory_tables, memory_result,
+                                                                monkeypatch):
+    expected = memory_result
     violations, rows = validate_parts(market_dir)
     assert violations == []
     monkeypatch.setattr(PartRows, "batch_size", 997)  # many batches and part boundaries
     got = train_on_pair_parts(rows, memory_tables["campaigns"], posts_summary_of(market_dir),
-                              spark_pairs_dir, cfg)
+                              spark_pairs_dir, CFG)
     assert got.chosen.booster.model_to_string() == expected.chosen.booster.model_to_string()
     assert got.pointwise.booster.model_to_string() == expected.pointwise.booster.model_to_string()
     assert got.metrics == expected.metrics
@@ -132,3 +143,44 @@ def test_training_rejects_what_is_not_a_pair_table(market_dir, tmp_path, capsys)
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {market_dir / 'posts'}: not a pair table of this feature builder "
         "(missing column(s) campaign_id, created_at, views_per_follower_30d)")
+
+
+@pytest.mark.slow
+def test_spark_partner_lists_equal_the_in_memory_ones(spark, market_dir, memory_tables,
+                                                      memory_result, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
+    log_training(memory_result, uri, "test", register="cs")
+    as_of = memory_tables["posts"]["posted_at"].max().normalize() - pd.Timedelta(days=14)
+    briefs = pd.DataFrame({
+        "brief_id": ["id-beauty", "th-fashion", "xx-none", "vn-food"],
+        "market": ["ID", "TH", "XX", "VN"],
+        "category": ["beauty", "fashion", "beauty", "food"],
+        "as_of": [as_of.strftime("%Y-%m-%dT%H:%M:%SZ")] * 4,
+        "top_k": [50, 7, 5, 3],
+        "min_followers": [0, 1000, 0, 0],
+    })
+    briefs.to_csv(tmp_path / "briefs.csv", index=False)
+    common = ["--model", "models:/cs/1", "--data", str(market_dir), "--briefs",
+              str(tmp_path / "briefs.csv"), "--tracking-uri", uri]
+    assert serving_main([*common, "--out", str(tmp_path / "memory.parquet")]) == 0
+    memory_warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning")]
+    assert serving_main([*common, "--out", str(tmp_path / "spark.parquet"), "--engine", "spark",
+                         "--buckets", "3"]) == 0
+    spark_warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning")]
+    expected = pd.read_parquet(tmp_path / "memory.parquet")
+    assert set(expected["brief_id"]) == {"id-beauty", "th-fashion", "vn-food"}
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), expected)
+    assert spark_warnings == memory_warnings and len(memory_warnings) == 1
+
+
+def _boom(frame: pd.DataFrame) -> pd.DataFrame:
+    raise ValueError(f"bucket of {len(frame)} rows cannot be built")
+
+
+def test_a_failing_worker_is_one_line(spark):
+    job = spark.range(4).groupBy("id").applyInPandas(_boom, schema="id long")
+    with pytest.raises(SparkError) as err:
+        run_job(job.collect)
+    assert str(err.value) == "Spark job failed: ValueError: bucket of 1 rows cannot be built"
