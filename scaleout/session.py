@@ -2,7 +2,7 @@
 
 Default master: ``local[*]`` (or the one ``spark-submit --master`` gives). On a local
 master the Python workers run on the driver's own interpreter, so ``PYSPARK_PYTHON``
-need not be set. The session time zone is UTC: timestamps cross between Spark and pandas
+need not be set (under spark-submit its ``spark.pyspark.python`` rules). The session time zone is UTC: timestamps cross between Spark and pandas
 (Arrow) without a zone, and the contract's times are UTC.
 """
 
@@ -81,7 +81,8 @@ def spark_session(master: str | None = None, app: str = "creator-scores",
         raise SparkError(JAVA_NEEDED)
     if master:
         check_master(master)
-    if is_local(master):
+    under_submit = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit started the JVM
+    if is_local(master) and not under_submit:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     elif marketplace.USER_SPARK_LOCAL_IP is None:
