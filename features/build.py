@@ -34,6 +34,10 @@ ANSWER_PRIOR = (1.0, 2.0)       # 1 answered out of 2
 ACCEPT_PRIOR = (0.5, 2.0)       # 0.5 accepted out of 2
 DELIVERY_PRIOR = (1.0, 2.0)     # 1 delivered out of 2 promised
 PRIOR_VIEWS = 2000.0            # shoppable views at gmv 0 added to every GPM
+JUMP_TREND_STEPS = 3            # a follower step is judged against the mean of the 3 before it
+# Authenticity flags count only what exceeds what genuine growth and noise produce:
+JUMP_TOLERANCE = np.log(1.1)    # a week's follower step 10 % above the creator's trend
+UNMATCHED_TOLERANCE = np.log(1.5)  # followers growing 50 % more than views per post
 REQUIRED_COLUMNS = ("creator_id", "as_of", "category")
 
 
@@ -51,6 +55,8 @@ class History:
     category_sums: dict[str, np.ndarray]
     snapshots: Timeline
     snapshot_followers: np.ndarray
+    snapshot_jumps: np.ndarray
+    organic_growth_sums: np.ndarray
     answers: Timeline
     answer_sums: dict[str, np.ndarray]
     deliveries: Timeline
@@ -95,6 +101,8 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
     snaps = tables["follower_snapshots"]
     snapshots = Timeline.build(creator_index.get_indexer(snaps["creator_id"]),
                                micros(snaps["snapshot_date"]))
+    snapshot_followers = snapshots.take(snaps["followers"].to_numpy())
+    jumps = follower_jumps(snapshots, snapshot_followers)
     answers, answer_sums, deliveries, delivery_sums = _invitation_history(tables, creator_index)
     declared = categories.get_indexer(creators["primary_category"])
     return History(
@@ -102,10 +110,55 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
         joined_us=micros(creators["joined_at"]), categories=categories,
         posts=timeline, post_sums=post_sums,
         category_posts=category_posts, category_sums=category_sums,
-        snapshots=snapshots, snapshot_followers=snapshots.take(snaps["followers"].to_numpy()),
+        snapshots=snapshots, snapshot_followers=snapshot_followers,
+        snapshot_jumps=jumps,
+        organic_growth_sums=snapshots.running(organic_increments(snapshots, snapshot_followers, jumps),
+                                              presorted=True),
         answers=answers, answer_sums=answer_sums,
         deliveries=deliveries, delivery_sums=delivery_sums,
     )
+
+
+def follower_jumps(snapshots: Timeline, followers: np.ndarray) -> np.ndarray:
+    """How far each snapshot's follower growth jumps above the creator's own trend.
+
+    Growth between consecutive snapshots is log(1 + followers) per week; a snapshot's
+    jump is that growth minus the mean growth of the (up to ``JUMP_TREND_STEPS``) steps
+    before it, in log units per week: about 0 for steady growth however fast, about
+    log(1 + share bought) for a purchase of followers. NaN for a creator's first two
+    snapshots. Uses only the snapshot and earlier ones of the same creator, so it is known
+    when the snapshot is. Sorted (Timeline) order.
+    """
+    n = len(followers)
+    if n == 0:
+        return np.zeros(0)
+    first = snapshots.is_first()
+    log_f = np.log1p(followers.astype(float))
+    weeks = np.diff(snapshots.time_at(np.arange(n)), prepend=0) / (7 * MICROS_PER_DAY)
+    step = np.where(first, np.nan, np.diff(log_f, prepend=0.0) / np.where(first, 1.0, weeks))
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each creator's first row
+    trend_sum = np.zeros(n)
+    trend_n = np.zeros(n)
+    for lag in range(1, JUMP_TREND_STEPS + 1):
+        earlier = np.arange(n) - lag
+        valid = earlier > start  # the step at a creator's first row is undefined
+        trend_sum += np.where(valid, step[np.maximum(earlier, 0)], 0.0)
+        trend_n += valid
+    return np.where(trend_n > 0, step - trend_sum / np.maximum(trend_n, 1), np.nan)
+
+
+def organic_increments(snapshots: Timeline, followers: np.ndarray, jumps: np.ndarray
+                       ) -> np.ndarray:
+    """Each snapshot's log follower increment over the one before, with the part of a jump
+    beyond ``JUMP_TOLERANCE`` above the creator's trend taken out (millionths, int64, sorted
+    order; 0 at a creator's first snapshot). Summed over a window: organic growth."""
+    if len(followers) == 0:
+        return np.zeros(0, np.int64)
+    log_f = np.log1p(followers.astype(float))
+    increment = np.where(snapshots.is_first(), 0.0, np.diff(log_f, prepend=0.0))
+    weeks = np.diff(snapshots.time_at(np.arange(len(followers))), prepend=0) / (7 * MICROS_PER_DAY)
+    excess = np.where(np.isnan(jumps), 0.0, np.maximum(jumps - JUMP_TOLERANCE, 0.0) * weeks)
+    return np.round((increment - excess) * 1e6).astype(np.int64)
 
 
 def _post_arrays(posts: pd.DataFrame, creator_index: pd.Index, categories: pd.Index) -> dict:
@@ -355,7 +408,13 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
         var = np.maximum(_ratio(gaps_sq, n_gaps) - mean * mean, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"gap_cv_{d}d"] = np.where((n_gaps >= 2) & (mean > 0), np.sqrt(var) / mean, np.nan)
-        out[f"active_week_share_{d}d"] = np.minimum(posted("weeks", d) / (d / 7), 1.0)
+        active_share = np.minimum(posted("weeks", d) / (d / 7), 1.0)
+        out[f"active_week_share_{d}d"] = active_share
+    # Share of active weeks against a memoryless poster at the same rate (1 - e^-rate):
+    # above 1 when posts are spread out evenly, below 1 when they come in bursts.
+    per_week = posted("posts", 180) / (180 / 7)
+    out["active_week_ratio_180d"] = np.where(
+        per_week > 0, active_share / -np.expm1(-np.maximum(per_week, 1e-12)), np.nan)
     has_post = posted_end > w.first
     last = history.posts.time_at(posted_end - 1)
     first_time = history.posts.time_at(w.first)
@@ -374,8 +433,10 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
         name = f"gpm_{d}d" if d else "gpm_all"
         out[name] = 1000.0 * _ratio(measured("shop_gmv", d) / 100.0, measured("shop_views", d),
                                     0.0, PRIOR_VIEWS)
-    out["orders_per_1k_views_180d"] = 1000.0 * _ratio(measured("shop_orders", 180),
-                                                      measured("shop_views", 180), 0.0, PRIOR_VIEWS)
+    for d in (90, 180, None):
+        name = f"orders_per_1k_views_{d}d" if d else "orders_per_1k_views_all"
+        out[name] = 1000.0 * _ratio(measured("shop_orders", d), measured("shop_views", d),
+                                    0.0, PRIOR_VIEWS)
     for d, name in ((90, "90d"), (None, "all")):
         out[f"log_gmv_per_shoppable_post_{name}"] = np.log1p(
             _ratio(measured("shop_gmv", d) / 100.0, measured("shop", d)))
@@ -390,10 +451,15 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
     mean_sq = _ratio(measured("log_views_sq", 90), n90) / LOG_SCALE
     out["view_spikiness_90d"] = np.where(n90 >= 3, np.sqrt(np.maximum(mean_sq - mean_log ** 2, 0)),
                                          np.nan)
-    gained = followers_now - _followers_at(history, q, 90)
-    out["followers_gained_per_1k_views_90d"] = 1000.0 * gained / (views90 + 1000.0)
 
     recent = lambda name, a, b: w.sum(name, w.position(days(a)), w.position(days(b), b == 7))  # noqa: E731
+    # Followers gained without the views to match: genuine growth brings views with it
+    # (views grow with the audience), bought followers do not.
+    views_now = _ratio(recent("views", 97, 7), recent("posts", 97, 7))
+    views_then = _ratio(recent("views", 187, 97), recent("posts", 187, 97))
+    follower_growth = np.log1p(followers_now) - np.log1p(_followers_at(history, q, 90))
+    unmatched = follower_growth - (np.log1p(views_now) - np.log1p(views_then))
+    out["followers_without_views_90d"] = np.maximum(unmatched - UNMATCHED_TOLERANCE, 0.0)
     v_recent, v_before = recent("views", 37, 7), recent("views", 67, 37)
     out["views_growth_30d"] = np.where(v_recent + v_before > 0,
                                        np.log1p(v_recent) - np.log1p(v_before), np.nan)
@@ -458,3 +524,30 @@ def _cooperation_features(history: History, q: _Query, out) -> None:
 def _growth_features(history: History, q: _Query, followers_now: np.ndarray, out) -> None:
     for d in (30, 90):
         out[f"follower_growth_{d}d"] = np.log1p(followers_now) - np.log1p(_followers_at(history, q, d))
+    tl = history.snapshots
+    end = q.before(tl, SNAPSHOT_DELAY, inclusive=True)  # snapshot_date + 1 day <= as_of
+    first = tl.first(q.creator)
+    then = q.before(tl, days(90) + SNAPSHOT_DELAY, inclusive=True)
+    organic = Timeline.window(history.organic_growth_sums, first, then, end) / 1e6
+    out["organic_follower_growth_90d"] = np.where((then > first) & (end > first), organic, np.nan)
+    for name, lo in (("follower_jump_180d", q.before(tl, days(180) - SNAPSHOT_DELAY)),
+                     ("follower_jump_all", first)):
+        jump = range_max(history.snapshot_jumps, np.maximum(lo, first), end)
+        out[name] = np.maximum(jump - JUMP_TOLERANCE, 0.0)  # NaN stays NaN
+
+
+def range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo:hi]) per row, ignoring NaN; NaN for an empty or all-NaN range.
+    Costs O(len(values) + total range length) when the ranges come sorted."""
+    out = np.full(len(lo), np.nan)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    some = hi > lo
+    if not some.any() or len(values) == 0:
+        return out
+    bounds = np.empty(2 * int(some.sum()), np.int64)
+    bounds[0::2], bounds[1::2] = lo[some], hi[some]
+    # reduceat over [lo, hi) pairs; its answers for the [hi, next lo) slices are unused.
+    padded = np.append(filled, -np.inf)
+    top = np.maximum.reduceat(padded, np.minimum(bounds, len(values)))[0::2]
+    out[some] = np.where(np.isfinite(top), top, np.nan)
+    return out

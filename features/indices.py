@@ -18,7 +18,9 @@ from features.registry import FAMILIES, features_of
 # Enough history for each family, stated on the features themselves.
 HISTORY_RULES: dict[str, str] = {
     "engagement": "at least 3 posts in the last 180 days, one of them measured",
-    "cadence": "a first post at least 30 days before as_of",
+    "volume": "a first post at least 30 days before as_of",
+    "consistency": "a first post at least 30 days before as_of, and 3 gaps between posts "
+                   "in the last 180 days",
     "diligence": "at least 3 posts in the last 180 days",
     "cooperation": "at least one earlier invitation with a known answer",
     "sales": "at least one measured shoppable post",
@@ -34,7 +36,8 @@ def has_history(features: pd.DataFrame) -> dict[str, pd.Series]:
     month_old = features["history_days"] >= 30
     return {
         "engagement": (posts_180d >= 3 - 1e-9) & features["views_per_follower_180d"].notna(),
-        "cadence": month_old,
+        "volume": month_old,
+        "consistency": month_old & features["gap_cv_180d"].notna(),
         "diligence": posts_180d >= 3 - 1e-9,
         "cooperation": features["past_invitations"] >= 1,
         "sales": features["log_gmv_per_shoppable_post_all"].notna(),
@@ -49,7 +52,7 @@ def index_name(family: str) -> str:
 
 
 def family_indices(features: pd.DataFrame, peers) -> pd.DataFrame:
-    """The eight ``<family>_index`` columns (float, 0-100 or NaN) for ``features`` rows,
+    """The ``<family>_index`` columns, one per family, (float, 0-100 or NaN) for ``features`` rows,
     ranked within groups of equal ``peers`` (an array or Series aligned with the rows)."""
     peers = pd.Series(np.asarray(peers), index=features.index)
     known = has_history(features)

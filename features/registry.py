@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FAMILIES: tuple[str, ...] = ("engagement", "cadence", "diligence", "cooperation", "sales",
-                             "category", "growth", "authenticity")
+FAMILIES: tuple[str, ...] = ("engagement", "volume", "consistency", "diligence", "cooperation",
+                             "sales", "category", "growth", "authenticity")
 OTHER = "other"
 
 
@@ -31,9 +31,11 @@ FEATURES: tuple[Feature, ...] = tuple([
     # engagement: how well content lands
     *_windows("views_per_follower_{w}d", "engagement", +1,
               "mean views per measured post in the last {w} days / current followers"),
-    *_windows("log_views_per_post_{w}d", "engagement", +1,
+    # (reach per post and its trend are context: they follow audience size, not how well
+    # content lands, so they stay out of the index)
+    *_windows("log_views_per_post_{w}d", "engagement", 0,
               "log(1 + mean views per measured post in the last {w} days)"),
-    *_windows("mean_log_views_{w}d", "engagement", +1,
+    *_windows("mean_log_views_{w}d", "engagement", 0,
               "mean of log(1 + views) over posts measured in the last {w} days (typical reach)",
               windows=(90, 180)),
     Feature("likes_per_view_90d", "engagement", +1, "likes / views of posts measured in the last 90 days"),
@@ -41,16 +43,21 @@ FEATURES: tuple[Feature, ...] = tuple([
     Feature("shares_per_view_90d", "engagement", +1, "shares / views, last 90 days"),
     Feature("engagement_per_view_180d", "engagement", +1,
             "(likes + comments + shares) / views, last 180 days"),
-    Feature("views_trend", "engagement", +1,
+    Feature("views_trend", "engagement", 0,
             "log mean views per post, last 30 days against last 180 days"),
-    # cadence: posting consistency
-    *_windows("posts_per_week_{w}d", "cadence", +1, "posts per week over the last {w} days"),
-    Feature("gap_cv_90d", "cadence", -1,
+    # volume: how much content the creator makes
+    *_windows("posts_per_week_{w}d", "volume", +1, "posts per week over the last {w} days"),
+    # consistency: how regularly, whatever the rate (raw shares and recency are context:
+    # they mostly measure volume, so they stay out of the index)
+    Feature("gap_cv_90d", "consistency", -1,
             "coefficient of variation of the gaps between posts, last 90 days (low = regular)"),
-    Feature("gap_cv_180d", "cadence", -1, "coefficient of variation of gaps, last 180 days"),
-    Feature("active_week_share_90d", "cadence", +1, "share of the last 13 weeks with a post"),
-    Feature("active_week_share_180d", "cadence", +1, "share of the last 26 weeks with a post"),
-    Feature("days_since_last_post", "cadence", -1, "days from the latest post to as_of"),
+    Feature("gap_cv_180d", "consistency", -1, "coefficient of variation of gaps, last 180 days"),
+    Feature("active_week_ratio_180d", "consistency", +1,
+            "share of the last 26 weeks with a post / the share a poster at the same rate "
+            "with random timing would reach (above 1: spread out evenly; below 1: bursts)"),
+    Feature("active_week_share_90d", "consistency", 0, "share of the last 13 weeks with a post"),
+    Feature("active_week_share_180d", "consistency", 0, "share of the last 26 weeks with a post"),
+    Feature("days_since_last_post", "consistency", 0, "days from the latest post to as_of"),
     # diligence: appetite for shoppable content
     Feature("shoppable_share_90d", "diligence", +1, "share of posts with product links, last 90 days"),
     Feature("shoppable_share_all", "diligence", +1, "share of posts with product links, all history"),
@@ -76,12 +83,17 @@ FEATURES: tuple[Feature, ...] = tuple([
               "gmv per 1,000 views of shoppable posts, last {w} days (2,000 prior views at 0)",
               windows=(90, 180)),
     Feature("gpm_all", "sales", +1, "gmv per 1,000 shoppable views, all history (smoothed)"),
-    Feature("orders_per_1k_views_180d", "sales", +1, "orders per 1,000 shoppable views, last 180 days"),
-    Feature("log_gmv_per_shoppable_post_90d", "sales", +1,
+    *_windows("orders_per_1k_views_{w}d", "sales", +1,
+              "orders per 1,000 shoppable views (conversion), last {w} days (2,000 prior views at 0)",
+              windows=(90, 180)),
+    Feature("orders_per_1k_views_all", "sales", +1,
+            "orders per 1,000 shoppable views (conversion), all history (smoothed)"),
+    # (sales per post and in total follow reach as much as skill: context, out of the index)
+    Feature("log_gmv_per_shoppable_post_90d", "sales", 0,
             "log(1 + gmv per measured shoppable post), last 90 days"),
-    Feature("log_gmv_per_shoppable_post_all", "sales", +1,
+    Feature("log_gmv_per_shoppable_post_all", "sales", 0,
             "log(1 + gmv per measured shoppable post), all history"),
-    Feature("log_gmv_90d", "sales", +1, "log(1 + gmv of posts measured in the last 90 days)"),
+    Feature("log_gmv_90d", "sales", 0, "log(1 + gmv of posts measured in the last 90 days)"),
     Feature("log_campaign_gmv_per_delivered_post", "sales", +1,
             "log(1 + past campaign gmv / (delivered posts + 1)), ended campaigns"),
     # category: influence in the query's category
@@ -97,18 +109,30 @@ FEATURES: tuple[Feature, ...] = tuple([
     # growth: momentum
     Feature("follower_growth_30d", "growth", +1, "log followers now against 30 days earlier"),
     Feature("follower_growth_90d", "growth", +1, "log followers now against 90 days earlier"),
+    Feature("organic_follower_growth_90d", "growth", +1,
+            "log follower growth in 90 days with the jumps above the creator's own trend "
+            "(beyond 10 % a week, see follower_jump_all) taken out"),
     Feature("views_growth_30d", "growth", +1,
             "log views of the latest 30 measured days against the 30 before"),
     Feature("gmv_growth_90d", "growth", +1,
             "log gmv of the latest 90 measured days against the 90 before"),
-    # authenticity: signs that engagement is real
-    Feature("comments_per_like_90d", "authenticity", +1, "comments / likes, last 90 days"),
+    # authenticity: signs that engagement is real; fast growth as such is not one
+    Feature("comments_per_like_90d", "authenticity", +1,
+            "comments / likes, last 90 days (bought likes bring no comments)"),
     Feature("comments_per_like_all", "authenticity", +1, "comments / likes, all history"),
-    Feature("shares_per_like_90d", "authenticity", +1, "shares / likes, last 90 days"),
-    Feature("followers_gained_per_1k_views_90d", "authenticity", -1,
-            "followers gained in 90 days per 1,000 views (high = bought followers)"),
-    Feature("view_spikiness_90d", "authenticity", -1,
-            "standard deviation of log(1 + views) per post, last 90 days"),
+    Feature("shares_per_like_90d", "authenticity", +1,
+            "shares / likes, last 90 days (bought likes bring no shares)"),
+    Feature("follower_jump_180d", "authenticity", -1,
+            "largest weekly follower step above the creator's own recent trend, last 180 days, "
+            "beyond a 10 % tolerance (log units; steady growth, however fast, gives 0)"),
+    Feature("follower_jump_all", "authenticity", -1,
+            "largest weekly follower step above the creator's own trend, beyond 10 %, all history"),
+    Feature("followers_without_views_90d", "authenticity", -1,
+            "log follower growth in 90 days minus log growth of views per post over the same "
+            "time, beyond a 50 % tolerance (followers that came without the views to match)"),
+    Feature("view_spikiness_90d", "authenticity", 0,
+            "standard deviation of log(1 + views) per post, last 90 days (context: viral "
+            "posts are spiky too)"),
     # other: reach and context
     Feature("log_followers", OTHER, 0, "log(1 + current followers): the latest snapshot"),
     Feature("tenure_days", OTHER, 0, "days since joining the affiliate programme"),

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
 from marketplace.io import write_tables
-
-from marketplace.simulate import MARKETS, SimConfig, simulate
+from marketplace.simulate import MARKETS, SCENARIOS, SimConfig, simulate
 from marketplace.validate import is_partitioned
 
 
@@ -37,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="random seed (default %(default)s)")
     sim.add_argument("--markets", default=",".join(MARKETS), metavar="CODES",
                      help="comma-separated markets to simulate (default all: %(default)s)")
+    sim.add_argument("--scenario", default="default", metavar="NAME",
+                     help="the kind of world to simulate (default %(default)s): " + "; ".join(
+                         f"{s.name}: {s.description}" for s in SCENARIOS.values()))
     sim.add_argument("--csv", action="store_true",
                      help="write the raw tables as CSV instead of Parquet")
     sim.add_argument("--overwrite", action="store_true",
@@ -57,11 +59,13 @@ def run_simulate(args: argparse.Namespace) -> int:
         return fail(f"{out}: exists and is not empty (pass --overwrite to replace it)")
     try:
         cfg = SimConfig(creators=args.creators, days=args.days, seed=args.seed,
+                        scenario=args.scenario,
                         markets=tuple(m.strip().upper() for m in args.markets.split(",") if m.strip()))
     except ValueError as err:
         return fail(str(err))
     started = time.perf_counter()
-    log(f"simulating {cfg.creators:,} creators over {cfg.days} days (seed {cfg.seed}) ...")
+    log(f"simulating {cfg.creators:,} creators over {cfg.days} days (seed {cfg.seed}, "
+        f"scenario {cfg.scenario}) ...")
     tables, truth = simulate(cfg)
     log(f"simulated {len(tables['posts']):,} posts, {len(tables['campaigns']):,} campaigns, "
         f"{len(tables['invitations']):,} invitations in {time.perf_counter() - started:.1f}s; "

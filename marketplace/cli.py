@@ -78,3 +78,17 @@ def write_frame_atomically(frame: pd.DataFrame, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def read_truth_table(directory: Path, name: str, columns: set[str],
+                     ids: tuple[str, ...] = ("creator_id",)) -> pd.DataFrame:
+    """``directory/<name>.parquet`` of a simulator's truth, with ``columns`` present and the
+    ``ids`` columns as strings; UserError (one line) when it is missing or incomplete."""
+    path = Path(directory) / f"{name}.parquet"
+    if not path.is_file():
+        raise UserError(f"{path}: truth file not found")
+    table = pd.read_parquet(path)
+    missing = sorted(columns - set(table.columns))
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table.astype({column: "str" for column in ids})

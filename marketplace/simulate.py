@@ -18,7 +18,8 @@ Creators (``draw_creators``)
     diligent creators), ``regularity`` (gamma shape of the gaps between posts: 4 is
     clockwork, 0.3 is bursts), ``churn_day`` (a quarter stop posting at some day),
     ``fake`` (8 % buy engagement: views x2-6 and likes more, never comments, shares or
-    sales; and bought followers in jumps that bring no views), and category affinities
+    sales; and bought followers in jumps that bring no views), ``viral`` (10 %, never
+    fake: a smooth burst of genuine growth, see ``grow_audience``), and category affinities
     (up to three categories with Dirichlet weights). Traits are mildly correlated
     (skill with quality and diligence, cooperation with diligence). The declared
     ``primary_category`` is the top affinity 75 % of the time, otherwise the second,
@@ -35,8 +36,10 @@ Posts (``draw_post_times``, ``grow_audience``, ``draw_post_metrics``)
     engagement inflates reported views and likes only.
 
 Followers (``grow_audience``)
-    Weekly: real followers grow by real views x a quality-driven follow rate, decay
-    slowly after churn; snapshots add bought followers (jumps without views).
+    Weekly: real followers grow by real views x a quality-driven follow rate, saturating
+    near 1 % a week, decay slowly after churn; a viral creator's follow rate and ceiling
+    rise smoothly to 3-8x around its viral day (a Gaussian bump, sd 4 weeks), so genuine
+    fast growth is smooth. Snapshots add bought followers (jumps without views).
 
 Campaigns and invitations (``draw_campaigns``, ``invite``)
     Campaigns per market and category, spread over time, with a commission rate and a
@@ -57,7 +60,14 @@ Outcomes (``draw_outcomes``)
 Truth
     ``expected_gmv`` is that gmv's expectation given the world at campaign time,
     computed in closed form (answer x accept x E[delivered] x mean gmv per post), not
-    estimated from draws. ``creator_traits`` holds every hidden trait.
+    estimated from draws. ``creator_traits`` holds every hidden trait (``fake`` and
+    ``viral`` say who bought growth and who earned it fast) and ``real_growth_90d``, the
+    true audience growth over the last 13 weeks.
+
+Scenarios (``SCENARIOS``, ``--scenario``)
+    Worlds unlike the default for robustness checks: ``sales-led`` (selling skill drives
+    sales far more than reach), ``engagement-led`` (reach and quality drive sales),
+    ``heavy-fake`` (25 % fake creators), ``many-new`` (75 % join during the period).
 """
 
 from __future__ import annotations
@@ -92,6 +102,40 @@ LIVE_VIEW_FACTOR = 0.5
 LIVE_CONVERSION_FACTOR = 3.0
 BASE_ORDERS_PER_VIEW = 6e-4
 CAMPAIGN_NOISE_SD = 1.0
+WEEKLY_GROWTH_CAP = 0.01  # organic follower growth saturates near 1 % a week
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a marketplace's world is like: shares of kinds of creators and what sells.
+
+    ``sales_weight`` and ``view_quality_weight`` set how strongly selling skill (orders
+    per view) and content quality (views per follower) drive sales; ``fake_share``,
+    ``viral_share`` and ``new_share`` are the shares of creators who buy engagement and
+    followers, who go viral (a smooth burst of genuine growth) and who join during the
+    simulated period rather than before it.
+    """
+
+    name: str
+    description: str
+    sales_weight: float = 0.7
+    view_quality_weight: float = 0.5
+    fake_share: float = 0.08
+    viral_share: float = 0.10
+    new_share: float = 0.35
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("default", "the reference world"),
+    Scenario("sales-led", "selling skill drives sales far more than reach",
+             sales_weight=1.1, view_quality_weight=0.3),
+    Scenario("engagement-led", "reach and content quality drive sales; selling skill less",
+             sales_weight=0.35, view_quality_weight=0.8),
+    Scenario("heavy-fake", "a quarter of creators buy engagement and followers",
+             fake_share=0.25),
+    Scenario("many-new", "most creators join during the period: short histories",
+             new_share=0.75),
+)}
 
 
 @dataclass(frozen=True)
@@ -102,8 +146,12 @@ class SimConfig:
     days: int = 540
     seed: int = 0
     markets: tuple[str, ...] = MARKETS
+    scenario: str = "default"
 
     def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"--scenario: unknown {self.scenario!r}; choose from "
+                             f"{', '.join(SCENARIOS)}")
         unknown = sorted(set(self.markets) - set(MARKETS))
         if unknown or not self.markets:
             raise ValueError(f"--markets: {', '.join(unknown) or 'none given'}; "
@@ -112,6 +160,10 @@ class SimConfig:
             raise ValueError(f"--creators must be at least 10, got {self.creators}")
         if self.days < 120:
             raise ValueError(f"--days must be at least 120, got {self.days}")
+
+    @property
+    def world(self) -> Scenario:
+        return SCENARIOS[self.scenario]
 
     @property
     def market_share(self) -> np.ndarray:
@@ -140,7 +192,7 @@ def tier_curve(log10_followers, values):
 
 def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndarray]:
     """Hidden traits and public attributes of every creator (arrays of length n)."""
-    n = cfg.creators
+    n, world = cfg.creators, cfg.world
     z = rng.standard_normal((n, 6))
     quality = z[:, 0]
     diligence = z[:, 1]
@@ -151,12 +203,16 @@ def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndar
                           + 0.45 * z[:, 5])
     regularity = np.exp(rng.normal(0.0, 0.8, n))
     trend = rng.normal(0.0, 0.35, n)
-    joined_day = np.where(rng.random(n) < 0.65, rng.uniform(-730, 0, n),
+    joined_day = np.where(rng.random(n) >= world.new_share, rng.uniform(-730, 0, n),
                           rng.uniform(0, 0.8 * cfg.days, n))
     churns = rng.random(n) < 0.25
     churn_day = np.where(churns, rng.uniform(np.maximum(joined_day, 0) + 14,
                                              cfg.days + 60), np.inf)
-    fake = rng.random(n) < 0.08
+    fake = rng.random(n) < world.fake_share
+    # Viral creators: a smooth burst of genuine growth (never fake) centred on viral_day.
+    viral = ~fake & (rng.random(n) < world.viral_share / (1 - world.fake_share))
+    viral_day = rng.uniform(0, cfg.days, n)
+    viral_boost = np.where(viral, rng.uniform(3.0, 8.0, n), 1.0)
     views_inflation = np.where(fake, np.exp(rng.uniform(0.7, 1.8, n)), 1.0)
     likes_inflation = views_inflation * np.where(fake, np.exp(rng.uniform(0.3, 1.0, n)), 1.0)
 
@@ -182,6 +238,9 @@ def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndar
         cooperation=cooperation, diligence=diligence, trend=trend,
         posting_rate=posting_rate, regularity=regularity, joined_day=joined_day,
         churn_day=churn_day, fake=fake, views_inflation=views_inflation,
+        viral=viral, viral_day=viral_day, viral_boost=viral_boost,
+        view_quality=world.view_quality_weight * quality,
+        sales_effect=np.exp(world.sales_weight * sales_skill),
         likes_inflation=likes_inflation, cats=cats, cat_weights=weights,
         declared=declared,
         live_share=sigmoid(-3.0 + 1.0 * diligence),
@@ -199,7 +258,7 @@ def category_fit(creators: dict, idx: np.ndarray, category: np.ndarray) -> np.nd
 def log_views_per_follower(creators: dict, idx: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Median log(views / real follower) of a creator's videos on a given day."""
     base = np.log(tier_curve(creators["log10_f0"][idx], TIER_VIEWS_PER_FOLLOWER))
-    return base + 0.5 * creators["quality"][idx] + creators["trend"][idx] * day / 365.0
+    return base + creators["view_quality"][idx] + creators["trend"][idx] * day / 365.0
 
 
 def draw_post_times(rng: np.random.Generator, creators: dict, days: int):
@@ -227,7 +286,10 @@ def grow_audience(rng, creators: dict, owner, day, is_live, is_shop, weeks: int)
 
     Week w covers days [7w, 7w + 7); a post's expected views use the real followers at the
     end of the previous week, and each week's real views add followers at the creator's
-    follow rate (a slow decay after churn). Returns (real_views, real_followers).
+    follow rate (a slow decay after churn). Growth saturates near 1 % a week, except for
+    viral creators, whose follow rate and ceiling rise smoothly up to ``viral_boost``
+    times around their ``viral_day`` (a Gaussian bump, sd 4 weeks). Returns
+    (real_views, real_followers).
     """
     n = len(creators["log10_f0"])
     week = (day // 7).astype(np.int64)
@@ -246,10 +308,18 @@ def grow_audience(rng, creators: dict, owner, day, is_live, is_shop, weeks: int)
         real_views[rows] = np.round(current[owner[rows]] * np.exp(log_mean[rows]))
         gained = np.bincount(owner[rows], weights=real_views[rows], minlength=n)
         decaying |= creators["churn_day"] < 7 * w
-        rate = creators["follow_rate"] * gained / current
-        current = np.where(decaying, current * 0.997, current * (1 + rate / (1 + rate / 0.01)))
+        boost = viral_factor(creators, 7.0 * w + 3.5)
+        rate = creators["follow_rate"] * boost * gained / current
+        cap = WEEKLY_GROWTH_CAP * boost
+        current = np.where(decaying, current * 0.997, current * (1 + rate / (1 + rate / cap)))
         followers[:, w] = current
     return real_views, followers
+
+
+def viral_factor(creators: dict, day: float) -> np.ndarray:
+    """Each creator's growth multiplier on ``day``: 1, rising smoothly to viral_boost."""
+    bump = np.exp(-0.5 * ((day - creators["viral_day"]) / 28.0) ** 2)
+    return 1.0 + (creators["viral_boost"] - 1.0) * bump
 
 
 def bought_followers(rng, creators: dict, real_followers: np.ndarray) -> np.ndarray:
@@ -281,7 +351,7 @@ def draw_post_metrics(rng, creators: dict, owner, day, real_views, is_live, is_s
     likes = np.where(inflate, np.round(real_likes * creators["likes_inflation"][owner]),
                      real_likes)
     safe_category = np.maximum(category, 0)
-    conversion = (BASE_ORDERS_PER_VIEW * np.exp(0.7 * creators["sales_skill"][owner])
+    conversion = (BASE_ORDERS_PER_VIEW * creators["sales_effect"][owner]
                   * category_fit(creators, owner, safe_category)
                   * np.where(is_live, LIVE_CONVERSION_FACTOR, 1.0))
     orders = np.where(is_shop, rng.poisson(real_views * conversion), 0)
@@ -380,7 +450,7 @@ def draw_outcomes(rng, creators: dict, campaigns: dict, camp, who, followers) ->
     views = (followers[who, week] * np.exp(log_views_per_follower(creators, who, start)
                                            + VIEW_NOISE_SD ** 2 / 2) * SHOPPABLE_VIEW_FACTOR)
     unit_price = CATEGORY_PRICE[category] * MARKET_PRICE[campaigns["market"][camp]]
-    per_post = (views * BASE_ORDERS_PER_VIEW * np.exp(0.7 * creators["sales_skill"][who]) * fit
+    per_post = (views * BASE_ORDERS_PER_VIEW * creators["sales_effect"][who] * fit
                 * unit_price * campaigns["appeal"][camp] * (0.5 + 5.0 * commission))
     expected = p_answer * p_accept * (1.0 + lam) * p_deliver * per_post
 
@@ -496,7 +566,8 @@ def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
             creator_id=tables["invitations"]["creator_id"],
             expected_gmv=outcome["expected"],
         )),
-        creator_traits=traits_table(creators, pick(creator_id, np.arange(cfg.creators))),
+        creator_traits=traits_table(creators, pick(creator_id, np.arange(cfg.creators)),
+                                    real_followers),
     )
     return tables, truth
 
@@ -515,13 +586,19 @@ def snapshot_table(creators: dict, followers: np.ndarray, creator_id: pa.Array,
     ))
 
 
-def traits_table(creators: dict, creator_id: pd.Series) -> pd.DataFrame:
-    """Every hidden trait per creator (the truth a model can only approximate)."""
+def traits_table(creators: dict, creator_id: pd.Series, real_followers: np.ndarray
+                 ) -> pd.DataFrame:
+    """Every hidden trait per creator (the truth a model can only approximate), and
+    ``real_growth_90d``: log real (unbought) followers at the last week against 13 weeks
+    earlier, the creator's true audience growth at the end of the data."""
     out = pd.DataFrame(dict(creator_id=creator_id))
     for name in ("quality", "sales_skill", "cooperation", "diligence", "trend",
                  "posting_rate", "regularity", "joined_day", "churn_day", "fake",
+                 "viral", "viral_day", "viral_boost",
                  "log10_f0", "follow_rate", "live_share", "shoppable_share"):
         out[name] = creators[name]
+    last = real_followers.shape[1] - 1
+    out["real_growth_90d"] = np.log(real_followers[:, last] / real_followers[:, max(last - 13, 0)])
     for k in range(3):
         out[f"category_{k + 1}"] = pick(CATEGORIES, creators["cats"][:, k])
         out[f"affinity_{k + 1}"] = creators["cat_weights"][:, k]

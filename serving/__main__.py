@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Score briefs into partner lists (data contract): for each brief, the "
                     "creators of its market who posted in the 90 days before its as_of "
                     "(and have at least min_followers), ranked by the model; its top_k "
-                    "with rank, score, the eight 0-100 indices, raw_score, per-family "
+                    "with rank, score, the nine 0-100 indices, raw_score, per-family "
                     "contributions, reasons and the model version. The data is validated "
                     "first; the output is written atomically.")
     parser.add_argument("--model", required=True, metavar="URI",

@@ -26,7 +26,7 @@ TOLERANCE = 1e-6
 
 def waterfall(row, sort: bool = False) -> pd.DataFrame:
     """The steps from the model's base to a creator's raw_score, from one partner-list
-    row (a Series or mapping with ``contrib_base``, ``contrib_<family>`` for the eight
+    row (a Series or mapping with ``contrib_base``, ``contrib_<family>`` for the nine
     families and ``other``, and ``raw_score``).
 
     One row per step, indexed by step name: ``base``, each family (the contract's order,
@@ -109,7 +109,7 @@ def example_brief(tables: dict[str, pd.DataFrame], market: str | None = None,
 
 def partner_view(partner_list: pd.DataFrame, brief_id: str | None = None) -> pd.DataFrame:
     """The readable columns of one brief's partner list (the first brief when
-    ``brief_id`` is None): rank (index), creator_id, score, the eight indices and
+    ``brief_id`` is None): rank (index), creator_id, score, the nine indices and
     reasons, scores and indices rounded to whole points."""
     brief_id = brief_id if brief_id is not None else partner_list["brief_id"].iloc[0]
     rows = partner_list[partner_list["brief_id"] == brief_id]

@@ -3,7 +3,7 @@
 For each brief: find its candidates (``serving.candidates``), build their features as of
 the brief's ``as_of`` with the one feature builder, rank every candidate by the model's
 raw output (ties: creator_id), keep the top_k, and explain only those rows: score (the
-model's fixed 0-100 map), TreeSHAP contributions by family, the eight indices
+model's fixed 0-100 map), TreeSHAP contributions by family, the nine indices
 (percentiles among ALL the brief's candidates) and a reasons sentence.
 
 Reasons recipe (``reasons_text``), deterministic:
@@ -56,8 +56,10 @@ NOTHING_STANDS_OUT = "No single family stands out"
 PHRASES: dict[str, tuple[str, str, str]] = {
     "engagement": ("content lands well with viewers", "content draws little engagement",
                    "too few measured posts to judge engagement"),
-    "cadence": ("posts steadily", "posting is irregular or has slowed",
-                "started posting too recently to judge cadence"),
+    "volume": ("posts a lot", "posts little or has slowed down",
+               "started posting too recently to judge volume"),
+    "consistency": ("posts like clockwork", "posts in irregular bursts",
+                    "too few posts to judge consistency"),
     "diligence": ("commits to shoppable posts and LIVEs", "posts little shoppable content",
                   "too few recent posts to judge selling effort"),
     "cooperation": ("answers brands reliably", "patchy record with brand invitations",
@@ -211,7 +213,7 @@ def reasons(contributions: pd.DataFrame, indices: pd.DataFrame, categories) -> l
 
 
 def reasons_text(contrib: np.ndarray, index: np.ndarray, category: str) -> str:
-    """One sentence from a row's eight family contributions and indices (FAMILIES order);
+    """One sentence from a row's family contributions and indices (FAMILIES order);
     the recipe is in the module's docstring."""
     contrib = np.asarray(contrib, dtype=float)
     largest = np.max(np.abs(contrib)) if len(contrib) else 0.0

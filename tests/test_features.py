@@ -129,8 +129,63 @@ def test_posts_features_by_hand(hand):
     assert a["active_week_share_90d"] <= 3 / (90 / 7) + 1e-12
     assert a["log_followers"] == pytest.approx(math.log1p(1000))
     assert a["follower_growth_90d"] == pytest.approx(math.log1p(1000) - math.log1p(800))
-    assert a["followers_gained_per_1k_views_90d"] == pytest.approx(1000 * 200 / (4000 + 1000))
     assert a["commission_rate"] == 0.15
+    # Conversion: 2 orders on 1,000 shoppable views (the 999,999-view post is unmeasured).
+    assert a["orders_per_1k_views_90d"] == pytest.approx(1000 * 2 / (1000 + 2000))
+    # 4 posts in 4 different weeks of the last 26: the share against a random poster's.
+    rate = 4 / (180 / 7)
+    assert a["active_week_share_180d"] == pytest.approx(rate)
+    assert a["active_week_ratio_180d"] == pytest.approx(rate / -math.expm1(-rate))
+    # Two known snapshots (800 -> 1000): growth, but no trend yet to judge a jump against.
+    assert a["organic_follower_growth_90d"] == pytest.approx(math.log1p(1000) - math.log1p(800), abs=1e-6)
+    assert math.isnan(a["follower_jump_all"])
+    # Followers +22 %, views per post x4 (500 -> 2,000): the views match the growth.
+    assert a["followers_without_views_90d"] == 0.0
+
+
+def snapshot_tables(followers: list[int]) -> dict[str, pd.DataFrame]:
+    """hand_tables with creator a's weekly snapshots replaced by ``followers``, the last
+    one taken 7 days before AS_OF."""
+    tables = hand_tables()
+    n = len(followers)
+    tables["follower_snapshots"] = pd.DataFrame({
+        "creator_id": ids(*["a"] * n),
+        "snapshot_date": times(*[AS_OF - (7 + 7 * (n - 1 - k)) * DAY for k in range(n)]),
+        "followers": np.array(followers),
+    })
+    return tables
+
+
+def growth_features(followers: list[int]) -> pd.Series:
+    requests = pd.DataFrame({"creator_id": ids("a"), "as_of": times(AS_OF),
+                             "category": ids("beauty")})
+    return build_features(snapshot_tables(followers), requests).iloc[0]
+
+
+def test_steady_fast_growth_is_no_jump():
+    # 8 % a week for 20 weeks, smoothly: fast growth, nothing bought.
+    steady = growth_features([round(1000 * 1.08 ** k) for k in range(20)])
+    assert steady["follower_jump_all"] == 0.0
+    assert steady["follower_jump_180d"] == 0.0
+    assert steady["organic_follower_growth_90d"] == pytest.approx(steady["follower_growth_90d"], abs=1e-5)
+
+
+def test_bought_followers_are_a_jump_and_leave_organic_growth():
+    # 1 % a week, then 3,000 followers bought in one week (4 weeks before the last snapshot).
+    followers = [round(1000 * 1.01 ** k) for k in range(16)]
+    followers[-4:] = [f + 3000 for f in followers[-4:]]
+    row = growth_features(followers)
+    log_f = np.log1p(np.array(followers, float))
+    step = np.diff(log_f)  # weekly steps
+    jump_at = len(followers) - 4 - 1  # the step into the first bought snapshot
+    expected_jump = step[jump_at] - step[jump_at - 3:jump_at].mean()
+    assert row["follower_jump_all"] == pytest.approx(expected_jump - math.log(1.1), rel=1e-9)
+    assert row["follower_jump_180d"] == row["follower_jump_all"]
+    # Organic growth counts the jump only up to trend + 10 %: near 13 weeks of 1 %.
+    assert row["follower_growth_90d"] > 1.0
+    assert row["organic_follower_growth_90d"] == pytest.approx(
+        row["follower_growth_90d"] - (expected_jump - math.log(1.1)), abs=1e-5)
+    assert row["organic_follower_growth_90d"] < 0.25
 
 
 def test_category_features_by_hand(hand):
@@ -206,7 +261,9 @@ def change_the_future(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, see
                               inv["responded_at"] >= cutoff)
     flip = {"accepted": "declined", "declined": "accepted", "no_response": "accepted"}
     inv.loc[answer_unknown, "response"] = inv.loc[answer_unknown, "response"].map(flip)
-    inv.loc[answer_unknown, "responded_at"] = inv.loc[answer_unknown, "invited_at"] + 3 * DAY
+    # A changed answer is still given after the cutoff (else it would be a past fact).
+    inv.loc[answer_unknown, "responded_at"] = (
+        inv.loc[answer_unknown, "invited_at"].clip(lower=cutoff) + 3 * DAY)
     end_unknown = (inv["end_at"] >= cutoff).to_numpy()
     inv.loc[end_unknown, "posts_promised"] = 9
     inv.loc[end_unknown, "posts_delivered"] = 0
@@ -272,12 +329,12 @@ def test_indices_rank_peers_within_groups():
     features = build_features(*_two_peers())
     indices = family_indices(features, ["q", "q", "r"])
     assert list(indices.columns) == [index_name(f) for f in FAMILIES]
-    # a posts more often and more recently than b: its cadence comes first.
-    assert indices.loc[0, "cadence_index"] > indices.loc[1, "cadence_index"]
+    # a posts more often than b: its volume comes first.
+    assert indices.loc[0, "volume_index"] > indices.loc[1, "volume_index"]
     # b has one post: too little history for diligence (3 posts in 180 days).
     assert math.isnan(indices.loc[1, "diligence_index"])
     # A lone peer sits at the middle.
-    assert indices.loc[2, "cadence_index"] == 50.0
+    assert indices.loc[2, "volume_index"] == 50.0
     values = indices.to_numpy()[~np.isnan(indices.to_numpy())]
     assert ((values > 0) & (values < 100)).all()
 
@@ -297,7 +354,8 @@ def test_indices_are_null_without_history(hand):
     indices = family_indices(hand, ["q"] * len(hand))
     b = indices.iloc[1]
     assert b.isna().all()
-    assert indices.iloc[0][["cooperation_index", "sales_index", "cadence_index"]].notna().all()
+    assert indices.iloc[0][["cooperation_index", "sales_index", "volume_index",
+                            "consistency_index"]].notna().all()
 
 
 def test_command_writes_the_pair_table(tmp_path, small_market):

@@ -48,9 +48,10 @@ from training.tracking import log_training
 # The partner list's columns, in the data contract's order.
 CONTRACT_COLUMNS = [
     "brief_id", "creator_id", "rank", "score",
-    "engagement_index", "cadence_index", "diligence_index", "cooperation_index",
-    "sales_index", "category_index", "growth_index", "authenticity_index",
-    "raw_score", "contrib_base", "contrib_engagement", "contrib_cadence", "contrib_diligence",
+    "engagement_index", "volume_index", "consistency_index", "diligence_index",
+    "cooperation_index", "sales_index", "category_index", "growth_index", "authenticity_index",
+    "raw_score", "contrib_base", "contrib_engagement", "contrib_volume", "contrib_consistency",
+    "contrib_diligence",
     "contrib_cooperation", "contrib_sales", "contrib_category", "contrib_growth",
     "contrib_authenticity", "contrib_other", "reasons", "model_version",
 ]
@@ -305,26 +306,28 @@ def test_reasons_are_short_sentences_from_the_largest_families(scored):
 
 
 def test_reasons_recipe_by_hand():
-    contrib = np.zeros(8)
-    index = np.full(8, 50.0)
+    position = {family: i for i, family in enumerate(FAMILIES)}
+    at = lambda *families: [position[f] for f in families]  # noqa: E731
+    contrib = np.zeros(len(FAMILIES))
+    index = np.full(len(FAMILIES), 50.0)
     assert reasons_text(contrib, index, "beauty") == NOTHING_STANDS_OUT
-    # sales +0.4 (index 91), cooperation +0.3 (84), cadence -0.2 (22), growth +0.01 (tiny)
-    contrib[[4, 3, 1, 6]] = [0.4, 0.3, -0.2, 0.01]
-    index[[4, 3, 1]] = [91.2, 83.6, 21.5]
+    # sales +0.4 (index 91), cooperation +0.3 (84), consistency -0.2 (22), growth +0.01 (tiny)
+    contrib[at("sales", "cooperation", "consistency", "growth")] = [0.4, 0.3, -0.2, 0.01]
+    index[at("sales", "cooperation", "consistency")] = [91.2, 83.6, 21.5]
     assert reasons_text(contrib, index, "beauty") == (
         "Sells well (sales 91); answers brands reliably (cooperation 84); "
-        "posting is irregular or has slowed (cadence 22)")
+        "posts in irregular bursts (consistency 22)")
     # Only lifts: the third slot goes to the next largest; the category is named; a null
     # index means too little history for the family.
     contrib[:] = 0
-    contrib[[5, 0, 2]] = [0.5, 0.2, 0.1]
-    index[0] = np.nan
+    contrib[at("category", "engagement", "diligence")] = [0.5, 0.2, 0.1]
+    index[position["engagement"]] = np.nan
     assert reasons_text(contrib, index, "home") == (
         "Strong in home (category 50); too few measured posts to judge engagement; "
         "commits to shoppable posts and LIVEs (diligence 50)")
     # An index that disagrees with the contribution's sign gets a neutral phrase.
-    contrib[[5, 2]] = [-0.5, 0.1]
-    index[[5, 2]] = [75.0, 30.0]
+    contrib[at("category", "diligence")] = [-0.5, 0.1]
+    index[at("category", "diligence")] = [75.0, 30.0]
     assert reasons_text(contrib, index, "food") == (
         "Too few measured posts to judge engagement; diligence lifts the score (diligence 30); "
         "fit with food holds the score back (category 75)")

@@ -12,7 +12,8 @@ import pandas as pd
 
 from features.build import index_history
 from features.pairs import training_pairs
-from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
+from marketplace.cli import UserError, fail, load_tables_or_report, log, read_truth_table, \
+    rows_or_report
 from marketplace.io import read_table
 from training.config import DEFAULT_CONFIG, ConfigError, load_config
 from training.parts import posts_summary_of, train_on_pair_parts
@@ -54,14 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_truth(directory: Path) -> pd.DataFrame:
-    path = directory / "expected_gmv.parquet"
-    if not path.is_file():
-        raise UserError(f"{path}: truth file not found")
-    truth = pd.read_parquet(path)
-    missing = {"campaign_id", "creator_id", "expected_gmv"} - set(truth.columns)
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    return truth.astype({"campaign_id": "str", "creator_id": "str"})
+    return read_truth_table(directory, "expected_gmv", {"campaign_id", "creator_id", "expected_gmv"},
+                            ids=("campaign_id", "creator_id"))
 
 
 def train_in_memory(args: argparse.Namespace, cfg, truth) -> TrainResult:
