@@ -144,8 +144,9 @@ def run_spark(args: argparse.Namespace) -> int:
         spark, buckets = start_job(args.spark_master, args.buckets, rows)
         log(f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
             f"{rows['invitations']:,} invitations in {buckets} creator buckets ...")
-        pairs = spark_pairs(spark, args.directory, campaigns, buckets)
+        pairs, unsorted = spark_pairs(spark, args.directory, campaigns, buckets)
         run_job(lambda: write_parts_atomically(pairs, args.out))
+        unsorted.unpersist()
     except (UserError, SparkError) as err:
         return fail(str(err))
     log(f"wrote {args.out}/: {rows['invitations']:,} pairs x {len(FEATURE_NAMES)} features "

@@ -9,6 +9,8 @@ creator_id), as Parquet parts in name order.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pandas as pd
 
 from features.pairs import PAIR_COLUMNS, training_pairs
@@ -28,25 +30,28 @@ def pair_schema():
                       + [StructField(f, DoubleType()) for f in FEATURE_NAMES])
 
 
-def bucket_pairs(campaigns) -> callable:
+def bucket_pairs(campaigns) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function: one bucket's rows in, its training pairs out.
     ``campaigns`` is a broadcast of the contract-typed campaigns table."""
     columns = list(PAIR_COLUMNS) + list(FEATURE_NAMES)
 
     def pairs_of(rows: pd.DataFrame) -> pd.DataFrame:
-        tables = bucket_tables(rows, campaigns.value)
-        if tables["invitations"].empty:
-            return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}).astype(
-                {"campaign_id": object, "creator_id": object, "created_at": "datetime64[us, UTC]"})
-        return training_pairs(tables)[columns]
+        return training_pairs(bucket_tables(rows, campaigns.value))[columns]
 
     return pairs_of
 
 
 def spark_pairs(spark, directory, campaigns: pd.DataFrame, buckets: int):
-    """The pair table of ``directory`` as a sorted Spark DataFrame; ``campaigns`` is the
-    directory's campaigns table as read by ``marketplace.io``."""
+    """The pair table of ``directory`` as a sorted Spark DataFrame, and the unsorted one
+    to ``unpersist`` once it is written; ``campaigns`` is the directory's campaigns table
+    as read by ``marketplace.io``.
+
+    The unsorted pairs are kept on local disk: the sort's sampling pass and the sort
+    itself then read them, instead of running the builder twice."""
+    from pyspark import StorageLevel
+
     shared = spark.sparkContext.broadcast(campaigns)
     rows = bucketed_rows(spark, directory, buckets)
     pairs = rows.groupBy(BUCKET).applyInPandas(bucket_pairs(shared), schema=pair_schema())
-    return pairs.orderBy(*SORT_COLUMNS)
+    pairs = pairs.persist(StorageLevel.DISK_ONLY)
+    return pairs.orderBy(*SORT_COLUMNS), pairs

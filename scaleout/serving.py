@@ -13,6 +13,8 @@ The rows are those of the in-memory path, value for value, ordered by brief then
 
 from __future__ import annotations
 
+from typing import Callable
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -21,8 +23,8 @@ from features.build import build_features, index_history
 from features.registry import FEATURE_NAMES
 from serving.candidates import feature_requests, find_candidates, market_creators
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explain_top
-from training.model import Scorer
 from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
+from training.model import Scorer
 
 BRIEF = "_brief"
 _SCORERS: dict[str, lgb.Booster] = {}  # per Python worker: LightGBM text -> booster
@@ -62,7 +64,7 @@ def partner_schema():
                       + [StructField(c, kinds.get(c, DoubleType())) for c in PARTNER_COLUMNS])
 
 
-def bucket_candidates(campaigns, briefs):
+def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function of step 1 (broadcast campaigns and checked briefs)."""
     def candidates_of(rows: pd.DataFrame) -> pd.DataFrame:
         tables = bucket_tables(rows, campaigns.value)
@@ -77,7 +79,7 @@ def bucket_candidates(campaigns, briefs):
     return candidates_of
 
 
-def brief_rows(briefs, scorer, model_version: str):
+def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function of step 2: one brief's candidates in, its rows out."""
     def rows_of(candidates: pd.DataFrame) -> pd.DataFrame:
         candidates = candidates.sort_values("creator_id", kind="stable").reset_index(drop=True)
