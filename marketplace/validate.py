@@ -273,9 +273,10 @@ def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
                 hashes.append(np.empty(0, np.uint64))
                 continue
             part_found, part_good = check_columns(frame, name)
-            found.extend(v for v in part_found if v.rule != UNIQUE)
+            across = len(parts) > 1  # uniqueness across parts: by key hashes, below
+            found.extend(v for v in part_found if not (across and v.rule == UNIQUE))
             good &= set(part_good)
-            hashes.append(_key_hashes(frame, name))
+            hashes.append(_key_hashes(frame, name) if across else np.empty(0, np.uint64))
             cross += [(rule, v) for rule, v in _part_cross(frame, name, looked_up, usable)]
             if name in _LOOKED_UP:
                 pieces.append(frame[list(_LOOKED_UP[name])])
@@ -283,7 +284,7 @@ def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
         if not parts:
             unreadable.add(Violation(name, "", f"no Parquet parts in {path.name}/"))
         usable |= {(name, c) for c in good}
-        if set(KEYS[name]) <= good:
+        if len(parts) > 1 and set(KEYS[name]) <= good:
             found.extend(_duplicates(parts, hashes, name))
         if name in _LOOKED_UP and pieces:
             looked_up[name] = pd.concat(pieces, ignore_index=True)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from marketplace.contract import TABLES, InvalidData
+from marketplace.contract import TABLES, UNIQUE, InvalidData
 from marketplace.io import read_tables, to_arrow
 from marketplace.validate import is_partitioned, validate_parts, validate_tables
 from tests.test_validate import RULE_CASES
@@ -53,15 +53,19 @@ def test_parts_read_as_the_whole_table(tiny_tables, tmp_path):
 
 
 def _writable_cases():
-    return [case for case, (mutate, _) in RULE_CASES.items()
-            if "type" not in case and case != "date is midnight"]
+    """(case, parts): every rule in two parts; uniqueness (checked across parts by key
+    hashes, within one part by pandera) in one part too."""
+    cases = [case for case, (mutate, _) in RULE_CASES.items()
+             if "type" not in case and case != "date is midnight"]
+    return ([(case, 2) for case in cases]
+            + [(case, 1) for case in cases if RULE_CASES[case][1][2] == UNIQUE])
 
 
-@pytest.mark.parametrize("case", _writable_cases())
-def test_each_rule_part_by_part_as_on_the_whole_table(tiny_tables, tmp_path, case):
+@pytest.mark.parametrize("case,parts", _writable_cases())
+def test_each_rule_part_by_part_as_on_the_whole_table(tiny_tables, tmp_path, case, parts):
     mutate, expected = RULE_CASES[case]
     mutate(tiny_tables)
-    write_parts(tiny_tables, tmp_path)
+    write_parts(tiny_tables, tmp_path, parts)
     lines = sorted(str(v) for v in validate_parts(tmp_path)[0])
     assert lines == whole_table_lines(tmp_path)
     assert any(line.startswith(".".join(p for p in expected[:2] if p)) for line in lines)
