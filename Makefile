@@ -7,7 +7,7 @@ DEMO := demo
 CREATORS ?= 5000
 DAYS ?= 540
 
-.PHONY: demo test test-fast bench clean java-note
+.PHONY: demo explore test test-fast bench clean java-note
 
 # --engine spark runs on the JVM: say so once when there is none (its tests then skip).
 java-note:
@@ -27,6 +27,10 @@ demo: $(STAMP)
 	$(BIN)/python -m marketplace validate $(DEMO)/data
 	$(BIN)/python -m training $(DEMO)/data --truth $(DEMO)/data/truth --register creator-scores --metrics-out $(DEMO)/metrics.json
 	$(BIN)/python -m serving --model models:/creator-scores@champion --data $(DEMO)/data --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
+
+# The explorer (web pages and JSON API) on the demo's model and data: http://127.0.0.1:8000
+explore: $(STAMP)
+	$(BIN)/python -m explorer --model models:/creator-scores@champion --data $(DEMO)/data
 
 test: $(STAMP) java-note
 	$(BIN)/python -m pytest -q

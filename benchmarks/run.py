@@ -208,11 +208,16 @@ def main(argv=None) -> int:
     text = (f"\n### {time.strftime('%Y-%m-%d')}: {scale}\n\nMachine: {machine()}. "
             f"Command: `python benchmarks/run.py --creators {args.creators} --days {args.days}"
             f" --stages {args.stages}`\n\n{table}\n")
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as handle:
-            handle.write(text)
+    emit(text, args.markdown)
     return 0
+
+
+def emit(text: str, markdown: Path | None) -> None:
+    """Print ``text`` and append it to the Markdown file ``markdown`` when given."""
+    print(text)
+    if markdown:
+        with open(markdown, "a") as handle:
+            handle.write(text)
 
 
 if __name__ == "__main__":

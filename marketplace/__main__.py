@@ -9,9 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
-from marketplace.io import write_tables
-from marketplace.simulate import MARKETS, SCENARIOS, SimConfig, simulate
+from marketplace.io import write_part, write_tables
+from marketplace.simulate import MARKETS, SCENARIOS, SimConfig, simulate, simulate_parts
 from marketplace.validate import is_partitioned
 
 
@@ -39,6 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     sim.add_argument("--scenario", default="default", metavar="NAME",
                      help="the kind of world to simulate (default %(default)s): " + "; ".join(
                          f"{s.name}: {s.description}" for s in SCENARIOS.values()))
+    sim.add_argument("--chunk-creators", type=int, metavar="N",
+                     help="draw and write N creators at a time (rounded up to whole blocks of "
+                          f"{SimConfig.block:,}), each table as a directory of Parquet parts: "
+                          "bounded memory for large marketplaces; the data is the same "
+                          "whatever N (default: everything at once, one file per table)")
     sim.add_argument("--csv", action="store_true",
                      help="write the raw tables as CSV instead of Parquet")
     sim.add_argument("--overwrite", action="store_true",
@@ -63,29 +70,71 @@ def run_simulate(args: argparse.Namespace) -> int:
                         markets=tuple(m.strip().upper() for m in args.markets.split(",") if m.strip()))
     except ValueError as err:
         return fail(str(err))
+    chunked = args.chunk_creators is not None and args.chunk_creators < cfg.creators
+    if chunked and args.csv:
+        return fail("--csv writes one file per table: it does not go with --chunk-creators")
+    if args.chunk_creators is not None and args.chunk_creators < 1:
+        return fail(f"--chunk-creators must be at least 1, got {args.chunk_creators}")
     started = time.perf_counter()
     log(f"simulating {cfg.creators:,} creators over {cfg.days} days (seed {cfg.seed}, "
         f"scenario {cfg.scenario}) ...")
-    tables, truth = simulate(cfg)
-    log(f"simulated {len(tables['posts']):,} posts, {len(tables['campaigns']):,} campaigns, "
-        f"{len(tables['invitations']):,} invitations in {time.perf_counter() - started:.1f}s; "
-        "writing ...")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)
     try:
-        write_tables(tables, staging, fmt="csv" if args.csv else "parquet")
-        (staging / "truth").mkdir()
-        for name, frame in truth.items():
-            frame.to_parquet(staging / "truth" / f"{name}.parquet", index=False,
-                             compression="zstd")
+        if chunked:
+            rows = write_simulation_parts(cfg, args.chunk_creators, staging, progress=log)
+        else:
+            tables, truth = simulate(cfg)
+            rows = {name: len(frame) for name, frame in tables.items()}
+            write_tables(tables, staging, fmt="csv" if args.csv else "parquet")
+            (staging / "truth").mkdir()
+            for name, frame in truth.items():
+                frame.to_parquet(staging / "truth" / f"{name}.parquet", index=False,
+                                 compression="zstd")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(f"wrote {out} in {time.perf_counter() - started:.1f}s")
+    log(f"wrote {out}: {rows['posts']:,} posts, {rows['campaigns']:,} campaigns, "
+        f"{rows['invitations']:,} invitations in {time.perf_counter() - started:.1f}s")
     return 0
+
+
+PART_ROWS = 2_000_000  # pieces are gathered into parts of about this many rows
+
+
+def write_simulation_parts(cfg: SimConfig, chunk_creators: int, directory: Path,
+                           progress=log) -> dict[str, int]:
+    """Write every table as ``<table>/part-NNNNN.parquet`` (truth: ``truth/<name>/``), a
+    chunk of creators at a time; returns each table's row count."""
+    buffers: dict[str, list[pd.DataFrame]] = {}
+    parts: dict[str, int] = {}
+    rows: dict[str, int] = {}
+
+    def flush(name: str) -> None:
+        frames = buffers.pop(name, [])
+        if not frames:
+            return
+        folder = directory / name
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = pd.concat(frames, ignore_index=True)
+        path = folder / f"part-{parts.get(name, 0):05d}.parquet"
+        if name.startswith("truth/"):
+            frame.to_parquet(path, index=False, compression="zstd")
+        else:
+            write_part(frame, name, path)
+        parts[name] = parts.get(name, 0) + 1
+
+    for name, piece in simulate_parts(cfg, chunk_creators, progress):
+        buffers.setdefault(name, []).append(piece)
+        rows[name] = rows.get(name, 0) + len(piece)
+        if sum(len(f) for f in buffers[name]) >= PART_ROWS:
+            flush(name)
+    for name in list(buffers):
+        flush(name)
+    return rows
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -82,10 +82,13 @@ def write_frame_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 def read_truth_table(directory: Path, name: str, columns: set[str],
                      ids: tuple[str, ...] = ("creator_id",)) -> pd.DataFrame:
-    """``directory/<name>.parquet`` of a simulator's truth, with ``columns`` present and the
+    """``directory/<name>.parquet`` (or a ``<name>/`` directory of parts) of a simulator's
+    truth, with ``columns`` present and the
     ``ids`` columns as strings; UserError (one line) when it is missing or incomplete."""
     path = Path(directory) / f"{name}.parquet"
-    if not path.is_file():
+    if not path.is_file() and (Path(directory) / name).is_dir():
+        path = Path(directory) / name  # a directory of Parquet parts
+    elif not path.is_file():
         raise UserError(f"{path}: truth file not found")
     table = pd.read_parquet(path)
     missing = sorted(columns - set(table.columns))

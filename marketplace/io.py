@@ -337,3 +337,9 @@ def _iso_text(values: pd.Series, unit: str, timezone: str) -> pd.Series:
     naive = values.dt.tz_convert(None).to_numpy()
     text = np.datetime_as_string(naive, unit=unit, timezone=timezone)
     return pd.Series(text, index=values.index, dtype=STRING_DTYPE).where(values.notna())
+
+
+def write_part(frame: pd.DataFrame, name: str, path: Path) -> None:
+    """One Parquet part of contract table ``name`` (coerced to the contract first)."""
+    pq.write_table(to_arrow(coerce_table(frame, name), name), path,
+                   compression=PARQUET_COMPRESSION)

@@ -37,9 +37,9 @@ Posts (``draw_post_times``, ``grow_audience``, ``draw_post_metrics``)
 
 Followers (``grow_audience``)
     Weekly: real followers grow by real views x a quality-driven follow rate, saturating
-    near 1 % a week, decay slowly after churn; a viral creator's follow rate and ceiling
-    rise smoothly to 3-8x around its viral day (a Gaussian bump, sd 4 weeks), so genuine
-    fast growth is smooth. Snapshots add bought followers (jumps without views).
+    near 1 % a week, decay slowly after churn; a viral creator's views per follower, follow
+    rate and growth ceiling rise smoothly to 3-8x around its viral day (a Gaussian bump,
+    sd 4 weeks), so genuine fast growth is smooth and brings its views with it. Snapshots add bought followers (jumps without views).
 
 Campaigns and invitations (``draw_campaigns``, ``invite``)
     Campaigns per market and category, spread over time, with a commission rate and a
@@ -147,6 +147,7 @@ class SimConfig:
     seed: int = 0
     markets: tuple[str, ...] = MARKETS
     scenario: str = "default"
+    block: int = 10_000  # creators drawn from one random stream (chunks never change the data)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -160,6 +161,8 @@ class SimConfig:
             raise ValueError(f"--creators must be at least 10, got {self.creators}")
         if self.days < 120:
             raise ValueError(f"--days must be at least 120, got {self.days}")
+        if self.block < 1:
+            raise ValueError(f"block must be at least 1, got {self.block}")
 
     @property
     def world(self) -> Scenario:
@@ -190,9 +193,9 @@ def tier_curve(log10_followers, values):
     return np.exp(np.interp(log10_followers, TIER_LOG10, np.log(values)))
 
 
-def draw_creators(rng: np.random.Generator, cfg: SimConfig) -> dict[str, np.ndarray]:
-    """Hidden traits and public attributes of every creator (arrays of length n)."""
-    n, world = cfg.creators, cfg.world
+def draw_creators(rng: np.random.Generator, cfg: SimConfig, n: int) -> dict[str, np.ndarray]:
+    """Hidden traits and public attributes of ``n`` creators (arrays of length n)."""
+    world = cfg.world
     z = rng.standard_normal((n, 6))
     quality = z[:, 0]
     diligence = z[:, 1]
@@ -258,7 +261,8 @@ def category_fit(creators: dict, idx: np.ndarray, category: np.ndarray) -> np.nd
 def log_views_per_follower(creators: dict, idx: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Median log(views / real follower) of a creator's videos on a given day."""
     base = np.log(tier_curve(creators["log10_f0"][idx], TIER_VIEWS_PER_FOLLOWER))
-    return base + creators["view_quality"][idx] + creators["trend"][idx] * day / 365.0
+    return (base + creators["view_quality"][idx] + creators["trend"][idx] * day / 365.0
+            + np.log(viral_factor(creators, day, idx)))
 
 
 def draw_post_times(rng: np.random.Generator, creators: dict, days: int):
@@ -287,8 +291,8 @@ def grow_audience(rng, creators: dict, owner, day, is_live, is_shop, weeks: int)
     Week w covers days [7w, 7w + 7); a post's expected views use the real followers at the
     end of the previous week, and each week's real views add followers at the creator's
     follow rate (a slow decay after churn). Growth saturates near 1 % a week, except for
-    viral creators, whose follow rate and ceiling rise smoothly up to ``viral_boost``
-    times around their ``viral_day`` (a Gaussian bump, sd 4 weeks). Returns
+    viral creators, whose views (``log_views_per_follower``), follow rate and ceiling rise
+    smoothly up to ``viral_boost`` times around their ``viral_day``. Returns
     (real_views, real_followers).
     """
     n = len(creators["log10_f0"])
@@ -316,10 +320,13 @@ def grow_audience(rng, creators: dict, owner, day, is_live, is_shop, weeks: int)
     return real_views, followers
 
 
-def viral_factor(creators: dict, day: float) -> np.ndarray:
-    """Each creator's growth multiplier on ``day``: 1, rising smoothly to viral_boost."""
-    bump = np.exp(-0.5 * ((day - creators["viral_day"]) / 28.0) ** 2)
-    return 1.0 + (creators["viral_boost"] - 1.0) * bump
+def viral_factor(creators: dict, day, idx: np.ndarray | None = None) -> np.ndarray:
+    """The multiplier of views and follow rate of creators ``idx`` (default all) on
+    ``day``: 1, rising smoothly to viral_boost around viral_day (a Gaussian bump, sd 4
+    weeks) for viral creators."""
+    idx = slice(None) if idx is None else idx
+    bump = np.exp(-0.5 * ((day - creators["viral_day"][idx]) / 28.0) ** 2)
+    return 1.0 + (creators["viral_boost"][idx] - 1.0) * bump
 
 
 def bought_followers(rng, creators: dict, real_followers: np.ndarray) -> np.ndarray:
@@ -395,37 +402,70 @@ def draw_campaigns(rng, cfg: SimConfig) -> dict[str, np.ndarray]:
     )
 
 
-def invite(rng, creators: dict, campaigns: dict, followers: np.ndarray):
-    """(campaign index, creator index) of every invitation, by the brand-side policy.
+INVITE_MATCH_WEIGHT = np.exp(1.5)  # a declared-category match weighs e^1.5 times more
 
-    A brand sees followers (the last snapshot before the campaign) and the declared
-    category; members who joined before the campaign are eligible. Gumbel top-k on
-    0.6 log(followers) + 1.5 [declared == category] samples without replacement with
-    probability proportional to exp(score).
+
+def invite(rng, creators: dict, campaigns: dict, cs: np.ndarray, followers: np.ndarray):
+    """(campaign index, creator index) of the invitations of campaigns ``cs``, which all
+    see the same week of ``followers`` (the last snapshot week before they were created).
+
+    A brand sees followers and the declared category; members who joined before the
+    campaign are eligible. Each campaign samples its invitees without replacement with
+    probability proportional to followers^0.6 x e^1.5 [declared == category], as Gumbel
+    top-k on 0.6 log(followers) + 1.5 [match] would: repeated weighted draws with
+    replacement, keeping each creator's first draw, in O(invitees log creators) per
+    campaign rather than a pass over the whole market.
     """
+    week = max(int(campaigns["created"][cs[0]] // 7) - 1, 0)
     camp_rows, creator_rows = [], []
-    for market in range(len(MARKETS)):
+    for market in np.unique(campaigns["market"][cs]):
         pool = np.flatnonzero(creators["market"] == market)
-        camps = np.flatnonzero(campaigns["market"] == market)
-        if len(pool) == 0 or len(camps) == 0:
+        ours = cs[campaigns["market"][cs] == market]
+        if len(pool) == 0:
             continue
-        chunk = max(1, 2_000_000 // len(pool))
-        for lo in range(0, len(camps), chunk):
-            cs = camps[lo:lo + chunk]
-            week = np.maximum((campaigns["created"][cs] // 7).astype(int) - 1, 0)
-            score = 0.6 * np.log(np.maximum(followers[pool][:, week].T, 1.0))
-            score += 1.5 * (creators["declared"][pool][None, :] == campaigns["category"][cs][:, None])
-            score[creators["joined_day"][pool][None, :] >= campaigns["created"][cs][:, None]] = -np.inf
-            score += rng.gumbel(size=score.shape)
-            k = min(int(campaigns["invitees"][cs].max()), len(pool))
-            top = np.argpartition(-score, k - 1, axis=1)[:, :k]
-            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(score, top, 1), 1), 1)
-            for row, c in enumerate(cs):
-                chosen = top[row, :campaigns["invitees"][c]]
-                chosen = chosen[np.isfinite(score[row, chosen])]
-                camp_rows.append(np.full(len(chosen), c))
-                creator_rows.append(pool[chosen])
+        # The market's creators sorted by declared category: each category is one range.
+        pool = pool[np.argsort(creators["declared"][pool], kind="stable")]
+        declared = creators["declared"][pool]
+        weight = np.maximum(followers[pool, week], 1.0) ** 0.6
+        cum = np.concatenate([[0.0], np.cumsum(weight)])
+        joined = creators["joined_day"][pool]
+        members = np.searchsorted(np.sort(joined), campaigns["created"][ours], "left")
+        lo = np.searchsorted(declared, campaigns["category"][ours], "left")
+        hi = np.searchsorted(declared, campaigns["category"][ours], "right")
+        for c, a, b, m in zip(ours, lo, hi, members):
+            k = min(int(campaigns["invitees"][c]), int(m))
+            chosen = _weighted_sample(rng, cum, a, b, joined, campaigns["created"][c], k)
+            camp_rows.append(np.full(len(chosen), c))
+            creator_rows.append(pool[chosen])
+    if not camp_rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(camp_rows), np.concatenate(creator_rows)
+
+
+def _weighted_sample(rng, cum: np.ndarray, a: int, b: int, joined: np.ndarray,
+                     created: float, k: int) -> np.ndarray:
+    """k distinct positions with ``joined < created`` (at least k must exist), drawn
+    without replacement, position j with weight cum[j+1] - cum[j], times
+    ``INVITE_MATCH_WEIGHT`` inside [a, b). Draws with replacement in rounds, dropping the
+    ineligible and keeping first occurrences in draw order."""
+    if k == 0:
+        return np.zeros(0, np.int64)
+    inside = cum[b] - cum[a]
+    total = cum[-1] + (INVITE_MATCH_WEIGHT - 1.0) * inside
+    kept = np.zeros(0, np.int64)
+    draws = 2 * k + 8
+    while len(kept) < k:
+        u = rng.random(draws) * total
+        in_range = u < INVITE_MATCH_WEIGHT * inside
+        x = np.where(in_range, cum[a] + u / INVITE_MATCH_WEIGHT, u - INVITE_MATCH_WEIGHT * inside)
+        x = np.where(~in_range & (x >= cum[a]), x + inside, x)
+        position = np.clip(np.searchsorted(cum, x, "right") - 1, 0, len(cum) - 2)
+        position = position[joined[position] < created]
+        merged = np.concatenate([kept, position])
+        _, first = np.unique(merged, return_index=True)
+        kept = merged[np.sort(first)]
+        draws *= 2
+    return kept[:k]
 
 
 def draw_outcomes(rng, creators: dict, campaigns: dict, camp, who, followers) -> dict:
@@ -478,9 +518,9 @@ def timestamps(days: np.ndarray) -> pd.Series:
 
 
 def string_ids(prefix: str, numbers: np.ndarray) -> pa.Array:
-    """Identifiers like c000042, built in Arrow (fast at tens of millions)."""
-    width = max(6, len(str(int(numbers.max()) if len(numbers) else 0)))
-    text = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
+    """Identifiers like c000042 (at least six digits), built in Arrow (fast at tens of
+    millions); an id depends on its number alone, whatever else is in the batch."""
+    text = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, np.int64)), pa.string()), 6, "0")
     return pc.binary_join_element_wise(prefix, text, "")
 
 
@@ -496,10 +536,73 @@ def nullable_ints(values: np.ndarray, known: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(values, dtype="Int64")).where(known)
 
 
+TABLE_ORDER = ("creators", "follower_snapshots", "posts", "campaigns", "invitations",
+               "campaign_results")
+# What the campaign stage needs of every creator (the rest stays in its block).
+POPULATION_KEYS = ("market", "log10_f0", "cooperation", "diligence", "regularity", "churn_day",
+                   "joined_day", "declared", "cats", "cat_weights", "sales_effect",
+                   "view_quality", "trend", "quality", "viral_day", "viral_boost")
+
+
 def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """The six raw tables and the truth tables of a marketplace drawn from ``cfg``."""
-    rng = np.random.default_rng(cfg.seed)
-    creators = draw_creators(rng, cfg)
+    """The six raw tables and the truth tables of a marketplace drawn from ``cfg``, in
+    memory: ``simulate_parts`` with its pieces put together."""
+    pieces: dict[str, list[pd.DataFrame]] = {}
+    for name, piece in simulate_parts(cfg):
+        pieces.setdefault(name, []).append(piece)
+    joined = {name: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+              for name, frames in pieces.items()}
+    tables = {name: joined[name] for name in TABLE_ORDER}
+    truth = {name.split("/", 1)[1]: frame for name, frame in joined.items() if name.startswith("truth/")}
+    return tables, truth
+
+
+def simulate_parts(cfg: SimConfig, chunk_creators: int | None = None,
+                   progress=lambda message: None):
+    """Yield (table, piece) pairs; each table's pieces, concatenated in order, are the table
+    (truth tables are named ``truth/<name>``). Memory stays bounded by a chunk of
+    creators (``chunk_creators``, rounded up to whole blocks; default all) and a week of
+    campaigns, plus a few numbers and the weekly followers of every creator.
+
+    The data depends on the seed, scenario and ``cfg.block`` only, never on the chunking:
+    block b of creators draws from its own stream (seed, 1, b), the campaigns from
+    (seed, 2) and each week of invitations from (seed, 3, week).
+    """
+    blocks = [(lo, min(lo + cfg.block, cfg.creators)) for lo in range(0, cfg.creators, cfg.block)]
+    per_chunk = max(1, -(-(chunk_creators or cfg.creators) // cfg.block))
+    population: list[dict] = []
+    followers_parts, real_parts = [], []
+    post_offset = 0
+    for first in range(0, len(blocks), per_chunk):
+        chunk_pieces: dict[str, list[pd.DataFrame]] = {}
+        for b in range(first, min(first + per_chunk, len(blocks))):
+            lo, hi = blocks[b]
+            creators, pieces, followers, real = simulate_creator_block(cfg, b, lo, hi, post_offset)
+            post_offset += len(pieces["posts"])
+            for name, piece in pieces.items():
+                chunk_pieces.setdefault(name, []).append(piece)
+            population.append({key: creators[key] for key in POPULATION_KEYS})
+            followers_parts.append(followers.astype(np.float32))
+            real_parts.append(real.astype(np.float32))
+        for name, frames in chunk_pieces.items():
+            yield name, pd.concat(frames, ignore_index=True)
+        progress(f"creators {blocks[min(first + per_chunk, len(blocks)) - 1][1]:,} of "
+                 f"{cfg.creators:,}: {post_offset:,} posts")
+    creators = {key: np.concatenate([p[key] for p in population]) for key in POPULATION_KEYS}
+    del population
+    followers = np.concatenate(followers_parts)
+    del followers_parts
+    real_followers = np.concatenate(real_parts)
+    del real_parts
+    yield from simulate_campaigns(cfg, creators, followers, real_followers, progress)
+
+
+def simulate_creator_block(cfg: SimConfig, b: int, lo: int, hi: int, post_offset: int):
+    """Creators lo..hi-1 (block b): their hidden traits, their rows of the creators,
+    follower_snapshots and posts tables and of truth/creator_traits, and their weekly
+    reported and real followers (creators x weeks)."""
+    rng = np.random.default_rng([cfg.seed, 1, b])
+    creators = draw_creators(rng, cfg, hi - lo)
     owner, day = draw_post_times(rng, creators, cfg.days)
     is_live, is_shop, post_category = draw_post_kinds(rng, creators, owner)
     real_views, real_followers = grow_audience(rng, creators, owner, day, is_live, is_shop,
@@ -507,23 +610,17 @@ def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     followers = real_followers + bought_followers(rng, creators, real_followers)
     metrics = draw_post_metrics(rng, creators, owner, day, real_views, is_live, is_shop,
                                 post_category, followers)
-    campaigns = draw_campaigns(rng, cfg)
-    camp, who = invite(rng, creators, campaigns, followers)
-    outcome = draw_outcomes(rng, creators, campaigns, camp, who, real_followers)
-
-    creator_id = string_ids("c", np.arange(cfg.creators))
-    campaign_id = string_ids("k", np.arange(cfg.campaigns))
-    accepted = outcome["accepted"]
-    tables = dict(
-        creators=pd.DataFrame(dict(
-            creator_id=pick(creator_id, np.arange(cfg.creators)),
+    creator_id = string_ids("c", np.arange(lo, hi))
+    pieces = {
+        "creators": pd.DataFrame(dict(
+            creator_id=pick(creator_id, np.arange(hi - lo)),
             market=pick(MARKETS, creators["market"]),
             joined_at=timestamps(creators["joined_day"]),
             primary_category=pick(CATEGORIES, creators["declared"]),
         )),
-        follower_snapshots=snapshot_table(creators, followers, creator_id, cfg.days),
-        posts=pd.DataFrame(dict(
-            post_id=pick(string_ids("p", np.arange(len(owner))), np.arange(len(owner))),
+        "follower_snapshots": snapshot_table(creators, followers, creator_id, cfg.days),
+        "posts": pd.DataFrame(dict(
+            post_id=pick(string_ids("p", post_offset + np.arange(len(owner))), np.arange(len(owner))),
             creator_id=pick(creator_id, owner),
             posted_at=timestamps(day),
             format=pick(("video", "live"), is_live.astype(np.int64)),
@@ -531,45 +628,59 @@ def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
             is_shoppable=is_shop,
             **metrics,
         )),
-        campaigns=pd.DataFrame(dict(
-            campaign_id=pick(campaign_id, np.arange(cfg.campaigns)),
-            brand_id=pick(string_ids("b", np.arange(campaigns["brand"].max() + 1)),
-                          campaigns["brand"]),
-            market=pick(MARKETS, campaigns["market"]),
-            category=pick(CATEGORIES, campaigns["category"]),
-            created_at=timestamps(campaigns["created"]),
-            start_at=timestamps(campaigns["start"]),
-            end_at=timestamps(campaigns["end"]),
-            commission_rate=np.where(campaigns["commission_known"], campaigns["commission"],
-                                     np.nan),
-        )),
-        invitations=pd.DataFrame(dict(
+        "truth/creator_traits": traits_table(creators, pick(creator_id, np.arange(hi - lo)),
+                                             real_followers),
+    }
+    return creators, pieces, followers, real_followers
+
+
+def simulate_campaigns(cfg: SimConfig, creators: dict, followers: np.ndarray,
+                       real_followers: np.ndarray, progress=lambda message: None):
+    """Yield the campaigns table, then the invitations, campaign_results and
+    truth/expected_gmv pieces, one batch of campaigns created in the same week at a time."""
+    campaigns = draw_campaigns(np.random.default_rng([cfg.seed, 2]), cfg)
+    campaign_id = string_ids("k", np.arange(cfg.campaigns))
+    yield "campaigns", pd.DataFrame(dict(
+        campaign_id=pick(campaign_id, np.arange(cfg.campaigns)),
+        brand_id=pick(string_ids("b", np.arange(campaigns["brand"].max() + 1)), campaigns["brand"]),
+        market=pick(MARKETS, campaigns["market"]),
+        category=pick(CATEGORIES, campaigns["category"]),
+        created_at=timestamps(campaigns["created"]),
+        start_at=timestamps(campaigns["start"]),
+        end_at=timestamps(campaigns["end"]),
+        commission_rate=np.where(campaigns["commission_known"], campaigns["commission"], np.nan),
+    ))
+    week = (campaigns["created"] // 7).astype(np.int64)  # created is sorted
+    invited = 0
+    for w in np.unique(week):
+        rng = np.random.default_rng([cfg.seed, 3, int(w)])
+        cs = np.flatnonzero(week == w)
+        camp, who = invite(rng, creators, campaigns, cs, followers)
+        outcome = draw_outcomes(rng, creators, campaigns, camp, who, real_followers)
+        accepted = outcome["accepted"]
+        invited += len(camp)
+        yield "invitations", pd.DataFrame(dict(
             campaign_id=pick(campaign_id, camp),
-            creator_id=pick(creator_id, who),
+            creator_id=pick(string_ids("c", who), np.arange(len(who))),
             invited_at=timestamps(outcome["invited"]),
             response=pick(("no_response", "declined", "accepted"),
                           outcome["answered"].astype(np.int64) + accepted),
             responded_at=timestamps(outcome["responded"]).where(outcome["answered"]),
             posts_promised=nullable_ints(outcome["promised"], accepted),
             posts_delivered=nullable_ints(outcome["delivered"], accepted),
-        )),
-        campaign_results=pd.DataFrame(dict(
+        ))
+        yield "campaign_results", pd.DataFrame(dict(
             campaign_id=pick(campaign_id, camp[accepted]),
-            creator_id=pick(creator_id, who[accepted]),
+            creator_id=pick(string_ids("c", who[accepted]), np.arange(int(accepted.sum()))),
             gmv=outcome["gmv"][accepted],
             orders=outcome["orders"][accepted].astype(np.int64),
-        )),
-    )
-    truth = dict(
-        expected_gmv=pd.DataFrame(dict(
-            campaign_id=tables["invitations"]["campaign_id"],
-            creator_id=tables["invitations"]["creator_id"],
+        ))
+        yield "truth/expected_gmv", pd.DataFrame(dict(
+            campaign_id=pick(campaign_id, camp),
+            creator_id=pick(string_ids("c", who), np.arange(len(who))),
             expected_gmv=outcome["expected"],
-        )),
-        creator_traits=traits_table(creators, pick(creator_id, np.arange(cfg.creators)),
-                                    real_followers),
-    )
-    return tables, truth
+        ))
+    progress(f"campaigns {cfg.campaigns:,}: {invited:,} invitations")
 
 
 def snapshot_table(creators: dict, followers: np.ndarray, creator_id: pa.Array,

@@ -5,7 +5,7 @@
    features depend only on its own rows).
 2. Per brief (``groupBy(brief).applyInPandas``): raw scores, ranks, the indices among
    all the brief's candidates, and contributions and reasons for the top_k rows only,
-   by ``serving.partner_list.explain_top``; the booster is loaded once per Python worker
+   by ``serving.partner_list.explained_top``; the booster is loaded once per Python worker
    from the model's LightGBM text.
 
 The rows are those of the in-memory path, value for value, ordered by brief then rank.
@@ -22,7 +22,7 @@ import pandas as pd
 from features.build import build_features, index_history
 from features.registry import FEATURE_NAMES
 from serving.candidates import feature_requests, find_candidates, market_creators
-from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explain_top
+from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
 from training.model import Scorer
 
@@ -88,7 +88,7 @@ def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], p
         pairs = pd.DataFrame({"brief": np.zeros(len(candidates), np.int64),
                               "creator_id": candidates["creator_id"].astype("str")})
         features = candidates[list(FEATURE_NAMES)]
-        out = explain_top(chunk, pairs, features, _scorer(scorer), model_version)
+        out = explained_top(chunk, pairs, features, _scorer(scorer), model_version)
         return out.assign(**{BRIEF: position})[[BRIEF, *PARTNER_COLUMNS]]
 
     return rows_of

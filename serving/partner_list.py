@@ -95,7 +95,8 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
                   model_version: str, history: History | None = None, *,
                   progress: Callable[[str], None] = _quiet,
                   warn: Callable[[str], None] = _warn,
-                  chunk_pairs: int = CHUNK_PAIRS) -> pd.DataFrame:
+                  chunk_pairs: int = CHUNK_PAIRS,
+                  by_market: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """The partner list of every brief: its top_k candidates, ordered by brief (as in
     ``briefs``) then rank, with the contract's ``PARTNER_COLUMNS``.
 
@@ -105,11 +106,12 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     receives a line after each chunk of briefs; ``warn`` a line per brief without
     candidates (default: a Python warning). Briefs are scored in chunks of about
     ``chunk_pairs`` (brief, market creator) pairs; the result does not depend on it.
+    ``by_market`` (``market_creators(tables, history)``) may be given to reuse it too.
     """
     check_features(scorer, model_version)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     history = history or index_history(tables)
-    by_market = market_creators(tables, history)
+    by_market = by_market if by_market is not None else market_creators(tables, history)
     started, done, candidates, parts = time.perf_counter(), 0, 0, []
     for chunk in _chunks(briefs, by_market, chunk_pairs):
         part, n_candidates = _score_chunk(tables, chunk, scorer, model_version, history,
@@ -163,7 +165,7 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     if pairs.empty:
         return empty_partner_list(), 0
     features = build_features(tables, feature_requests(chunk, pairs), history)
-    return explain_top(chunk, pairs, features, scorer, model_version), len(pairs)
+    return explained_top(chunk, pairs, features, scorer, model_version), len(pairs)
 
 
 def no_candidates_message(brief: pd.Series) -> str:
@@ -173,26 +175,29 @@ def no_candidates_message(brief: pd.Series) -> str:
             f"at least {brief['min_followers']} followers); it gets no rows")
 
 
-def explain_top(chunk: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
-                scorer: Scorer, model_version: str) -> pd.DataFrame:
-    """The partner list rows of ``chunk``'s briefs from their candidates: ``pairs``
-    (``find_candidates`` of ``chunk``, by brief then creator_id) and their ``features``
-    (rows aligned): raw scores, ranks, indices among ALL the brief's candidates, and for
-    the top_k rows only the score, contributions and reasons."""
+def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
+                  scorer: Scorer, model_version: str, indices: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    """The partner-list rows of ``briefs`` (checked, with the model's defaults) from
+    their candidates: ``pairs`` as from ``find_candidates`` (``brief`` position,
+    ``creator_id``) and the features of those pairs, row for row. Every candidate is
+    ranked and indexed; the top_k of each brief are explained. ``indices`` may hold the
+    pairs' ``family_indices`` (by brief), row for row, when already known."""
     brief = pairs["brief"].to_numpy()
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
-    indices = family_indices(features, peers=brief)          # among ALL the brief's candidates
-    top = rank <= chunk["top_k"].to_numpy()[brief]
+    if indices is None:                                      # among ALL the brief's candidates
+        indices = family_indices(features, peers=brief)
+    top = rank <= briefs["top_k"].to_numpy()[brief]
     rows = np.flatnonzero(top)
     rows = rows[np.lexsort((rank[rows], brief[rows]))]       # by brief, then rank
     selected = features.iloc[rows]
     contrib = scorer.contributions(selected).reset_index(drop=True)
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
-    categories = chunk["category"].to_numpy()[brief[rows]]
+    categories = briefs["category"].to_numpy()[brief[rows]]
     out = pd.DataFrame({
-        "brief_id": pd.Series(chunk["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
+        "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
         "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
         "rank": rank[rows],
         "score": scorer.score(top_raw).astype(float),
