@@ -4,8 +4,10 @@
 The fit and validation features stay on disk: LightGBM builds its Datasets from a
 ``lightgbm.Sequence`` that reads one Parquet part at a time, and predictions on them run
 batch by batch. Only the label columns (campaign_id, gmv, commission_rate) of every pair
-and the test pairs (for the metrics, baselines and plots) are held whole. The split,
-the metrics and the model are those of ``training.run.train_on_pairs`` on the same pairs.
+and the test pairs (for the metrics, baselines and plots) are held whole. The split and
+the metrics are those of ``training.run.train_on_pairs``; the model is the same on the
+same pairs while the fit set is within LightGBM's ``bin_construct_sample_cnt`` (200,000
+rows): above it LightGBM bins features from a sample, drawn differently from a Sequence.
 """
 
 from __future__ import annotations
