@@ -7,13 +7,18 @@ DEMO := demo
 CREATORS ?= 5000
 DAYS ?= 540
 
-.PHONY: demo explore test test-fast bench clean
+.PHONY: demo explore test test-fast bench clean java-note
+
+# --engine spark runs on the JVM: say so once when there is none (its tests then skip).
+java-note:
+	@command -v java >/dev/null 2>&1 || echo "note: Java 17 is needed for --engine spark and its tests (no java on PATH; on Debian: apt-get install openjdk-17-jre-headless)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@$(MAKE) --no-print-directory java-note
 
 # Simulate a marketplace, validate it, train and register a model (MLflow's default
 # store: ./mlflow.db), and score the example briefs into a partner list.
@@ -27,10 +32,10 @@ demo: $(STAMP)
 explore: $(STAMP)
 	$(BIN)/python -m explorer --model models:/creator-scores@champion --data $(DEMO)/data
 
-test: $(STAMP)
+test: $(STAMP) java-note
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) java-note
 	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: $(STAMP)

@@ -6,6 +6,9 @@ process's own (``os.wait4``). Stages:
 
 - simulate: ``python -m marketplace simulate`` at the scale given;
 - features: ``python -m features`` (the training pair table);
+- features-spark: the same with ``--engine spark --spark-master local[2]`` (a directory
+  of Parquet parts); its peak memory is that of the whole process tree (driver, JVM and
+  Python workers together), sampled every 0.25 s;
 - training: ``python -m training`` (features + fitting + evaluation + MLflow logging);
 - serving: ``python -m serving`` with 50 briefs in one market, top_k 100, against a
   marketplace of that one market (``--serving-creators``, default 40,000 creators:
@@ -32,6 +35,7 @@ TARGETS = {
     "simulate": "< 180 s, < 8 GB at 100,000 creators",
     "features": "< 300 s, < 8 GB at 100,000 creators",
     "training": "< 600 s (features included), < 8 GB at 100,000 creators",
+    "features-spark": "< 2x features' seconds at 100,000 creators; all processes < 16 GB",
     "serving": "< 120 s and < 2x features + predict, 50 briefs x 30,000 candidates",
 }
 
@@ -44,6 +48,32 @@ def run_stage(args: list[str], log_path: Path) -> tuple[float, float, int]:
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     return seconds, usage.ru_maxrss / 1024 ** 2, os.waitstatus_to_exitcode(status)
+
+
+def run_stage_tree(args: list[str], log_path: Path, every_s: float = 0.25
+                   ) -> tuple[float, float, int]:
+    """``run_stage`` for a process with children (Spark's JVM and Python workers): the
+    peak is the largest sampled sum of the resident memory of the whole tree."""
+    import psutil
+
+    started, peak = time.perf_counter(), 0
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([PYTHON, *args], stdout=log, stderr=subprocess.STDOUT)
+        root = psutil.Process(process.pid)
+        while process.poll() is None:
+            total = 0
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for member in tree:
+                try:
+                    total += member.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            peak = max(peak, total)
+            time.sleep(every_s)
+    return time.perf_counter() - started, peak / 1024 ** 3, process.wait()
 
 
 def machine() -> str:
@@ -138,6 +168,10 @@ def main(argv=None) -> int:
     if "features" in stages:
         record("features", scale, run_stage(
             ["-m", "features", str(data), "--out", str(work / "pairs.parquet")], work / "features.log"))
+    if "features-spark" in stages:
+        record("features-spark", scale, run_stage_tree(
+            ["-m", "features", str(data), "--out", str(work / "pairs-spark"), "--engine", "spark",
+             "--spark-master", "local[2]"], work / "features-spark.log"))
     if "training" in stages:
         record("training", scale, run_stage(
             ["-m", "training", str(data), "--truth", str(data / "truth"), "--tracking-uri", tracking,

@@ -1,4 +1,5 @@
-"""``python -m features DIR --out FILE``: the training pair table of a data directory.
+"""``python -m features DIR --out FILE``: the training pair table of a data directory
+(``--engine spark``: the same table computed on Spark, as a directory of Parquet parts).
 ``python -m features audit DIR``: the indices against the marketplace's hidden truth."""
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from features.build import index_history
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
-    read_truth_table, write_frame_atomically
-
+    read_truth_table, rows_or_report, write_frame_atomically
+from marketplace.io import read_table
+from scaleout.session import add_engine_arguments
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,8 +30,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "the registry, each as of the campaign's created_at. The data is "
                     "validated first.")
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE",
-                        help="output file, .parquet or .csv (written atomically)")
+    parser.add_argument("--out", required=True, type=Path, metavar="OUT",
+                        help="output file, .parquet or .csv (written atomically); with "
+                             "--engine spark a directory of Parquet parts (replaced "
+                             "atomically)")
+    add_engine_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -99,6 +104,8 @@ def main(argv=None) -> int:
         return audit_main(argv[1:])
     args = parse_args(argv)
     try:
+        if args.engine == "spark":
+            return run_spark(args)
         check_output_path(args.out)
         started = time.perf_counter()
         tables = load_tables_or_report(args.directory)
@@ -110,6 +117,39 @@ def main(argv=None) -> int:
     except UserError as err:
         return fail(str(err))
     log(f"wrote {args.out}: {len(pairs):,} pairs x {len(FEATURE_NAMES)} features "
+        f"in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def check_output_folder(path: Path) -> None:
+    """UserError unless ``path`` can become a directory of Parquet parts."""
+    if path.suffix.lower() == ".csv" or path.is_file():
+        raise UserError(f"{path}: with --engine spark the output is a directory of Parquet parts")
+    if not path.parent.exists():
+        raise UserError(f"{path.parent}: output folder does not exist")
+
+
+def run_spark(args: argparse.Namespace) -> int:
+    from scaleout.features import spark_pairs
+    from scaleout.session import SparkError, run_job, start_job
+    from scaleout.tables import write_parts_atomically
+
+    started = time.perf_counter()
+    try:
+        check_output_folder(args.out)
+        rows = rows_or_report(args.directory)
+        campaigns = read_table(args.directory, "campaigns")
+        log(f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
+            "starting Spark ...")
+        spark, buckets = start_job(args.spark_master, args.buckets, rows)
+        log(f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
+            f"{rows['invitations']:,} invitations in {buckets} creator buckets ...")
+        pairs, unsorted = spark_pairs(spark, args.directory, campaigns, buckets)
+        run_job(lambda: write_parts_atomically(pairs, args.out))
+        unsorted.unpersist()
+    except (UserError, SparkError) as err:
+        return fail(str(err))
+    log(f"wrote {args.out}/: {rows['invitations']:,} pairs x {len(FEATURE_NAMES)} features "
         f"in {time.perf_counter() - started:.1f}s")
     return 0
 

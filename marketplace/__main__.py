@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
 from marketplace.io import write_part, write_tables
 from marketplace.simulate import MARKETS, SCENARIOS, SimConfig, simulate, simulate_parts
+from marketplace.validate import is_partitioned
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -138,10 +139,14 @@ def write_simulation_parts(cfg: SimConfig, chunk_creators: int, directory: Path,
 
 def run_validate(args: argparse.Namespace) -> int:
     try:
-        tables = load_tables_or_report(args.directory)
+        if is_partitioned(args.directory):  # directories of parts: checked part by part
+            counts = rows_or_report(args.directory)
+        else:
+            counts = {name: len(frame) for name, frame in
+                      load_tables_or_report(args.directory).items()}
     except UserError as err:
         return fail(str(err))
-    rows = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())
+    rows = ", ".join(f"{name} {n:,}" for name, n in counts.items())
     print(f"{args.directory}: meets the data contract ({rows} rows)")
     return 0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from marketplace.contract import InvalidData
-from marketplace.validate import load_valid_tables
+from marketplace.validate import load_valid_tables, validate_parts
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
 
@@ -35,10 +35,23 @@ def load_tables_or_report(directory) -> dict[str, pd.DataFrame]:
     try:
         return load_valid_tables(directory)
     except InvalidData as err:
-        for violation in err.violations:
-            print(violation)
-        raise UserError(f"{directory}: {len(err.violations)} violation(s) of the data "
-                        "contract (listed above)") from None
+        _report(directory, err.violations)
+
+
+def rows_or_report(directory) -> dict[str, int]:
+    """Each table's row count once ``directory`` passes ``validate_parts`` (one Parquet
+    part in memory at a time); otherwise as ``load_tables_or_report``."""
+    violations, rows = validate_parts(directory)
+    if violations:
+        _report(directory, violations)
+    return rows
+
+
+def _report(directory, violations) -> None:
+    for violation in violations:
+        print(violation)
+    raise UserError(f"{directory}: {len(violations)} violation(s) of the data "
+                    "contract (listed above)")
 
 
 def check_output_path(path: Path) -> None:

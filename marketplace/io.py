@@ -1,4 +1,6 @@
-"""Read and write the raw tables: `<table>.parquet` or `<table>.csv` in one directory.
+"""Read and write the raw tables: `<table>.parquet` or `<table>.csv` in one directory,
+or `<table>/` (also `<table>.parquet/`): a directory of Parquet parts (`*.parquet`, read
+in name order; names starting with `.` or `_` are ignored, as Spark and Arrow do).
 
 Reading returns exactly the contract's columns, in contract order, with the dtypes of
 `marketplace.contract.DTYPES`, and a RangeIndex. Values that cannot be converted to
@@ -53,12 +55,24 @@ _ARROW_TYPES = {
 
 
 def table_path(directory, name: str) -> Path | None:
-    """The file holding table `name` in `directory` (Parquet preferred), or None."""
+    """The file (Parquet preferred) or directory of Parquet parts holding table `name`
+    in `directory`, or None."""
     for fmt in FORMATS:
         path = Path(directory) / f"{name}.{fmt}"
         if path.is_file():
             return path
+    for path in (Path(directory) / name, Path(directory) / f"{name}.parquet"):
+        if path.is_dir():
+            return path
     return None
+
+
+def part_paths(path: Path) -> list[Path]:
+    """The files of a table: the file itself, or a directory's Parquet parts by name."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.glob("*.parquet")
+                  if p.is_file() and not p.name.startswith((".", "_")))
 
 
 def read_tables(directory) -> dict[str, pd.DataFrame]:
@@ -87,6 +101,14 @@ def read_table(directory, name: str) -> pd.DataFrame:
     path = table_path(directory, name)
     if path is None:
         raise InvalidData([Violation(name, "", MISSING_TABLE)])
+    return read_path(path, name)
+
+
+def read_path(path: Path, name: str) -> pd.DataFrame:
+    """Table `name` from a file or a directory of Parquet parts, coerced to the contract.
+
+    All parts together: one part at a time is ``read_path(part, name)`` for each of
+    ``part_paths(path)``."""
     raw = _read_raw(path, name)
     missing = [c for c in COLUMNS[name] if c not in raw.columns]
     if missing:
@@ -95,10 +117,11 @@ def read_table(directory, name: str) -> pd.DataFrame:
 
 
 def _read_raw(path: Path, name: str) -> pd.DataFrame:
-    """The file's contract columns as found: strings for CSV, Arrow's types for Parquet."""
+    """The table's contract columns as found: strings for CSV, Arrow's types for Parquet
+    (the parts of a directory concatenated, types widened where parts differ)."""
     wanted = set(COLUMNS[name])
     try:
-        if path.suffix == ".csv":
+        if path.suffix == ".csv" and path.is_file():
             return pd.read_csv(
                 path,
                 dtype=str,
@@ -106,12 +129,28 @@ def _read_raw(path: Path, name: str) -> pd.DataFrame:
                 na_values=[""],
                 usecols=lambda c: c in wanted,
             )
-        present = [c for c in pq.read_schema(path).names if c in wanted]
-        arrow = pq.read_table(path, columns=present)
+        parts = part_paths(path)
+        if not parts:
+            raise InvalidData([Violation(name, "", f"no Parquet parts in {path.name}/")])
+        folder = "" if path.is_file() else f"{path.name}/"
+        arrow = pa.concat_tables([_read_part(part, name, wanted, folder) for part in parts],
+                                 promote_options="permissive")
         return arrow.to_pandas(date_as_object=False, types_mapper=_int_as_nullable)
     except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InvalidData([Violation(name, "", f"unreadable file {path.name}: {first_line}")]) from None
+        raise _unreadable(name, path.name, err) from None
+
+
+def _read_part(path: Path, name: str, wanted: set[str], folder: str) -> pa.Table:
+    try:
+        present = [c for c in pq.read_schema(path).names if c in wanted]
+        return pq.read_table(path, columns=present)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise _unreadable(name, folder + path.name, err) from None
+
+
+def _unreadable(name: str, shown: str, err: Exception) -> InvalidData:
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InvalidData([Violation(name, "", f"unreadable file {shown}: {first_line}")])
 
 
 def _int_as_nullable(arrow_type: pa.DataType):

@@ -8,6 +8,7 @@ run as pandera schemas from `marketplace.contract`; rules across columns and tab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -31,9 +32,10 @@ from marketplace.contract import (
     type_schema,
     violation,
 )
-from marketplace.io import read_tables
+from marketplace.io import part_paths, read_path, read_tables, table_path
 
-__all__ = ["InvalidData", "Violation", "load_valid_tables", "validate_tables"]
+__all__ = ["InvalidData", "Violation", "is_partitioned", "load_valid_tables", "validate_parts",
+           "validate_tables"]
 
 _PANDERA_RULES = {
     "not_nullable": NOT_NULL,
@@ -219,3 +221,135 @@ CROSS_RULES: tuple[CrossRule, ...] = (
         lambda t: _pair_missing(t["campaign_results"], t[_INV], _PAIR),
     ),
 )
+
+
+# ---------------------------------------------------------------- part by part
+
+# Tables that cross rules look up whole (the columns they need): the only ones held in
+# memory whole while a directory is validated part by part.
+_LOOKED_UP = {
+    "creators": ("creator_id",),
+    "campaigns": ("campaign_id", "created_at"),
+    "invitations": _PAIR,
+}
+
+
+def is_partitioned(directory) -> bool:
+    """True when some table of ``directory`` is a directory of Parquet parts."""
+    paths = (table_path(directory, name) for name in TABLES)
+    return any(path is not None and path.is_dir() for path in paths)
+
+
+def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
+    """Every contract violation of ``directory`` checked one Parquet part at a time, and
+    each table's row count: the same lines as ``validate_tables`` on the whole tables.
+
+    As with ``read_tables``, values that cannot be read as their column's type stop the
+    checks: only such problems are reported then. Memory: one part, plus the key columns
+    of creators, campaigns and invitations and an 8-byte hash of every row's key
+    (uniqueness across parts).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return [Violation("", "", f"data directory not found: {directory}")], {}
+    found, unreadable = _Merged(), _Merged()
+    looked_up: dict[str, pd.DataFrame] = {}
+    usable: set[tuple[str, str]] = set()
+    cross: list[tuple[CrossRule, Violation]] = []
+    rows: dict[str, int] = {}
+    for name in TABLES:
+        path = table_path(directory, name)
+        if path is None:
+            unreadable.add(Violation(name, "", MISSING_TABLE))
+            continue
+        good, pieces, hashes = set(COLUMNS[name]), [], []
+        parts = part_paths(path)
+        for part in parts:
+            try:
+                frame = read_path(part, name)
+            except InvalidData as err:
+                unreadable.extend(err.violations)
+                good = set()
+                hashes.append(np.empty(0, np.uint64))
+                continue
+            part_found, part_good = check_columns(frame, name)
+            across = len(parts) > 1  # uniqueness across parts: by key hashes, below
+            found.extend(v for v in part_found if not (across and v.rule == UNIQUE))
+            good &= set(part_good)
+            hashes.append(_key_hashes(frame, name) if across else np.empty(0, np.uint64))
+            cross += [(rule, v) for rule, v in _part_cross(frame, name, looked_up, usable)]
+            if name in _LOOKED_UP:
+                pieces.append(frame[list(_LOOKED_UP[name])])
+            rows[name] = rows.get(name, 0) + len(frame)
+        if not parts:
+            unreadable.add(Violation(name, "", f"no Parquet parts in {path.name}/"))
+        usable |= {(name, c) for c in good}
+        if len(parts) > 1 and set(KEYS[name]) <= good:
+            found.extend(_duplicates(parts, hashes, name))
+        if name in _LOOKED_UP and pieces:
+            looked_up[name] = pd.concat(pieces, ignore_index=True)
+    if unreadable.violations():
+        return unreadable.violations(), rows
+    found.extend(v for rule, v in cross if all(need in usable for need in rule.needs))
+    return found.violations(), rows
+
+
+def _part_cross(frame: pd.DataFrame, name: str, looked_up: dict[str, pd.DataFrame],
+                usable: set[tuple[str, str]]):
+    """(rule, violation) of the cross rules on one part of table ``name``: those whose
+    other tables are already checked (the table's own columns are judged at the end)."""
+    frames = {**looked_up, name: frame}
+    for rule in CROSS_RULES:
+        others = [need for need in rule.needs if need[0] != name]
+        if rule.table != name or not all(need in usable for need in others):
+            continue
+        if not all(col in frame.columns for t, col in rule.needs if t == name):
+            continue
+        found = violation(frame, name, rule.column, rule.rule, rule.broken(frames))
+        if found is not None:
+            yield rule, found
+
+
+def _key_hashes(frame: pd.DataFrame, name: str) -> np.ndarray:
+    keys = list(KEYS[name])
+    return pd.util.hash_pandas_object(frame[keys], index=False).to_numpy()
+
+
+def _duplicates(parts: list[Path], hashes: list[np.ndarray], name: str) -> list[Violation]:
+    """The uniqueness violation of a table's key across all its parts (rows whose key
+    occurs more than once), with example ids read back from the parts."""
+    every = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+    _, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
+    duplicated = np.flatnonzero(counts[inverse] > 1)
+    if len(duplicated) == 0:
+        return []
+    starts = np.cumsum([0] + [len(h) for h in hashes])
+    examples: list[str] = []
+    for i, part in enumerate(parts):
+        inside = duplicated[(duplicated >= starts[i]) & (duplicated < starts[i + 1])]
+        if len(inside) and len(examples) < 5:
+            frame = read_path(part, name)
+            examples += example_ids_at(frame, name, inside[:5 - len(examples)] - starts[i])
+    return [Violation(name, "/".join(KEYS[name]), UNIQUE, len(duplicated), tuple(examples))]
+
+
+class _Merged:
+    """Violations merged by (table, column, rule): rows added up, the first 5 examples."""
+
+    def __init__(self):
+        self._by_key: dict[tuple[str, str, str], Violation] = {}
+
+    def add(self, v: Violation) -> None:
+        key = (v.table, v.column, v.rule)
+        old = self._by_key.get(key)
+        if old is not None:
+            v = Violation(v.table, v.column, v.rule, old.rows + v.rows,
+                          (old.examples + v.examples)[:5])
+        self._by_key[key] = v
+
+    def extend(self, violations) -> None:
+        for v in violations:
+            self.add(v)
+
+    def violations(self) -> list[Violation]:
+        return list(self._by_key.values())

@@ -7,15 +7,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.build import index_history
 from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
-    write_frame_atomically
-from serving.briefs import DEFAULT_TOP_K, BriefError, read_briefs
+    rows_or_report, write_frame_atomically
+from marketplace.io import read_table
+from scaleout.session import SparkError, add_engine_arguments
+from serving.briefs import DEFAULT_TOP_K, BriefError, check_briefs, read_briefs
 from serving.drift import THRESHOLD, add_counts, data_reference, drift_report, drift_warning
-from serving.model import ModelError, load_model
-from serving.partner_list import partner_lists
+from serving.model import ModelError, check_features, load_model
+from serving.partner_list import no_candidates_message, partner_lists, with_model_defaults
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,47 +49,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--drift-report", type=Path, metavar="FILE",
                         help="write the population stability index of every feature and "
                              "family (scored candidates against the model's training "
-                             "pairs), .csv or .parquet")
+                             "pairs), .csv or .parquet; in-memory engine only")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                              "sqlite:///mlflow.db in the working directory)")
+    add_engine_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    report = None
     try:
         check_output_path(args.out)
         if args.drift_report:
             check_output_path(args.drift_report)
+            if args.engine == "spark":
+                raise UserError("--drift-report: drift is computed by the in-memory engine "
+                                "only, not with --engine spark")
         briefs = read_briefs(args.briefs)
         scorer, version = load_model(args.model, args.tracking_uri)
         if args.drift_report and not scorer.reference:
             raise UserError(f"model {version} has no reference bins (trained before drift "
                             "checks): retrain it to get a --drift-report")
-        tables = load_tables_or_report(args.data)
-        history = index_history(tables, release_posts=True)  # memory: see its docstring
-        log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
-            f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
-        counts: dict = {}
-        reference = data_reference(scorer.reference or {})
-
-        def observe(features: pd.DataFrame) -> None:
-            counts["all"] = add_counts(counts.get("all"), features, reference)
-
-        result = partner_lists(tables, briefs, scorer, version, history, progress=log,
-                               warn=lambda message: log(f"warning: {message}"),
-                               observe=observe if scorer.reference else None)
-        report = drift_report(counts["all"], reference) if counts else None
+        if args.engine == "spark":
+            result = spark_lists(args, briefs, scorer, version)
+        else:
+            result, report = memory_lists(args, briefs, scorer, version, started)
         write_frame_atomically(result, args.out)
         if args.drift_report and report is not None:
             write_frame_atomically(report, args.drift_report)
-    except (UserError, BriefError, ModelError) as err:
+    except (UserError, BriefError, ModelError, SparkError) as err:
         return fail(str(err))
     log(f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
         f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s")
-    if not scorer.reference:
+    if args.engine == "spark":
+        log("note: drift is not checked on the Spark engine")
+    elif not scorer.reference:
         log(f"warning: model {version} has no reference bins (trained before drift checks): "
             "drift not checked")
     elif report is not None and (message := drift_warning(report)):
@@ -97,6 +97,49 @@ def main(argv=None) -> int:
     if args.show > 0:
         print(preview(result, args.show))
     return 0
+
+
+def warn(message: str) -> None:
+    log(f"warning: {message}")
+
+
+def memory_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str,
+                 started: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The partner lists in one process, and the drift report of the scored candidates
+    against the model's training pairs (None when the model has no reference)."""
+    tables = load_tables_or_report(args.data)
+    history = index_history(tables, release_posts=True)  # memory: see its docstring
+    log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
+        f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
+    counts: dict = {}
+    reference = data_reference(scorer.reference or {})
+
+    def observe(features: pd.DataFrame) -> None:
+        counts["all"] = add_counts(counts.get("all"), features, reference)
+
+    result = partner_lists(tables, briefs, scorer, version, history, progress=log, warn=warn,
+                           observe=observe if scorer.reference else None)
+    return result, drift_report(counts["all"], reference) if counts else None
+
+
+def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str
+                ) -> pd.DataFrame:
+    """``partner_lists`` computed on Spark (``scaleout.serving``), with the same checks
+    and warnings."""
+    from scaleout.serving import spark_partner_lists
+    from scaleout.session import run_job, start_job
+
+    briefs = with_model_defaults(check_briefs(briefs), scorer)
+    check_features(scorer, version)
+    rows = rows_or_report(args.data)
+    spark, buckets = start_job(args.spark_master, args.buckets, rows)
+    log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; Spark "
+        f"{spark.version} on {spark.sparkContext.master}, {buckets} creator buckets ...")
+    result = run_job(lambda: spark_partner_lists(
+        spark, args.data, read_table(args.data, "campaigns"), briefs, scorer, version, buckets))
+    for position in np.flatnonzero(~briefs["brief_id"].isin(result["brief_id"]).to_numpy()):
+        warn(no_candidates_message(briefs.iloc[position]))
+    return result
 
 
 def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:

@@ -163,16 +163,20 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
     pairs = find_candidates(tables, chunk, history, by_market)
     present = np.bincount(pairs["brief"], minlength=len(chunk)) > 0
     for position in np.flatnonzero(~present):
-        b = chunk.iloc[position]
-        warn(f"brief {b['brief_id']}: no candidates (no creator of market {b['market']} "
-             f"with a post in the {ACTIVE_DAYS} days before {b['as_of'].isoformat()} and "
-             f"at least {b['min_followers']} followers); it gets no rows")
+        warn(no_candidates_message(chunk.iloc[position]))
     if pairs.empty:
         return empty_partner_list(), 0
     features = build_features(tables, feature_requests(chunk, pairs), history)
     if observe is not None:
         observe(features)
     return explained_top(chunk, pairs, features, scorer, model_version), len(pairs)
+
+
+def no_candidates_message(brief: pd.Series) -> str:
+    """The warning for a brief (a row of checked briefs) without candidates."""
+    return (f"brief {brief['brief_id']}: no candidates (no creator of market {brief['market']} "
+            f"with a post in the {ACTIVE_DAYS} days before {brief['as_of'].isoformat()} and "
+            f"at least {brief['min_followers']} followers); it gets no rows")
 
 
 def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,

@@ -1,0 +1,113 @@
+"""Partner lists on Spark: the in-memory recipe (``serving.partner_list``) in two steps.
+
+1. Per creator bucket (``groupBy(bucket).applyInPandas``): the bucket's candidates of
+   every brief and their features, with the one builder (a creator's candidacy and
+   features depend only on its own rows).
+2. Per brief (``groupBy(brief).applyInPandas``): raw scores, ranks, the indices among
+   all the brief's candidates, and contributions and reasons for the top_k rows only,
+   by ``serving.partner_list.explained_top``; the booster is loaded once per Python worker
+   from the model's LightGBM text.
+
+The rows are those of the in-memory path, value for value, ordered by brief then rank.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.build import build_features, index_history
+from features.registry import FEATURE_NAMES
+from serving.candidates import feature_requests, find_candidates, market_creators
+from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
+from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
+from training.model import Scorer
+
+BRIEF = "_brief"
+_SCORERS: dict[str, lgb.Booster] = {}  # per Python worker: LightGBM text -> booster
+
+
+def scorer_parts(scorer: Scorer) -> dict:
+    """What a worker needs to rebuild ``scorer``: LightGBM text, score map, median."""
+    booster = scorer.booster
+    return {"model": booster.model_to_string(num_iteration=booster.best_iteration or None),
+            "score_map": scorer.score_map,
+            "commission_rate_median": scorer.commission_rate_median}
+
+
+def _scorer(shared) -> Scorer:
+    """The broadcast model's Scorer, its booster parsed once per Python worker."""
+    parts = shared.value
+    if parts["model"] not in _SCORERS:
+        _SCORERS.clear()
+        _SCORERS[parts["model"]] = lgb.Booster(model_str=parts["model"])
+    return Scorer(booster=_SCORERS[parts["model"]], score_map=parts["score_map"],
+                  commission_rate_median=parts["commission_rate_median"])
+
+
+def candidate_schema():
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    return StructType([StructField(BRIEF, LongType()), StructField("creator_id", StringType())]
+                      + [StructField(f, DoubleType()) for f in FEATURE_NAMES])
+
+
+def partner_schema():
+    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+
+    kinds = {"brief_id": StringType(), "creator_id": StringType(), "rank": LongType(),
+             "reasons": StringType(), "model_version": StringType()}
+    return StructType([StructField(BRIEF, LongType())]
+                      + [StructField(c, kinds.get(c, DoubleType())) for c in PARTNER_COLUMNS])
+
+
+def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The applyInPandas function of step 1 (broadcast campaigns and checked briefs)."""
+    def candidates_of(rows: pd.DataFrame) -> pd.DataFrame:
+        tables = bucket_tables(rows, campaigns.value)
+        history = index_history(tables)
+        pairs = find_candidates(tables, briefs.value, history,
+                                market_creators(tables, history))
+        features = build_features(tables, feature_requests(briefs.value, pairs), history)
+        out = pd.DataFrame({BRIEF: pairs["brief"].to_numpy(np.int64),
+                            "creator_id": pairs["creator_id"].to_numpy(dtype=object)})
+        return pd.concat([out, features.reset_index(drop=True)], axis=1)
+
+    return candidates_of
+
+
+def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The applyInPandas function of step 2: one brief's candidates in, its rows out."""
+    def rows_of(candidates: pd.DataFrame) -> pd.DataFrame:
+        candidates = candidates.sort_values("creator_id", kind="stable").reset_index(drop=True)
+        position = int(candidates[BRIEF].iloc[0])
+        chunk = briefs.value.iloc[[position]].reset_index(drop=True)
+        pairs = pd.DataFrame({"brief": np.zeros(len(candidates), np.int64),
+                              "creator_id": candidates["creator_id"].astype("str")})
+        features = candidates[list(FEATURE_NAMES)]
+        out = explained_top(chunk, pairs, features, _scorer(scorer), model_version)
+        return out.assign(**{BRIEF: position})[[BRIEF, *PARTNER_COLUMNS]]
+
+    return rows_of
+
+
+def spark_partner_lists(spark, directory, campaigns: pd.DataFrame, briefs: pd.DataFrame,
+                        scorer: Scorer, model_version: str, buckets: int) -> pd.DataFrame:
+    """The partner lists of ``briefs`` (checked, with the model's defaults) on the data
+    of ``directory``, as the in-memory ``partner_lists`` returns them."""
+    context = spark.sparkContext
+    shared_briefs = context.broadcast(briefs.reset_index(drop=True))
+    rows = bucketed_rows(spark, directory, buckets)
+    candidates = rows.groupBy(BUCKET).applyInPandas(
+        bucket_candidates(context.broadcast(campaigns), shared_briefs), schema=candidate_schema())
+    lists = candidates.groupBy(BRIEF).applyInPandas(
+        brief_rows(shared_briefs, context.broadcast(scorer_parts(scorer)), model_version),
+        schema=partner_schema())
+    result = lists.orderBy(BRIEF, "rank").toPandas()
+    if result.empty:
+        return empty_partner_list()
+    template = empty_partner_list()
+    return result[list(PARTNER_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True)

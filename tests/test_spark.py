@@ -1,0 +1,157 @@
+"""The Spark engine computes what the in-memory path computes (one local[2] session
+shared by every test here, small data); Spark's errors are one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import mlflow
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features.__main__ import main as features_main
+from features.build import index_history
+from features.pairs import training_pairs
+from marketplace.io import read_tables, to_arrow, write_tables
+from marketplace.simulate import SimConfig, simulate
+from scaleout.session import JAVA_NEEDED, SparkError, check_master, java_available, run_job, \
+    spark_session
+from serving.__main__ import main as serving_main
+from training.config import load_config
+from training.run import posts_summary, train_on_pairs
+from training.tracking import log_training
+
+@pytest.fixture(scope="session")
+def spark():
+    if not java_available():
+        pytest.skip("Java 17 not found: Spark tests skipped")
+    session = spark_session("local[2]", app="creator-scores-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def market_dir(tmp_path_factory):
+    """A small marketplace; posts as a directory of parts with nanosecond timestamps
+    (as pandas writes them), which Spark reads as longs."""
+    directory = tmp_path_factory.mktemp("spark") / "data"
+    tables, _ = simulate(SimConfig(creators=400, days=240, seed=5))
+    write_tables({n: f for n, f in tables.items() if n != "posts"}, directory)
+    posts = to_arrow(tables["posts"], "posts")
+    posts = posts.set_column(posts.schema.get_field_index("posted_at"), "posted_at",
+                             posts["posted_at"].cast(pa.timestamp("ns", tz="UTC")))
+    (directory / "posts").mkdir()
+    half = posts.num_rows // 2
+    pq.write_table(posts.slice(0, half), directory / "posts" / "part-0.parquet")
+    pq.write_table(posts.slice(half), directory / "posts" / "part-1.parquet")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def spark_pairs_dir(spark, market_dir):
+    """The pair table of market_dir written by ``python -m features --engine spark``."""
+    out = market_dir.parent / "out" / "pairs"
+    out.parent.mkdir()
+    assert features_main([str(market_dir), "--out", str(out), "--engine", "spark",
+                          "--spark-master", "local[2]", "--buckets", "3"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def memory_tables(market_dir):
+    return read_tables(market_dir)
+
+
+@pytest.mark.slow
+def test_spark_pair_table_equals_the_in_memory_one(spark_pairs_dir, memory_tables):
+    expected = training_pairs(memory_tables)
+    assert [p.name for p in spark_pairs_dir.parent.iterdir()] == ["pairs"]  # nothing left behind
+    assert all(p.name.endswith(".parquet") for p in spark_pairs_dir.iterdir())
+    pd.testing.assert_frame_equal(pd.read_parquet(spark_pairs_dir), expected)  # value for value
+
+
+CFG = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20, num_threads=1)
+
+
+@pytest.fixture(scope="session")
+def memory_result(memory_tables):
+    history = index_history(memory_tables)
+    return train_on_pairs(memory_tables, training_pairs(memory_tables, history),
+                          posts_summary(history), CFG)
+
+
+@pytest.mark.slow
+def test_spark_rejects_bad_data_as_the_in_memory_path(spark, market_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(market_dir, broken)
+    tables = read_tables(market_dir)
+    campaigns = tables["campaigns"].copy()
+    campaigns.loc[0, "commission_rate"] = 2.0
+    write_tables({"campaigns": campaigns}, broken)
+    out = tmp_path / "pairs"
+    assert features_main([str(broken), "--out", str(out), "--engine", "spark"]) == 1
+    spark_lines = capsys.readouterr()
+    assert features_main([str(broken), "--out", str(tmp_path / "p.parquet")]) == 1
+    memory_lines = capsys.readouterr()
+    assert spark_lines.out == memory_lines.out
+    assert spark_lines.out.startswith("campaigns.commission_rate: must be in [0, 1] (1 row")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
+
+
+def test_missing_java_is_one_line(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    with pytest.raises(SparkError) as err:
+        spark_session("local[1]")
+    assert str(err.value) == JAVA_NEEDED and "\n" not in str(err.value)
+
+
+def test_unreachable_master_is_one_line():
+    with pytest.raises(SparkError, match=r"^Spark master spark://127.0.0.1:9 is unreachable"):
+        check_master("spark://127.0.0.1:9", timeout_s=1)
+
+
+@pytest.mark.slow
+def test_spark_partner_lists_equal_the_in_memory_ones(spark, market_dir, memory_tables,
+                                                      memory_result, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
+    log_training(memory_result, uri, "test", register="cs")
+    as_of = memory_tables["posts"]["posted_at"].max().normalize() - pd.Timedelta(days=14)
+    briefs = pd.DataFrame({
+        "brief_id": ["id-beauty", "th-fashion", "xx-none", "vn-food"],
+        "market": ["ID", "TH", "XX", "VN"],
+        "category": ["beauty", "fashion", "beauty", "food"],
+        "as_of": [as_of.strftime("%Y-%m-%dT%H:%M:%SZ")] * 4,
+        "top_k": [50, 7, 5, 3],
+        "min_followers": [0, 1000, 0, 0],
+    })
+    briefs.to_csv(tmp_path / "briefs.csv", index=False)
+    common = ["--model", "models:/cs/1", "--data", str(market_dir), "--briefs",
+              str(tmp_path / "briefs.csv"), "--tracking-uri", uri]
+    assert serving_main([*common, "--out", str(tmp_path / "memory.parquet")]) == 0
+    # Drift is checked in memory only; every other warning is the same on both engines.
+    memory_warnings = [l for l in capsys.readouterr().err.splitlines()
+                       if l.startswith("warning") and "drift" not in l]
+    assert serving_main([*common, "--out", str(tmp_path / "spark.parquet"), "--engine", "spark",
+                         "--buckets", "3"]) == 0
+    spark_warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning")]
+    expected = pd.read_parquet(tmp_path / "memory.parquet")
+    assert set(expected["brief_id"]) == {"id-beauty", "th-fashion", "vn-food"}
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), expected)
+    assert spark_warnings == memory_warnings and len(memory_warnings) == 1
+
+
+def _boom(frame: pd.DataFrame) -> pd.DataFrame:
+    raise ValueError(f"bucket of {len(frame)} rows cannot be built")
+
+
+def test_a_failing_worker_is_one_line(spark):
+    job = spark.range(4).groupBy("id").applyInPandas(_boom, schema="id long")
+    with pytest.raises(SparkError) as err:
+        run_job(job.collect)
+    assert str(err.value) == "Spark job failed: ValueError: bucket of 1 rows cannot be built"
