@@ -703,3 +703,16 @@ def test_mlflow_models_serve_answers_like_the_scorer(world, scored, tmp_path):
     np.testing.assert_allclose(answer.to_numpy(dtype=float), expected.to_numpy(), rtol=0,
                                atol=1e-9)
     assert np.abs(answer[CONTRIB_COLUMNS].sum(axis=1) - answer["raw_score"]).max() < 1e-6
+
+
+def test_a_model_from_before_the_index_split_is_refused():
+    # The registry before issue 12: cadence-era and authenticity features since replaced.
+    before_split = [name for name in FEATURE_NAMES if name not in (
+        "active_week_ratio_180d", "orders_per_1k_views_90d", "orders_per_1k_views_all",
+        "organic_follower_growth_90d", "follower_jump_180d", "follower_jump_all",
+        "followers_without_views_90d")] + ["followers_gained_per_1k_views_90d"]
+    with pytest.raises(ModelError, match=r"features do not match.*unknown to the builder: "
+                                         r"followers_gained_per_1k_views_90d.*not in the model: "
+                                         r"active_week_ratio_180d") as err:
+        check_features(_tiny_scorer(before_split), "models:/old/1")
+    assert "\n" not in str(err.value)
