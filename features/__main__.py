@@ -62,7 +62,7 @@ def parse_audit_args(argv) -> argparse.Namespace:
 
 
 def read_traits(directory: Path) -> pd.DataFrame:
-    needed = {"creator_id", "fake", "affinity_1", "category_1"} | {
+    needed = {"creator_id", "fake", "log10_f0", "affinity_1", "category_1"} | {
         column for column, _ in TRAITS.values() if column != "affinity"}
     return read_truth_table(directory, "creator_traits", needed)
 

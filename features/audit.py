@@ -13,7 +13,8 @@ Each index is then compared with the hidden trait it claims to measure:
   (``fake``) from the rest (higher index = more authentic), and its median for genuine
   fast growers (the fastest-growing tenth of genuine creators by true audience growth
   over the last 90 days) against genuine creators overall: honest growth must not read
-  as fraud.
+  as fraud; and its correlation with account size among genuine creators (size alone
+  must not read as fraud either).
 
 Everything here is pure: tables in, frames out; ``python -m features audit`` prints it.
 """
@@ -46,6 +47,9 @@ TRAITS: dict[str, tuple[str, str]] = {
 MIN_SPEARMAN = 0.7
 MIN_AUC = 0.93
 MAX_FAST_GROWER_GAP = 5.0
+# Big accounts get fewer comments and shares per like everywhere: size alone must not read
+# as fake engagement (a project target, beyond the issue's).
+MAX_SIZE_SPEARMAN = 0.3
 
 
 def default_as_of(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
@@ -127,6 +131,7 @@ def _authenticity_rows(frame: pd.DataFrame) -> list[dict]:
     median_all = genuine[index_name("authenticity")].median()
     median_fast = genuine.loc[fast, index_name("authenticity")].median()
     gap = median_fast - median_all
+    size_rho = genuine[index_name("authenticity")].corr(genuine["log10_f0"], method="spearman")
     return [
         _row("authenticity", "bought engagement and followers (fake)", "auc", len(frame),
              auc, MIN_AUC, auc >= MIN_AUC),
@@ -136,6 +141,8 @@ def _authenticity_rows(frame: pd.DataFrame) -> list[dict]:
              int(fast.sum()), median_fast, None, True),
         _row("authenticity", "fast growers' median - genuine median", "gap",
              int(fast.sum()), gap, -MAX_FAST_GROWER_GAP, abs(gap) <= MAX_FAST_GROWER_GAP),
+        _row("authenticity", "genuine creators: Spearman with account size", "size",
+             int((~fake).sum()), size_rho, MAX_SIZE_SPEARMAN, abs(size_rho) <= MAX_SIZE_SPEARMAN),
     ]
 
 
@@ -161,4 +168,6 @@ def _target_text(measure: str, target) -> str:
         return ""
     if measure == "gap":
         return f"|gap| <= {MAX_FAST_GROWER_GAP:g}"
+    if measure == "size":
+        return f"|rho| <= {MAX_SIZE_SPEARMAN:g}"
     return f">= {target:g}"

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.registry import FEATURE_NAMES
+from marketplace.reference import TIER_COMMENTS_PER_LIKE, TIER_SHARES_PER_LIKE, tier_curve
 from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, days, micros
 
 MEASURE_DELAY = days(7)
@@ -34,6 +35,7 @@ ANSWER_PRIOR = (1.0, 2.0)       # 1 answered out of 2
 ACCEPT_PRIOR = (0.5, 2.0)       # 0.5 accepted out of 2
 DELIVERY_PRIOR = (1.0, 2.0)     # 1 delivered out of 2 promised
 PRIOR_VIEWS = 2000.0            # shoppable views at gmv 0 added to every GPM
+SIZE_PRIOR_LIKES = 20.0         # likes at the typical rate added to a size-relative ratio
 JUMP_TREND_STEPS = 3            # a follower step is judged against the mean of the 3 before it
 # Authenticity flags count only what exceeds what genuine growth and noise produce:
 JUMP_TOLERANCE = np.log(1.1)    # a week's follower step 10 % above the creator's trend
@@ -446,6 +448,14 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
     out["comments_per_like_90d"] = _ratio(measured("comments", 90), likes90)
     out["comments_per_like_all"] = _ratio(measured("comments", None), measured("likes", None))
     out["shares_per_like_90d"] = _ratio(measured("shares", 90), likes90)
+    # Against what is typical for an account of this size (log ratio; 0 = typical), with a
+    # prior of SIZE_PRIOR_LIKES likes at the typical rate so a few likes do not swing it.
+    size = np.log10(np.where(followers_now > 0, followers_now, np.nan))
+    for name, typical_curve, num in (("comments", TIER_COMMENTS_PER_LIKE, measured("comments", 90)),
+                                     ("shares", TIER_SHARES_PER_LIKE, measured("shares", 90))):
+        typical = tier_curve(size, typical_curve)
+        smoothed = (num + SIZE_PRIOR_LIKES * typical) / (likes90 + SIZE_PRIOR_LIKES)
+        out[f"{name}_per_like_vs_size_90d"] = np.where(likes90 > 0, np.log(smoothed / typical), np.nan)
     n90 = measured("posts", 90)
     mean_log = _ratio(measured("log_views", 90), n90) / LOG_SCALE
     mean_sq = _ratio(measured("log_views_sq", 90), n90) / LOG_SCALE

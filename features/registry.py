@@ -117,11 +117,17 @@ FEATURES: tuple[Feature, ...] = tuple([
     Feature("gmv_growth_90d", "growth", +1,
             "log gmv of the latest 90 measured days against the 90 before"),
     # authenticity: signs that engagement is real; fast growth as such is not one
-    Feature("comments_per_like_90d", "authenticity", +1,
-            "comments / likes, last 90 days (bought likes bring no comments)"),
-    Feature("comments_per_like_all", "authenticity", +1, "comments / likes, all history"),
-    Feature("shares_per_like_90d", "authenticity", +1,
-            "shares / likes, last 90 days (bought likes bring no shares)"),
+    # (raw ratios fall with account size everywhere: context; the index reads them
+    # against what is typical for the creator's size)
+    Feature("comments_per_like_90d", "authenticity", 0, "comments / likes, last 90 days"),
+    Feature("comments_per_like_all", "authenticity", 0, "comments / likes, all history"),
+    Feature("shares_per_like_90d", "authenticity", 0, "shares / likes, last 90 days"),
+    Feature("comments_per_like_vs_size_90d", "authenticity", +1,
+            "log(comments per like, last 90 days / the typical rate for an account of this "
+            "many followers) (bought likes bring no comments; 0 = typical)"),
+    Feature("shares_per_like_vs_size_90d", "authenticity", +1,
+            "log(shares per like, last 90 days / the typical rate for this many followers) "
+            "(bought likes bring no shares)"),
     Feature("follower_jump_180d", "authenticity", -1,
             "largest weekly follower step above the creator's own recent trend, last 180 days, "
             "beyond a 10 % tolerance (log units; steady growth, however fast, gives 0)"),

@@ -20,6 +20,23 @@ SAMPLE_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "
 RATIOS = ("views_per_follower", "engagement_per_view", "comments_per_like", "shares_per_like",
           "days_between_posts")
 
+# Typical ratios for an account of a given size: the real sample's tier medians (views per
+# follower, likes per view, comments and shares per like), anchored at log10(followers) =
+# 3.5, 4.5, 5.5, 6.3 and interpolated between. The simulator draws around them; the
+# authenticity features judge a creator's ratios against them, so that size alone (big
+# accounts get fewer comments per like everywhere) does not read as fake engagement.
+TIER_LOG10 = np.array([3.5, 4.5, 5.5, 6.3])
+TIER_VIEWS_PER_FOLLOWER = np.array([1.8, 2.1, 0.97, 0.22])
+TIER_LIKES_PER_VIEW = np.array([0.037, 0.032, 0.045, 0.044])
+TIER_COMMENTS_PER_LIKE = np.array([0.038, 0.023, 0.013, 0.011])
+TIER_SHARES_PER_LIKE = np.array([0.052, 0.038, 0.026, 0.017])
+
+
+def tier_curve(log10_followers, values):
+    """Interpolate a per-tier median in log space along log10(followers) (flat beyond
+    the outer tiers)."""
+    return np.exp(np.interp(log10_followers, TIER_LOG10, np.log(values)))
+
 
 def load_sample(path: Path = SAMPLE_FILE) -> pd.DataFrame:
     """The real sample in the common shape (posted_at as UTC, as the contract reads a

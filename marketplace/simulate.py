@@ -79,6 +79,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marketplace.reference import (TIER_COMMENTS_PER_LIKE, TIER_LIKES_PER_VIEW,
+                                   TIER_SHARES_PER_LIKE, TIER_VIEWS_PER_FOLLOWER, tier_curve)
+
 START = pd.Timestamp("2024-07-01", tz="UTC")
 MARKETS = ("ID", "VN", "TH", "PH", "MY", "GB", "SG")
 MARKET_SHARE = np.array([0.24, 0.17, 0.16, 0.15, 0.10, 0.12, 0.06])
@@ -88,13 +91,6 @@ CATEGORIES = ("beauty", "fashion", "food", "home", "electronics", "health", "bab
 CATEGORY_SHARE = np.array([0.20, 0.18, 0.12, 0.11, 0.09, 0.08, 0.06, 0.06, 0.05, 0.05])
 CATEGORY_PRICE = np.array([14.0, 22.0, 7.0, 18.0, 45.0, 16.0, 20.0, 25.0, 15.0, 12.0])
 
-# Tier medians of the real sample (views per follower, likes per view, comments and shares
-# per like), anchored at log10(followers) = 3.5, 4.5, 5.5, 6.3 and interpolated between.
-TIER_LOG10 = np.array([3.5, 4.5, 5.5, 6.3])
-TIER_VIEWS_PER_FOLLOWER = np.array([1.8, 2.1, 0.97, 0.22])
-TIER_LIKES_PER_VIEW = np.array([0.037, 0.032, 0.045, 0.044])
-TIER_COMMENTS_PER_LIKE = np.array([0.038, 0.023, 0.013, 0.011])
-TIER_SHARES_PER_LIKE = np.array([0.052, 0.038, 0.026, 0.017])
 
 VIEW_NOISE_SD = 1.1
 SHOPPABLE_VIEW_FACTOR = 0.7
@@ -186,11 +182,6 @@ class SimConfig:
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def tier_curve(log10_followers, values):
-    """Interpolate a per-tier median in log space along log10(followers)."""
-    return np.exp(np.interp(log10_followers, TIER_LOG10, np.log(values)))
 
 
 def draw_creators(rng: np.random.Generator, cfg: SimConfig, n: int) -> dict[str, np.ndarray]:

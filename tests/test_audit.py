@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from features.__main__ import main as features_main
-from features.audit import MAX_FAST_GROWER_GAP, MIN_AUC, MIN_SPEARMAN, TRAITS, audit_frame, \
-    audit_table, format_audit
+from features.audit import MAX_FAST_GROWER_GAP, MAX_SIZE_SPEARMAN, MIN_AUC, MIN_SPEARMAN, TRAITS, \
+    audit_frame, audit_table, format_audit
 from features.indices import index_name
 from features.registry import FAMILIES
 from marketplace.io import write_tables
@@ -34,6 +34,7 @@ def test_every_index_measures_its_trait(frame):
             assert table.loc[(family, "spearman"), "value"] >= MIN_SPEARMAN, family
     assert table.loc[("authenticity", "auc"), "value"] >= MIN_AUC
     assert abs(table.loc[("authenticity", "gap"), "value"]) <= MAX_FAST_GROWER_GAP
+    assert abs(table.loc[("authenticity", "size"), "value"]) <= MAX_SIZE_SPEARMAN
     assert table["ok"].all()
     # The claims were measured on real populations, not a handful of rows.
     assert table.loc[("volume", "spearman"), "creators"] > 1500
@@ -80,7 +81,7 @@ def test_audit_command(tmp_path, market, capsys):
     printed = capsys.readouterr().out
     assert "consistency" in printed and "every claim holds" in printed
     written = pd.read_csv(out)
-    assert written["ok"].all() and len(written) == len(TRAITS) + 4
+    assert written["ok"].all() and len(written) == len(TRAITS) + 5
 
 
 def test_audit_command_needs_the_truth(tmp_path, capsys):
