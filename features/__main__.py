@@ -45,8 +45,9 @@ def parse_audit_args(argv) -> argparse.Namespace:
                     "whose hidden truth is known (the simulator's DIR/truth/creator_traits"
                     ".parquet): Spearman correlation of each index with its trait ("
                     + ", ".join(f"{family}: {meaning}" for family, (_, meaning) in TRAITS.items())
-                    + "), the authenticity index's AUC for bought engagement, and its median "
-                    "for genuine fast growers against genuine creators. Every creator with a "
+                    + "), the authenticity index's AUC for bought engagement, its median "
+                    "for genuine fast growers against genuine creators, and its correlation "
+                    "with account size among genuine creators. Every creator with a "
                     "post in the 90 days before as_of is scored among its market, as a "
                     "partner list would. Exit 0 when every claim meets its target, 1 "
                     "otherwise.")

@@ -41,6 +41,7 @@ JUMP_TREND_STEPS = 3            # a follower step is judged against the mean of 
 JUMP_TOLERANCE = np.log(1.1)    # a week's follower step 10 % above the creator's trend
 UNMATCHED_TOLERANCE = np.log(1.5)  # followers growing 50 % more than views per post
 REQUIRED_COLUMNS = ("creator_id", "as_of", "category")
+FOLLOWER_LOOKBACK_DAYS = (0, 30, 90)  # followers are looked up as of these days before as_of
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,16 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
     )
 
 
+def snapshot_steps(snapshots: Timeline, followers: np.ndarray):
+    """Per snapshot (sorted order): whether it is its creator's first, its log(1 +
+    followers) increment over the one before (0 at a first), and the weeks between them."""
+    first = snapshots.is_first()
+    log_f = np.log1p(followers.astype(float))
+    increment = np.where(first, 0.0, np.diff(log_f, prepend=0.0))
+    weeks = np.diff(snapshots.time_at(np.arange(len(followers))), prepend=0) / (7 * MICROS_PER_DAY)
+    return first, increment, weeks
+
+
 def follower_jumps(snapshots: Timeline, followers: np.ndarray) -> np.ndarray:
     """How far each snapshot's follower growth jumps above the creator's own trend.
 
@@ -134,10 +145,8 @@ def follower_jumps(snapshots: Timeline, followers: np.ndarray) -> np.ndarray:
     n = len(followers)
     if n == 0:
         return np.zeros(0)
-    first = snapshots.is_first()
-    log_f = np.log1p(followers.astype(float))
-    weeks = np.diff(snapshots.time_at(np.arange(n)), prepend=0) / (7 * MICROS_PER_DAY)
-    step = np.where(first, np.nan, np.diff(log_f, prepend=0.0) / np.where(first, 1.0, weeks))
+    first, increment, weeks = snapshot_steps(snapshots, followers)
+    step = np.where(first, np.nan, increment / np.where(first, 1.0, weeks))
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each creator's first row
     trend_sum = np.zeros(n)
     trend_n = np.zeros(n)
@@ -156,9 +165,7 @@ def organic_increments(snapshots: Timeline, followers: np.ndarray, jumps: np.nda
     order; 0 at a creator's first snapshot). Summed over a window: organic growth."""
     if len(followers) == 0:
         return np.zeros(0, np.int64)
-    log_f = np.log1p(followers.astype(float))
-    increment = np.where(snapshots.is_first(), 0.0, np.diff(log_f, prepend=0.0))
-    weeks = np.diff(snapshots.time_at(np.arange(len(followers))), prepend=0) / (7 * MICROS_PER_DAY)
+    _, increment, weeks = snapshot_steps(snapshots, followers)
     excess = np.where(np.isnan(jumps), 0.0, np.maximum(jumps - JUMP_TOLERANCE, 0.0) * weeks)
     return np.round((increment - excess) * 1e6).astype(np.int64)
 
@@ -278,11 +285,13 @@ def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
     commission = (requests["commission_rate"].to_numpy(dtype=float)[order]
                   if "commission_rate" in requests.columns else np.full(len(requests), np.nan))
     columns = _Columns(order)
-    followers_now = _followers_at(history, q, 0)
-    _post_features(history, q, followers_now, columns)
+    # Followers known 0, 30 and 90 days before as_of: each looked up once.
+    followers = {d: _followers_at(history, q, d) for d in FOLLOWER_LOOKBACK_DAYS}
+    followers_now = followers[0]
+    _post_features(history, q, followers, columns)
     _category_features(history, q, columns)
     _cooperation_features(history, q, columns)
-    _growth_features(history, q, followers_now, columns)
+    _growth_features(history, q, followers, columns)
     declared = np.where(known, history.declared_category[np.where(known, q.creator, 0)], -1)
     columns["declared_category_match"] = ((declared == q.category) & (q.category >= 0)).astype(float)
     joined = np.where(known, history.joined_us[np.where(known, q.creator, 0)], q.as_of)
@@ -368,7 +377,8 @@ class _Windows:
         return Timeline.window(self.sums[name], self.first, lo, hi).astype(float)
 
 
-def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) -> None:
+def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray], out) -> None:
+    followers_now = followers[0]
     w = _Windows(history.posts, history.post_sums, q)
     posted_end = w.position(0)                               # posted_at < as_of
     measured_end = w.position(MEASURE_DELAY, inclusive=True)  # posted_at + 7d <= as_of
@@ -467,7 +477,7 @@ def _post_features(history: History, q: _Query, followers_now: np.ndarray, out) 
     # (views grow with the audience), bought followers do not.
     views_now = _ratio(recent("views", 97, 7), recent("posts", 97, 7))
     views_then = _ratio(recent("views", 187, 97), recent("posts", 187, 97))
-    follower_growth = np.log1p(followers_now) - np.log1p(_followers_at(history, q, 90))
+    follower_growth = np.log1p(followers_now) - np.log1p(followers[90])
     unmatched = follower_growth - (np.log1p(views_now) - np.log1p(views_then))
     out["followers_without_views_90d"] = np.maximum(unmatched - UNMATCHED_TOLERANCE, 0.0)
     v_recent, v_before = recent("views", 37, 7), recent("views", 67, 37)
@@ -531,9 +541,9 @@ def _cooperation_features(history: History, q: _Query, out) -> None:
     })
 
 
-def _growth_features(history: History, q: _Query, followers_now: np.ndarray, out) -> None:
+def _growth_features(history: History, q: _Query, followers: dict[int, np.ndarray], out) -> None:
     for d in (30, 90):
-        out[f"follower_growth_{d}d"] = np.log1p(followers_now) - np.log1p(_followers_at(history, q, d))
+        out[f"follower_growth_{d}d"] = np.log1p(followers[0]) - np.log1p(followers[d])
     tl = history.snapshots
     end = q.before(tl, SNAPSHOT_DELAY, inclusive=True)  # snapshot_date + 1 day <= as_of
     first = tl.first(q.creator)
