@@ -7,7 +7,7 @@ DEMO := demo
 CREATORS ?= 5000
 DAYS ?= 540
 
-.PHONY: demo explore test test-fast bench clean java-note
+.PHONY: demo explore lint test test-fast bench clean java-note
 
 # --engine spark runs on the JVM: say so once when there is none (its tests then skip).
 java-note:
@@ -32,7 +32,13 @@ demo: $(STAMP)
 explore: $(STAMP)
 	$(BIN)/python -m explorer --model models:/creator-scores@champion --data $(DEMO)/data
 
-test: $(STAMP) java-note
+# Lint, format check and type check (configured in pyproject.toml); part of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) java-note lint
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) java-note

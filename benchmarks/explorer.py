@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from run import emit, machine   # benchmarks/run.py, beside this script
+from run import emit, machine  # benchmarks/run.py, beside this script
 
 PYTHON = sys.executable
 TARGET = "p95 < 1 s warm at 30,000+ candidates; memory flat over 1,000 requests"

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         f"({len(explorer.creators):,} creators) in {time.perf_counter() - started:.1f}s")
     log(f"explorer at http://{args.host}:{args.port}/ (API docs at /docs)"
         + ("; every request needs the access token" if token else ""))
-    import uvicorn   # imported late: --help and bad arguments stay fast
+    import uvicorn  # imported late: --help and bad arguments stay fast
 
     uvicorn.run(create_app(explorer, token), host=args.host, port=args.port,
                 log_level="warning")

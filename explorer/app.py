@@ -26,8 +26,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from explorer.core import MAX_TOP_K, Explorer, QueryError, UnknownCreator, \
-    checked_brief, creator_profile, partner_list, partner_view, records, sorted_rows
+from explorer.core import (
+    MAX_TOP_K,
+    Explorer,
+    QueryError,
+    UnknownCreator,
+    checked_brief,
+    creator_profile,
+    partner_list,
+    partner_view,
+    records,
+    sorted_rows,
+)
 from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
 from marketplace.reference import TIER_LABELS
@@ -134,7 +144,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         values = {k: v for k, v in request.query_params.items()
                   if k in BriefIn.model_fields and v != ""}
         try:
-            return BriefIn(**values)
+            return BriefIn.model_validate(values)
         except ValidationError as err:
             raise QueryError(*one_line(err.errors()).split(": ", 1)) from None
 
@@ -253,10 +263,10 @@ def month_lines(months: list[dict], width: float = 560.0, height: float = 160.0)
     lines = {}
     for column in (*INDEX_COLUMNS, "score"):
         points = [f"{x:.1f},{height * (1 - m[column] / 100):.1f}"
-                  for x, m in zip(xs, months) if m.get(column) is not None]
+                  for x, m in zip(xs, months, strict=True) if m.get(column) is not None]
         lines[column] = " ".join(points)
     return {"width": width, "height": height, "lines": lines,
-            "labels": [(x, m["as_of"][:10]) for x, m in zip(xs, months)]}
+            "labels": [(x, m["as_of"][:10]) for x, m in zip(xs, months, strict=True)]}
 
 
 def _num(value, digits: int = 0) -> str:

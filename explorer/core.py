@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,14 @@ from features.timeline import micros
 from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.reference import TIER_LABELS, follower_tier
 from serving.briefs import BriefError, check_briefs
-from serving.candidates import current_followers, feature_requests, find_candidates, \
-    market_creators
+from serving.candidates import current_followers, feature_requests, find_candidates, market_creators
 from serving.explain import waterfall
-from serving.partner_list import INDEX_COLUMNS, empty_partner_list, explained_top, \
-    with_model_defaults
+from serving.partner_list import (
+    INDEX_COLUMNS,
+    empty_partner_list,
+    explained_top,
+    with_model_defaults,
+)
 from training.model import CONTRIB_COLUMNS, Scorer
 
 MAX_TOP_K = 1000

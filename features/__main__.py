@@ -15,8 +15,16 @@ from features.audit import TRAITS, audit_frame, audit_table, format_audit
 from features.build import index_history
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
-from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
-    read_truth_table, rows_or_report, write_frame_atomically
+from marketplace.cli import (
+    UserError,
+    check_output_path,
+    fail,
+    load_tables_or_report,
+    log,
+    read_truth_table,
+    rows_or_report,
+    write_frame_atomically,
+)
 from marketplace.io import read_table
 from scaleout.session import add_engine_arguments
 
@@ -74,7 +82,7 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
-        raise UserError(f"--as-of: {text!r} is not a timestamp (e.g. 2025-12-01T00:00:00Z)")
+        raise UserError(f"--as-of: {text!r} is not a timestamp (e.g. 2025-12-01T00:00:00Z)") from None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -90,7 +98,7 @@ def audit_main(argv) -> int:
         try:
             table = audit_table(audit_frame(tables, traits, as_of))
         except ValueError as err:
-            raise UserError(str(err))
+            raise UserError(str(err)) from None
         if args.out is not None:
             write_frame_atomically(table, args.out)
     except UserError as err:

@@ -155,7 +155,7 @@ def format_audit(table: pd.DataFrame) -> str:
     """The audit as a plain-text table with a one-line verdict."""
     shown = table.assign(
         value=table["value"].map(lambda v: f"{v:.3f}" if abs(v) < 2 else f"{v:.1f}"),
-        target=[_target_text(m, t) for m, t in zip(table["measure"], table["target"])],
+        target=[_target_text(m, t) for m, t in zip(table["measure"], table["target"], strict=True)],
         ok=table["ok"].map({True: "yes", False: "NO"}),
     )
     failed = int((~table["ok"]).sum())

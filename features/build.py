@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 
 from features.registry import FEATURE_NAMES
-from marketplace.reference import TIER_COMMENTS_PER_LIKE, TIER_SHARES_PER_LIKE, tier_curve
 from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, days, micros
+from marketplace.reference import TIER_COMMENTS_PER_LIKE, TIER_SHARES_PER_LIKE, tier_curve
 
 MEASURE_DELAY = days(7)
 SNAPSHOT_DELAY = days(1)
@@ -393,6 +393,7 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
 
     follower_base = np.where(followers_now > 0, followers_now, np.nan)
     log_views_per_post = {}
+    d: int | None  # a window in days; None: all the history
     for d in (30, 90, 180):
         n = measured("posts", d)
         mean_views = _ratio(measured("views", d), n)

@@ -14,12 +14,14 @@ Times are int64 microseconds since the epoch (UTC); durations below are in micro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 MICROS_PER_DAY = 86_400_000_000
 MICROS_PER_SECOND = 1_000_000
+Side = Literal["left", "right"]  # np.searchsorted's side
 
 
 def micros(values: pd.Series) -> np.ndarray:
@@ -32,7 +34,7 @@ def days(n: float) -> int:
     return int(round(n * MICROS_PER_DAY))
 
 
-def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left",
+def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: Side = "left",
                   order: np.ndarray | None = None) -> np.ndarray:
     """``np.searchsorted`` with the needles searched in sorted order: the same answer,
     several times faster on large arrays because memory is walked once, in order.
@@ -63,7 +65,7 @@ class Timeline:
     segment_bounds: np.ndarray  # start of every entity's run of events, and the end
 
     @classmethod
-    def build(cls, entity: np.ndarray, time_us: np.ndarray) -> "Timeline":
+    def build(cls, entity: np.ndarray, time_us: np.ndarray) -> Timeline:
         entity = np.asarray(entity, dtype=np.int64)
         time_us = np.asarray(time_us, dtype=np.int64)
         ranks, rank_of = np.unique(time_us, return_inverse=True)
@@ -86,7 +88,7 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _key(self, entity: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    def _key(self, entity: np.ndarray, rank: np.ndarray | int) -> np.ndarray:
         return np.asarray(entity, np.int64) * np.int64(len(self.ranks) + 1) + rank
 
     def first(self, entity: np.ndarray) -> np.ndarray:
@@ -126,7 +128,7 @@ class Timeline:
             raise TypeError("running sums are exact only on integers: scale floats first")
         if not presorted:
             v = v[self.order]
-        dtype = np.int64
+        dtype: type[np.signedinteger] = np.int64
         if len(v) and v.min() >= 0:
             totals = np.add.reduceat(v, self.segment_bounds[:-1], dtype=np.int64)
             if totals.max() < np.iinfo(np.int32).max:

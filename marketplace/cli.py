@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -47,7 +48,7 @@ def rows_or_report(directory) -> dict[str, int]:
     return rows
 
 
-def _report(directory, violations) -> None:
+def _report(directory, violations) -> NoReturn:
     for violation in violations:
         print(violation)
     raise UserError(f"{directory}: {len(violations)} violation(s) of the data "

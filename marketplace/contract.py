@@ -7,8 +7,8 @@ broken rule is reported. Cross-table rules live in `marketplace.validate`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -193,7 +193,7 @@ def example_ids_at(frame: pd.DataFrame, table: str, positions) -> tuple[str, ...
     if not keys:
         return tuple(f"row {i}" for i in positions)
     parts = [_key_text(rows[c]) for c in keys]
-    return tuple("/".join(p) for p in zip(*parts))
+    return tuple("/".join(p) for p in zip(*parts, strict=True))
 
 
 def _key_text(values: pd.Series) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -332,7 +333,8 @@ def _timestamp_text(values: pd.Series) -> pd.Series:
     return _iso_text(values, "us" if micros.any() else "s", "UTC")
 
 
-def _iso_text(values: pd.Series, unit: str, timezone: str) -> pd.Series:
+def _iso_text(values: pd.Series, unit: Literal["D", "s", "us"],
+              timezone: Literal["naive", "UTC"]) -> pd.Series:
     """ISO-8601 text of UTC timestamps ("UTC" appends `Z`); nulls stay null."""
     naive = values.dt.tz_convert(None).to_numpy()
     text = np.datetime_as_string(naive, unit=unit, timezone=timezone)

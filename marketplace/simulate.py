@@ -79,8 +79,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marketplace.reference import (TIER_COMMENTS_PER_LIKE, TIER_LIKES_PER_VIEW,
-                                   TIER_SHARES_PER_LIKE, TIER_VIEWS_PER_FOLLOWER, tier_curve)
+from marketplace.reference import (
+    TIER_COMMENTS_PER_LIKE,
+    TIER_LIKES_PER_VIEW,
+    TIER_SHARES_PER_LIKE,
+    TIER_VIEWS_PER_FOLLOWER,
+    tier_curve,
+)
 
 START = pd.Timestamp("2024-07-01", tz="UTC")
 MARKETS = ("ID", "VN", "TH", "PH", "MY", "GB", "SG")
@@ -315,9 +320,9 @@ def viral_factor(creators: dict, day, idx: np.ndarray | None = None) -> np.ndarr
     """The multiplier of views and follow rate of creators ``idx`` (default all) on
     ``day``: 1, rising smoothly to viral_boost around viral_day (a Gaussian bump, sd 4
     weeks) for viral creators."""
-    idx = slice(None) if idx is None else idx
-    bump = np.exp(-0.5 * ((day - creators["viral_day"][idx]) / 28.0) ** 2)
-    return 1.0 + (creators["viral_boost"][idx] - 1.0) * bump
+    rows: slice | np.ndarray = slice(None) if idx is None else idx
+    bump = np.exp(-0.5 * ((day - creators["viral_day"][rows]) / 28.0) ** 2)
+    return 1.0 + (creators["viral_boost"][rows] - 1.0) * bump
 
 
 def bought_followers(rng, creators: dict, real_followers: np.ndarray) -> np.ndarray:
@@ -423,7 +428,7 @@ def invite(rng, creators: dict, campaigns: dict, cs: np.ndarray, followers: np.n
         members = np.searchsorted(np.sort(joined), campaigns["created"][ours], "left")
         lo = np.searchsorted(declared, campaigns["category"][ours], "left")
         hi = np.searchsorted(declared, campaigns["category"][ours], "right")
-        for c, a, b, m in zip(ours, lo, hi, members):
+        for c, a, b, m in zip(ours, lo, hi, members, strict=True):
             k = min(int(campaigns["invitees"][c]), int(m))
             chosen = _weighted_sample(rng, cum, a, b, joined, campaigns["created"][c], k)
             camp_rows.append(np.full(len(chosen), c))

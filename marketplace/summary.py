@@ -259,7 +259,7 @@ def plot_tier_comparison(simulated: pd.DataFrame, sample: pd.DataFrame) -> Figur
     fig = Figure(figsize=(13, 3.4), layout="constrained")
     axes = fig.subplots(1, len(RATIOS))
     x = np.arange(len(TIER_LABELS))
-    for ax, ratio in zip(axes, RATIOS):
+    for ax, ratio in zip(axes, RATIOS, strict=True):
         ax.bar(x - 0.2, simulated[ratio].reindex(list(TIER_LABELS)), 0.4, label="simulated")
         ax.bar(x + 0.2, sample[ratio].reindex(list(TIER_LABELS)), 0.4, label="real sample")
         ax.set_xticks(x, TIER_LABELS, rotation=30, fontsize="small")

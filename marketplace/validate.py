@@ -7,9 +7,9 @@ run as pandera schemas from `marketplace.contract`; rules across columns and tab
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd

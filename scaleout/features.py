@@ -9,7 +9,7 @@ creator_id), as Parquet parts in name order.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 

@@ -13,7 +13,7 @@ The rows are those of the in-memory path, value for value, ordered by brief then
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import lightgbm as lgb
 import numpy as np
@@ -21,9 +21,9 @@ import pandas as pd
 
 from features.build import build_features, index_history
 from features.registry import FEATURE_NAMES
+from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
 from serving.candidates import feature_requests, find_candidates, market_creators
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
-from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
 from training.model import Scorer
 
 BRIEF = "_brief"

@@ -33,6 +33,8 @@ def read_contract_table(spark, directory, name: str):
     from pyspark.sql.types import LongType
 
     path = table_path(directory, name)
+    if path is None:
+        raise FileNotFoundError(f"{directory}: no table {name}")
     if path.suffix == ".csv" and path.is_file():
         frame = spark.read.option("header", True).csv(str(path))
     else:

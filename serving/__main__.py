@@ -11,8 +11,15 @@ import numpy as np
 import pandas as pd
 
 from features.build import index_history
-from marketplace.cli import UserError, check_output_path, fail, load_tables_or_report, log, \
-    rows_or_report, write_frame_atomically
+from marketplace.cli import (
+    UserError,
+    check_output_path,
+    fail,
+    load_tables_or_report,
+    log,
+    rows_or_report,
+    write_frame_atomically,
+)
 from marketplace.io import read_table
 from scaleout.session import SparkError, add_engine_arguments
 from serving.briefs import DEFAULT_TOP_K, BriefError, check_briefs, read_briefs

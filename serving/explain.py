@@ -66,11 +66,11 @@ def plot_waterfall(steps: pd.DataFrame, title: str | None = None) -> Figure:
     y = np.arange(len(steps))[::-1]
     colors = ["tab:grey" if name in (BASE, TOTAL) else
               ("tab:green" if value >= 0 else "tab:red")
-              for name, value in zip(steps.index, steps["contribution"])]
+              for name, value in zip(steps.index, steps["contribution"], strict=True)]
     left = np.minimum(steps["start"], steps["end"])
     width = (steps["end"] - steps["start"]).abs()
     ax.barh(y, width, left=left, color=colors)
-    for yi, (name, step) in zip(y, steps.iterrows()):
+    for yi, (name, step) in zip(y, steps.iterrows(), strict=True):
         ax.annotate(f"{step['contribution']:+.3f}" if name not in (BASE, TOTAL)
                     else f"{step['contribution']:.3f}",
                     (max(step["start"], step["end"]), yi), xytext=(3, 0),
@@ -79,7 +79,7 @@ def plot_waterfall(steps: pd.DataFrame, title: str | None = None) -> Figure:
               for name, step in steps.iterrows()]
     ax.set_yticks(y, labels)
     ax.axvline(0, color="black", lw=0.6)
-    for yi, end in zip(y[:-1], steps["end"].to_numpy()[:-1]):
+    for yi, end in zip(y[:-1], steps["end"].to_numpy()[:-1], strict=True):
         ax.plot([end, end], [yi - 0.4, yi - 0.6], color="black", lw=0.6)
     ax.margins(x=0.1)
     ax.set(xlabel="raw score (model output)",

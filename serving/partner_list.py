@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd

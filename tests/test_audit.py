@@ -7,8 +7,16 @@ import pandas as pd
 import pytest
 
 from features.__main__ import main as features_main
-from features.audit import MAX_FAST_GROWER_GAP, MAX_SIZE_SPEARMAN, MIN_AUC, MIN_SPEARMAN, TRAITS, \
-    audit_frame, audit_table, format_audit
+from features.audit import (
+    MAX_FAST_GROWER_GAP,
+    MAX_SIZE_SPEARMAN,
+    MIN_AUC,
+    MIN_SPEARMAN,
+    TRAITS,
+    audit_frame,
+    audit_table,
+    format_audit,
+)
 from features.indices import index_name
 from features.registry import FAMILIES
 from marketplace.io import write_tables

@@ -15,11 +15,18 @@ from features.registry import FAMILIES, FEATURE_NAMES, OTHER, features_of
 from marketplace.io import write_tables
 from marketplace.simulate import SimConfig, simulate
 from serving.__main__ import main as serving_main
-from serving.drift import (SET_BY_REQUEST, THRESHOLD, add_counts, data_reference, drift_report,
-                           drift_warning, psi)
+from serving.drift import (
+    SET_BY_REQUEST,
+    THRESHOLD,
+    add_counts,
+    data_reference,
+    drift_report,
+    drift_warning,
+    psi,
+)
 from training.config import load_config
-from training.reference import bin_counts, bin_counts_of, reference_bins
 from training.pyfunc import ENTRY_FILE
+from training.reference import bin_counts, bin_counts_of, reference_bins
 from training.run import train
 from training.tracking import load_scorer, log_training
 
@@ -47,7 +54,7 @@ def random_features(rows: int, seed: int) -> pd.DataFrame:
 def test_reference_reproduces_its_own_data():
     frame = random_features(2000, 0)
     reference = reference_bins(frame, list(FEATURE_NAMES))
-    for name, bins in reference.items():
+    for bins in reference.values():
         assert sum(bins["shares"]) == pytest.approx(1.0)
         assert len(bins["shares"]) == len(bins["edges"]) + 2
     report = drift_report(bin_counts(frame, reference), reference)

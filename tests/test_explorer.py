@@ -174,7 +174,7 @@ def test_partner_page_sorts_by_an_index_and_filters_by_tier(world):
     tiers = re.findall(r'<td class="text">([^<]*)</td>\s*<td><strong>', by_rank)
     tier = html.unescape(pd.Series(tiers).value_counts().index[0])
     filtered = world.client.get("/partners", params={**brief, "tier": tier}).text
-    kept = [c for c, t in zip(_shown_creators(by_rank), tiers) if html.unescape(t) == tier]
+    kept = [c for c, t in zip(_shown_creators(by_rank), tiers, strict=True) if html.unescape(t) == tier]
     assert _shown_creators(filtered) == kept and 0 < len(kept) < len(rows)
 
 

@@ -37,8 +37,15 @@ from serving.__main__ import main as serving_main
 from serving.briefs import BriefError, check_briefs, read_briefs
 from serving.candidates import find_candidates
 from serving.model import ModelError, check_features, load_model
-from serving.partner_list import (NOTHING_STANDS_OUT, PARTNER_COLUMNS, PHRASES, partner_lists,
-                                  rank_candidates, reasons_text, with_model_defaults)
+from serving.partner_list import (
+    NOTHING_STANDS_OUT,
+    PARTNER_COLUMNS,
+    PHRASES,
+    partner_lists,
+    rank_candidates,
+    reasons_text,
+    with_model_defaults,
+)
 from training.config import load_config
 from training.model import Scorer
 from training.pyfunc import ENTRY_FILE
@@ -109,6 +116,7 @@ def world(tmp_path_factory) -> World:
     mlflow.set_tracking_uri(uri)
     mlflow.create_experiment("test", artifact_location=(root / "artifacts").as_uri())
     logged = log_training(result, uri, "test", register="cs")   # version 1, champion
+    assert logged.version is not None
     client = MlflowClient(uri)
     source = client.get_model_version("cs", logged.version).source
     second = mlflow.register_model(source, "cs").version          # version 2, same model
@@ -289,8 +297,8 @@ def test_future_facts_do_not_change_the_partner_list(world):
 
 def test_reasons_are_short_sentences_from_the_largest_families(scored):
     families = "|".join(FAMILIES)
-    categories = dict(zip(scored["brief_id"], scored["brief_id"].str.split("-").str[1]))
-    for brief_id, text in zip(scored["brief_id"], scored["reasons"]):
+    categories = dict(zip(scored["brief_id"], scored["brief_id"].str.split("-").str[1], strict=True))
+    for brief_id, text in zip(scored["brief_id"], scored["reasons"], strict=True):
         parts = text.split("; ")
         assert 1 <= len(parts) <= 3 and text[0].isupper()
         without_history = {p[2].format(category=categories[brief_id]) for p in PHRASES.values()}

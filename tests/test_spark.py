@@ -17,12 +17,19 @@ from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
-from scaleout.session import JAVA_NEEDED, SparkError, check_master, java_available, run_job, \
-    spark_session
+from scaleout.session import (
+    JAVA_NEEDED,
+    SparkError,
+    check_master,
+    java_available,
+    run_job,
+    spark_session,
+)
 from serving.__main__ import main as serving_main
 from training.config import load_config
 from training.run import posts_summary, train_on_pairs
 from training.tracking import log_training
+
 
 @pytest.fixture(scope="session")
 def spark():
@@ -135,11 +142,12 @@ def test_spark_partner_lists_equal_the_in_memory_ones(spark, market_dir, memory_
               str(tmp_path / "briefs.csv"), "--tracking-uri", uri]
     assert serving_main([*common, "--out", str(tmp_path / "memory.parquet")]) == 0
     # Drift is checked in memory only; every other warning is the same on both engines.
-    memory_warnings = [l for l in capsys.readouterr().err.splitlines()
-                       if l.startswith("warning") and "drift" not in l]
+    memory_warnings = [line for line in capsys.readouterr().err.splitlines()
+                       if line.startswith("warning") and "drift" not in line]
     assert serving_main([*common, "--out", str(tmp_path / "spark.parquet"), "--engine", "spark",
                          "--buckets", "3"]) == 0
-    spark_warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning")]
+    spark_warnings = [line for line in capsys.readouterr().err.splitlines()
+                      if line.startswith("warning")]
     expected = pd.read_parquet(tmp_path / "memory.parquet")
     assert set(expected["brief_id"]) == {"id-beauty", "th-fashion", "vn-food"}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), expected)

@@ -24,7 +24,7 @@ def test_window_sums_match_brute_force():
     lo = rng.integers(-10, 1010, 500)
     hi = lo + rng.integers(0, 300, 500)
     got = Timeline.window(running, tl.first(e), tl.before(e, lo), tl.before(e, hi))
-    expected = [brute_window(entity, time, values, *args) for args in zip(e, lo, hi)]
+    expected = [brute_window(entity, time, values, *args) for args in zip(e, lo, hi, strict=True)]
     assert got.tolist() == expected
 
 

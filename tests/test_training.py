@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from itertools import pairwise
 
 import mlflow
 import numpy as np
@@ -323,7 +324,7 @@ def test_backtest_folds_walk_forward():
     created = campaigns.set_index("campaign_id")["created_at"]
     ended = campaigns.set_index("campaign_id")["end_at"]
     assert [len(f.test) for f in folds] == [20, 20, 20]
-    for before, after in zip(folds, folds[1:]):
+    for before, after in pairwise(folds):
         assert before.t_end == after.t_test
         assert max(created[c] for c in before.test) < min(created[c] for c in after.test)
     for fold in folds:

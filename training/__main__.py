@@ -17,8 +17,13 @@ from marketplace.cli import UserError, fail, load_tables_or_report, log, read_tr
 from training.backtest import format_backtest
 from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
 from training.run import TrainingError, posts_summary, train_on_pairs
-from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
-                               resolve_tracking_uri)
+from training.tracking import (
+    TrackingError,
+    check_tracking_uri,
+    log_training,
+    metrics_table,
+    resolve_tracking_uri,
+)
 
 DEFAULT_EXPERIMENT = "creator-scores"
 
@@ -107,14 +112,15 @@ def main(argv=None) -> int:
     print(f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
           f"{result.metrics['test_queries']} test campaigns")
     print(f"served model: refitted on {len(result.served_campaigns)} labelled campaigns "
-          f"(until {result.scorer.trained_until[:10]}), {result.served_trees} trees")
+          f"(until {(result.scorer.trained_until or '')[:10]}), {result.served_trees} trees")
     print(metrics_table(result.metrics))
-    k = cfg.eval_at
-    shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
-             if m in result.backtest.columns]
-    print(f"backtest ({len(result.backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
-          "over test campaigns):")
-    print(format_backtest(result.backtest, shown))
+    k, backtest = cfg.eval_at, result.backtest
+    if backtest is not None:
+        shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
+                 if m in backtest.columns]
+        print(f"backtest ({len(backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
+              "over test campaigns):")
+        print(format_backtest(backtest, shown))
     log(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 

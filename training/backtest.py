@@ -37,7 +37,7 @@ def backtest_table(folds: list[pd.DataFrame], splits: list[Split], confidence: f
     rng = np.random.default_rng(seed)
     names = list(folds[0].columns)
     rows, draws = [], []
-    for number, (table, split) in enumerate(zip(folds, splits), start=1):
+    for number, (table, split) in enumerate(zip(folds, splits, strict=True), start=1):
         fold_draws = bootstrap_mean_draws(table.to_numpy(), samples, rng)
         draws.append(fold_draws)
         rows.append(_row(str(number), table.mean().to_numpy(), fold_draws, names, confidence,
@@ -62,5 +62,5 @@ def format_backtest(table: pd.DataFrame, metrics: list[str]) -> str:
     shown = pd.DataFrame({
         "test from": table["test_from"].str[:10], "campaigns": table["campaigns"],
         **{m: [f"{v:.4f} [{lo:.4f}, {hi:.4f}]" for v, lo, hi in
-               zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"])] for m in metrics}})
+               zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)] for m in metrics}})
     return shown.to_string()

@@ -95,7 +95,7 @@ def load_config(path: Path | None = None) -> TrainConfig:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown key(s) {', '.join(unknown)}")
-    return TrainConfig(**{name: _typed(name, value, known[name].type, path)
+    return TrainConfig(**{name: _typed(name, value, str(known[name].type), path)
                           for name, value in values.items()})
 
 

@@ -152,7 +152,8 @@ class Scorer:
         return self.booster.feature_name()
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(self._matrix(frame), num_iteration=self.booster.best_iteration or None)
+        return np.asarray(self.booster.predict(self._matrix(frame),
+                                               num_iteration=self.booster.best_iteration or None))
 
     def score(self, raw: np.ndarray) -> np.ndarray:
         """0-100, monotone in raw: the share of training pairs with a lower raw score
@@ -162,8 +163,8 @@ class Scorer:
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions (LightGBM ``pred_contrib``) summed by feature family:
         contrib_base + every contrib_<family> + contrib_other = raw score."""
-        contrib = self.booster.predict(self._matrix(frame), pred_contrib=True,
-                                       num_iteration=self.booster.best_iteration or None)
+        contrib = np.asarray(self.booster.predict(self._matrix(frame), pred_contrib=True,
+                                                  num_iteration=self.booster.best_iteration or None))
         out = pd.DataFrame(0.0, index=frame.index, columns=list(CONTRIB_COLUMNS))
         out["contrib_base"] = contrib[:, -1]
         for j, name in enumerate(self.features):
@@ -196,7 +197,7 @@ class Scorer:
         return paths
 
     @classmethod
-    def load(cls, booster_path, scoring_path) -> "Scorer":
+    def load(cls, booster_path, scoring_path) -> Scorer:
         scoring = json.loads(Path(scoring_path).read_text())
         return cls(booster=lgb.Booster(model_file=str(booster_path)),
                    score_map=scoring["score_map"],

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from training.model import Scorer
 
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 
 
-class CreatorScoreModel(mlflow.pyfunc.PythonModel):
+class CreatorScoreModel(PythonModel):
     """Wraps a :class:`Scorer`; ``predict`` returns ``Scorer.explain`` of the rows."""
 
     scorer: Scorer | None = None
@@ -26,5 +26,7 @@ class CreatorScoreModel(mlflow.pyfunc.PythonModel):
         self.scorer = Scorer.load(context.artifacts["booster"], context.artifacts["scoring"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        if self.scorer is None:
+            raise RuntimeError("the model's context (booster, scoring map) is not loaded")
         frame = pd.DataFrame(model_input)
         return self.scorer.explain(frame).reset_index(drop=True)

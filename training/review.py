@@ -21,6 +21,7 @@ import dataclasses
 import re
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -37,8 +38,13 @@ from training.config import TrainConfig, load_config
 from training.model import Scorer
 from training.run import train
 from training.split import time_split
-from training.tracking import (LoggedRun, family_importance, family_mean_abs_contribution,
-                               load_scorer, log_training)
+from training.tracking import (
+    LoggedRun,
+    family_importance,
+    family_mean_abs_contribution,
+    load_scorer,
+    log_training,
+)
 
 DEFAULT_EXPERIMENT = "creator-scores"
 # MLflow metric names of training.tracking.flat_metrics: test_<metric>_at_<k>_<scorer>.
@@ -223,8 +229,9 @@ def run_config(tracking_uri: str, run_id: str) -> TrainConfig:
     with _tracking(tracking_uri):
         values = mlflow.artifacts.load_dict(f"{client.get_run(run_id).info.artifact_uri}/config.json")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in values.items() if k in fields})
+    known: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                             for k, v in values.items() if k in fields}
+    return TrainConfig(**known)
 
 
 def load_run_scorer(tracking_uri: str, model_uri: str) -> Scorer:
@@ -383,7 +390,8 @@ def plot_metric_curves(curves: pd.DataFrame, metric: str = "ndcg") -> Figure:
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
     for scorer in curves.columns:
-        style = {"model": dict(lw=3, color="black"), "oracle": dict(ls="--", color="grey")}
+        style: dict[str, dict[str, Any]] = {"model": dict(lw=3, color="black"),
+                                            "oracle": dict(ls="--", color="grey")}
         ax.plot(curves.index, curves[scorer], marker="o", label=scorer, **style.get(scorer, {}))
     ax.set(xlabel="k", ylabel=f"{metric}@k (test)", xticks=list(curves.index),
            title=f"{metric}@k: model against baselines")
@@ -420,7 +428,7 @@ def plot_score_distribution(pairs: pd.DataFrame, score: str = "score", bins: int
     and for those that did not."""
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
-    edges = np.linspace(0, 100, bins + 1)
+    edges = np.linspace(0, 100, bins + 1).tolist()
     sold = pairs["gmv"] > 0
     ax.hist(pairs.loc[~sold, score], bins=edges, density=True, alpha=0.6,
             label=f"no sales ({(~sold).sum():,})")

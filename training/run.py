@@ -6,8 +6,8 @@ I/O beyond the optional truth table and leaves MLflow to ``training.tracking``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -105,7 +105,7 @@ def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -
     folds = len(splits)
     sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
-        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test)):
+        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test), strict=True):
             if not ids & sold:
                 where = f"backtest fold {number} of {folds}: " if number < folds else ""
                 raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
@@ -195,12 +195,13 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
     progress(f"pointwise regressor: validation ndcg@{cfg.eval_at} {pointwise.valid_ndcg:.4f}")
 
     campaigns = tables["campaigns"]
-    fit_raw = chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration)
+    fit_raw = np.asarray(chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration))
     evaluated = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
                        commission_rate_median=float(fit["commission_rate"].median()),
                        trained_until=trained_until(campaigns, split.fit | split.valid))
     scores = {"model": evaluated.raw(test), **baseline_scores(test, cfg.seed),
-              "pointwise": pointwise.booster.predict(test[features], num_iteration=pointwise.best_iteration)}
+              "pointwise": np.asarray(pointwise.booster.predict(
+                  test[features], num_iteration=pointwise.best_iteration))}
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)
@@ -218,7 +219,7 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
              f"({trees} trees) for serving ...")
     booster = refit_model(served_pairs, features, cfg, objective, trees)
     served = Scorer(booster=booster,
-                    score_map=score_map_knots(booster.predict(served_pairs[features])),
+                    score_map=score_map_knots(np.asarray(booster.predict(served_pairs[features]))),
                     commission_rate_median=float(served_pairs["commission_rate"].median()),
                     trained_until=trained_until(campaigns, served_ids),
                     reference=reference_bins(served_pairs, features))

@@ -58,7 +58,7 @@ def backtest_splits(campaigns: pd.DataFrame, test_fraction: float, validation_fr
     starts = [_boundary(ordered["created_at"], (folds - j) * test_fraction) for j in range(folds)]
     ends = [*starts[1:], None]
     splits = []
-    for number, (t_test, t_end) in enumerate(zip(starts, ends), start=1):
+    for number, (t_test, t_end) in enumerate(zip(starts, ends, strict=True), start=1):
         try:
             splits.append(_split_at(ordered, t_test, t_end, validation_fraction))
         except ValueError as err:

@@ -31,6 +31,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -94,7 +95,7 @@ def log_training(result: TrainResult, tracking_uri: str, experiment: str,
     try:
         use_experiment(experiment, tracking_uri)
         with mlflow.start_run() as run:
-            _log_record(result)
+            _log_record(result, run.info.run_id)
             _log_datasets(result, pairs, source)
             model_info = _log_model(result.scorer, result.test)
         logged = LoggedRun(run_id=run.info.run_id, model_uri=model_info.model_uri)
@@ -165,12 +166,13 @@ def _log_datasets(result: TrainResult, pairs: pd.DataFrame | None, source: str |
         with warnings.catch_warnings():
             # MLflow registers local paths under two equivalent schemes and says so
             warnings.filterwarnings("ignore", message="The specified dataset source")
-            dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest,
+            # MLflow's own default for source is None; its annotation leaves None out
+            dataset = from_pandas(frame, source=source, name=name, digest=digest,  # type: ignore[arg-type]
                                               targets="gmv")
         mlflow.log_input(dataset, context=context)
 
 
-def _log_record(result: TrainResult) -> None:
+def _log_record(result: TrainResult, run_id: str) -> None:
     cfg = result.config
     mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
                        for k, v in cfg.as_dict().items()})
@@ -183,7 +185,7 @@ def _log_record(result: TrainResult) -> None:
     mlflow.log_dict(result.metrics, "metrics.json")
     mlflow.log_metrics(flat_metrics({k: v for k, v in result.metrics.items()
                                      if k not in ("objective", "best_iteration")}))
-    client, run_id = MlflowClient(), mlflow.active_run().info.run_id
+    client = MlflowClient()
     curve_metrics = [Metric(f"valid_ndcg_at_{cfg.eval_at}_{objective}", value, 0, step)
                      for objective, fitted in result.candidates.items()
                      for step, value in enumerate(fitted.curve, start=1)]
@@ -275,7 +277,7 @@ def backtest_figure(table: pd.DataFrame, k: int) -> Figure:
     ax.axhline(mean[metric], color="tab:blue")
     if f"oracle_{metric}" in table.columns:
         ax.plot(x, folds[f"oracle_{metric}"], "--", marker="s", color="grey", label="oracle")
-    labels = [f"{n}\n{d[:10]}" for n, d in zip(folds.index, folds["test_from"])]
+    labels = [f"{n}\n{d[:10]}" for n, d in zip(folds.index, folds["test_from"], strict=True)]
     ax.set_xticks(x, labels)
     ax.set(xlabel="fold (test from)", ylabel=f"{metric} (test)", title="Walk-forward backtest")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -301,7 +303,7 @@ def load_scorer(model_uri: str) -> Scorer:
     """The Scorer inside a logged or registered model (any MLflow model URI)."""
     model = mlflow.pyfunc.load_model(model_uri)
     python_model = model.unwrap_python_model()
-    if not isinstance(python_model, CreatorScoreModel):
+    if not isinstance(python_model, CreatorScoreModel) or python_model.scorer is None:
         raise TrackingError(f"{model_uri} is not a creator-scores model")
     return python_model.scorer
 
@@ -346,9 +348,9 @@ def challenge(name: str, current, version: str, result: TrainResult
     cfg = result.config
     champion = current.version
     try:
-        models = [("", load_scorer(f"models:/{name}/{champion}"))]
+        models: list[tuple[str, Scorer | None]] = [("", load_scorer(f"models:/{name}/{champion}"))]
         models.append((" (its evaluated model)", _evaluated_scorer(current.run_id)))
-        scores = [(which, scorer, scorer.raw(result.test)) for which, scorer in models
+        scores = [(which, scorer.trained_until, scorer.raw(result.test)) for which, scorer in models
                   if scorer is not None and scorer.trained_until]
     except Exception:  # noqa: BLE001 - a champion of an older, incompatible format cannot compete
         scores = None
@@ -356,8 +358,8 @@ def challenge(name: str, current, version: str, result: TrainResult
         return True, (f"champion v{champion} cannot score these features or predates the fair "
                       f"gate; v{version} is champion"), None
     test = result.test.assign(_challenger=result.test["score_model"])
-    for which, scorer, raw in scores:
-        fair = fair_campaigns(test.assign(_champion=raw), scorer.trained_until)
+    for which, until, raw in scores:
+        fair = fair_campaigns(test.assign(_champion=raw), until)
         paired = paired_ndcg(fair, fair["_challenger"].to_numpy(), fair["_champion"].to_numpy())
         if len(paired) >= cfg.gate_min_campaigns:
             decision = gate_decision(paired, cfg.confidence, cfg.bootstrap_samples, cfg.seed)
