@@ -16,7 +16,8 @@ import sys
 import pandas as pd
 
 from features.audit import audit_frame, audit_table
-from marketplace.simulate import SCENARIOS, SimConfig, simulate
+from marketplace.sim_world import SCENARIOS
+from marketplace.simulate import SimConfig, simulate
 
 
 def scenario_audits(sizes: list[int], seed: int) -> pd.DataFrame:

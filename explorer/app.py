@@ -32,12 +32,12 @@ from explorer.core import (
     QueryError,
     UnknownCreator,
     checked_brief,
-    creator_profile,
     partner_list,
     partner_view,
     records,
     sorted_rows,
 )
+from explorer.creators import creator_profile
 from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
 from marketplace.reference import TIER_LABELS

@@ -13,7 +13,8 @@ import pandas as pd
 
 from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
 from marketplace.io import write_part, write_tables
-from marketplace.simulate import MARKETS, SCENARIOS, SimConfig, simulate, simulate_parts
+from marketplace.sim_world import MARKETS, SCENARIOS
+from marketplace.simulate import SimConfig, simulate, simulate_parts
 from marketplace.validate import is_partitioned
 
 

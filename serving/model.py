@@ -16,13 +16,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.registry import FEATURE_NAMES
 from training.model import Scorer
-from training.tracking import TrackingError, check_tracking_uri, load_scorer, resolve_tracking_uri
+from training.tracking import (
+    TrackingError,
+    check_tracking_uri,
+    load_scorer,
+    resolve_tracking_uri,
+    using_tracking_uri,
+)
 
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
 
@@ -82,16 +87,17 @@ def check_features(scorer: Scorer, model_version: str = "model") -> None:
 def load_model(model_uri: str, tracking_uri: str | None = None) -> tuple[Scorer, str]:
     """The model's Scorer and its version string (the ``model_version`` column).
 
-    Sets MLflow's tracking URI to ``tracking_uri`` resolved as in training. Raises
+    Reads the store at ``tracking_uri`` resolved as in training (MLflow's global tracking
+    URI is as before afterwards). Raises
     ModelError (one line) when the URI, alias or version is unknown, the artifacts do not
     hold a creator-scores model, or its features are not the builder's.
     """
     uri = resolve_tracking_uri(tracking_uri)
     check_serving_tracking_uri(uri)
-    mlflow.set_tracking_uri(uri)
     version = resolve_model_version(model_uri, MlflowClient(tracking_uri=uri))
     try:
-        scorer = load_scorer(version)
+        with using_tracking_uri(uri):
+            scorer = load_scorer(version)
     except (MlflowException, TrackingError, OSError) as err:
         raise ModelError(f"model {model_uri}: {_first_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - a foreign or broken model: one line, no traceback

@@ -28,7 +28,8 @@ import pandas as pd
 import pytest
 
 from explorer.__main__ import main as explorer_main
-from explorer.core import MAX_TOP_K, explorer_from, moved_features
+from explorer.core import MAX_TOP_K, explorer_from
+from explorer.creators import moved_features
 from features.indices import index_name
 from features.registry import FAMILIES, features_of
 from marketplace.io import write_tables
@@ -224,7 +225,7 @@ def test_counterfactual_moves_only_what_is_worse_for_the_brand():
 
 
 def test_counterfactual_to_own_values_changes_nothing(world):
-    from explorer.core import counterfactuals
+    from explorer.creators import counterfactuals
 
     ex = world.explorer
     brief = brief_json(world, top_k=1)

@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from marketplace.summary import tiny_marketplace
-from training.review import quick_experiment
+from review.experiment import quick_experiment
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 ENV_VARS = ("CREATOR_SCORES_DATA", "MLFLOW_TRACKING_URI", "CREATOR_SCORES_EXPERIMENT",

@@ -24,8 +24,9 @@ from training.labels import grades, label_gain
 from training.metrics import bootstrap_mean_draws, evaluate, interval, per_query
 from training.model import CONTRIB_COLUMNS, Scorer
 from training.run import TrainingError, fold_splits, train
+from training.run_record import data_digest, flat_metrics
 from training.split import backtest_splits, time_split
-from training.tracking import data_digest, flat_metrics, load_scorer
+from training.tracking import load_scorer
 
 # ----------------------------------------------------------------------------- metrics
 

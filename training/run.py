@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.build import History, index_history, post_time_range
+from features.build import History, index_history
+from features.history import post_time_range
 from features.pairs import training_pairs
 from features.registry import FEATURE_NAMES
 from training.backtest import backtest_table, per_campaign

@@ -1,4 +1,5 @@
-"""MLflow for training runs: the tracking URI, the run's record, the registry and champion.
+"""MLflow for training runs: the tracking URI, the run (its record: ``training.run_record``),
+the registry and champion.
 
 Conventions (architecture document): the tracking URI is ``--tracking-uri``, else
 ``MLFLOW_TRACKING_URI``, else MLflow's default (``sqlite:///mlflow.db`` in the working
@@ -16,37 +17,30 @@ can compare fairly later.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from features.registry import FAMILIES, OTHER, family_of, registry_frame
-from training.backtest import MEAN
 from training.gate import GateDecision, describe, fair_campaigns, gate_decision, paired_ndcg
-from training.model import OUTPUT_COLUMNS, Scorer
-from training.pyfunc import ENTRY_FILE, CreatorScoreModel
+from training.model import Scorer
+from training.pyfunc import CreatorScoreModel
 from training.run import TrainResult
+from training.run_record import EVALUATED_MODEL_DIR, log_datasets, log_model, log_record
 
 CHAMPION = "champion"
-MODEL_NAME_IN_RUN = "model"
-EVALUATED_MODEL_DIR = "evaluated_model"
+DEFAULT_EXPERIMENT = "creator-scores"
+TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 class TrackingError(RuntimeError):
@@ -54,7 +48,8 @@ class TrackingError(RuntimeError):
 
 
 def resolve_tracking_uri(cli_value: str | None) -> str:
-    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else MLflow's default."""
+    return cli_value or os.environ.get(TRACKING_URI_VARIABLE) or mlflow.get_tracking_uri()
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
@@ -90,213 +85,55 @@ def log_training(result: TrainResult, tracking_uri: str, experiment: str,
                  pairs: pd.DataFrame | None = None) -> LoggedRun:
     """Record ``result`` as one MLflow run (and a registered version when ``register``).
     ``pairs`` (all training pairs) and ``source`` (the data directory) make the run's
-    dataset inputs."""
-    mlflow.set_tracking_uri(tracking_uri)
+    dataset inputs. MLflow's tracking URI and active experiment are as before afterwards."""
     try:
-        use_experiment(experiment, tracking_uri)
-        with mlflow.start_run() as run:
-            _log_record(result, run.info.run_id)
-            _log_datasets(result, pairs, source)
-            model_info = _log_model(result.scorer, result.test)
-        logged = LoggedRun(run_id=run.info.run_id, model_uri=model_info.model_uri)
-        if register:
-            logged = register_model(logged, register, result)
+        with using_tracking_uri(tracking_uri):
+            with mlflow.start_run(experiment_id=experiment_id(experiment, tracking_uri)) as run:
+                log_record(result, run.info.run_id)
+                log_datasets(result, pairs, source)
+                model_info = log_model(result.scorer, result.test)
+            logged = LoggedRun(run_id=run.info.run_id, model_uri=model_info.model_uri)
+            if register:
+                logged = register_model(logged, register, result)
     except MlflowException as err:
         raise TrackingError(f"MLflow ({tracking_uri}): {err.message.splitlines()[0]}") from None
     return logged
 
 
-def use_experiment(name: str, tracking_uri: str) -> None:
-    """Make ``name`` the active experiment; a new one on an SQLite store keeps its
-    artifacts in ``mlartifacts/`` beside the database, not in the working directory."""
-    if tracking_uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+@contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's tracking URI set to ``uri`` inside the ``with`` block and restored after
+    it, with the ``MLFLOW_TRACKING_URI`` variable that ``mlflow.set_tracking_uri`` sets."""
+    variable = os.environ.get(TRACKING_URI_VARIABLE)
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if variable is None:
+            # None is MLflow's own way back to its default; its annotation leaves None out
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        else:
+            mlflow.set_tracking_uri(before)
+            os.environ[TRACKING_URI_VARIABLE] = variable
+
+
+def experiment_id(name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name`` at ``tracking_uri``, created when missing; a new one
+    on an SQLite store keeps its artifacts in ``mlartifacts/`` beside the database, not
+    in the working directory. MLflow's active experiment is left alone."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise TrackingError(f"MLflow ({tracking_uri}): experiment {name!r} is deleted "
+                                "(restore it or choose another name)")
+        return found.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
         folder = Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
-        mlflow.create_experiment(name, artifact_location=folder.as_uri())
-    mlflow.set_experiment(name)
-
-
-def flat_metrics(metrics: dict) -> dict[str, float]:
-    """``{"ndcg@10": {"model": x}}`` as MLflow metric names ``test_ndcg_at_10_model``;
-    ``test_queries`` stays itself, ``validation_ndcg@10`` reads ``validation_ndcg_at_10_*``."""
-    out = {}
-    for key, value in metrics.items():
-        name = key.replace("@", "_at_")
-        if not name.startswith(("test_", "validation_")):
-            name = f"test_{name}"
-        if isinstance(value, dict):
-            out.update({f"{name}_{k}": float(v) for k, v in value.items()})
-        elif isinstance(value, (int, float)):
-            out[name] = float(value)
-    return out
-
-
-def backtest_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """The backtest table as metrics ``backtest_<metric>_at_<k>_fold<j>`` and
-    ``backtest_<metric>_at_<k>_mean`` with ``_lo`` / ``_hi`` for the interval."""
-    out = {}
-    values = [c for c in table.columns if "@" in c]
-    for fold, row in table.iterrows():
-        label = MEAN if fold == MEAN else f"fold{fold}"
-        for column in values:
-            name = column.replace("@", "_at_")
-            for suffix in ("_lo", "_hi"):
-                if name.endswith(suffix):
-                    name, column_suffix = name[:-len(suffix)], suffix
-                    break
-            else:
-                column_suffix = ""
-            out[f"backtest_{name}_{label}{column_suffix}"] = float(row[column])
-    return out
-
-
-def data_digest(fingerprint: dict) -> str:
-    """A short digest of the data fingerprint (row counts, time ranges, split)."""
-    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _log_datasets(result: TrainResult, pairs: pd.DataFrame | None, source: str | None) -> None:
-    """The training pairs and the test pairs as the run's dataset inputs, with the data
-    fingerprint's digest, so the UI shows the lineage."""
-    digest = data_digest(result.fingerprint)
-    test = result.test[[c for c in result.test.columns if not c.startswith("score_")]]
-    inputs = [("test_pairs", "evaluation", test)]
-    if pairs is not None:
-        inputs.insert(0, ("training_pairs", "training", pairs))
-    for name, context, frame in inputs:
-        with warnings.catch_warnings():
-            # MLflow registers local paths under two equivalent schemes and says so
-            warnings.filterwarnings("ignore", message="The specified dataset source")
-            # MLflow's own default for source is None; its annotation leaves None out
-            dataset = from_pandas(frame, source=source, name=name, digest=digest,  # type: ignore[arg-type]
-                                              targets="gmv")
-        mlflow.log_input(dataset, context=context)
-
-
-def _log_record(result: TrainResult, run_id: str) -> None:
-    cfg = result.config
-    mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
-                       for k, v in cfg.as_dict().items()})
-    mlflow.log_params({"chosen_objective": result.chosen.objective,
-                       "best_iteration": result.chosen.best_iteration,
-                       "served_trees": result.served_trees})
-    mlflow.log_dict(cfg.as_dict(), "config.json")
-    mlflow.log_dict(result.fingerprint, "data_fingerprint.json")
-    mlflow.log_params({f"data_{k}": v for k, v in result.fingerprint.items()})
-    mlflow.log_dict(result.metrics, "metrics.json")
-    mlflow.log_metrics(flat_metrics({k: v for k, v in result.metrics.items()
-                                     if k not in ("objective", "best_iteration")}))
-    client = MlflowClient()
-    curve_metrics = [Metric(f"valid_ndcg_at_{cfg.eval_at}_{objective}", value, 0, step)
-                     for objective, fitted in result.candidates.items()
-                     for step, value in enumerate(fitted.curve, start=1)]
-    for start in range(0, len(curve_metrics), 1000):
-        client.log_batch(run_id, metrics=curve_metrics[start:start + 1000])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "feature_registry.csv"
-        registry_frame().to_csv(path, index=False)
-        mlflow.log_artifact(str(path))
-        if result.backtest is not None:
-            path = Path(tmp) / "backtest.csv"
-            result.backtest.to_csv(path)
-            mlflow.log_artifact(str(path))
-        if result.evaluated is not None:
-            result.evaluated.save(Path(tmp) / EVALUATED_MODEL_DIR)
-            mlflow.log_artifacts(str(Path(tmp) / EVALUATED_MODEL_DIR), EVALUATED_MODEL_DIR)
-    if result.backtest is not None:
-        mlflow.log_metrics(backtest_metrics(result.backtest))
-    for name, figure in review_figures(result).items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
-
-
-def family_importance(booster: lgb.Booster) -> pd.Series:
-    """Total split gain per family (other included), as a share of all gain."""
-    gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-    by = gain.groupby(lambda name: family_of(name)).sum()
-    return (by / by.sum()).reindex([*FAMILIES, OTHER], fill_value=0.0)
-
-
-def family_mean_abs_contribution(scorer: Scorer, frame: pd.DataFrame, rows: int = 20000) -> pd.Series:
-    sample = frame.iloc[:rows]
-    contrib = scorer.contributions(sample).drop(columns="contrib_base")
-    return contrib.abs().mean().rename(lambda c: c.removeprefix("contrib_"))
-
-
-def _figure(size: tuple[float, float]):
-    """A figure outside pyplot's global state (nothing to close, no GUI backend)."""
-    fig = Figure(figsize=size, layout="constrained")  # room for every label
-    return fig, fig.add_subplot()
-
-
-def review_figures(result: TrainResult) -> dict:
-    """The run's plots: validation curves, importance and contributions by family, and
-    ndcg@k of the model against the baselines (and oracle)."""
-    figures = {}
-    fig, ax = _figure((6, 4))
-    for objective, fitted in result.candidates.items():
-        ax.plot(range(1, len(fitted.curve) + 1), fitted.curve, label=objective)
-    ax.set(xlabel="trees", ylabel=f"validation ndcg@{result.config.eval_at} (LightGBM, grade gains)",
-           title="Validation curve")
-    ax.legend()
-    figures["validation_curve"] = fig
-
-    fig, ax = _figure((6, 4))
-    family_importance(result.scorer.booster).plot.barh(ax=ax)
-    ax.set(xlabel="share of split gain", title="Importance by family")
-    figures["importance_by_family"] = fig
-
-    fig, ax = _figure((6, 4))
-    family_mean_abs_contribution(result.scorer, result.test).plot.barh(ax=ax)
-    ax.set(xlabel="mean |contribution| to raw score (test pairs)", title="Contributions by family")
-    figures["contributions_by_family"] = fig
-
-    fig, ax = _figure((7, 4))
-    ks = result.config.ks
-    table = pd.DataFrame({k: result.metrics[f"ndcg@{k}"] for k in ks}).T
-    table.plot(ax=ax, marker="o")
-    ax.set(xlabel="k", ylabel="ndcg@k (test)", title="Model against baselines", xticks=list(ks))
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figures["ndcg_at_k"] = fig
-    if result.backtest is not None:
-        figures["backtest"] = backtest_figure(result.backtest, result.config.eval_at)
-    return figures
-
-
-def backtest_figure(table: pd.DataFrame, k: int) -> Figure:
-    """ndcg@k of each backtest fold with its interval, the mean as a band (and the
-    oracle's per fold, dashed, when known)."""
-    fig, ax = _figure((7, 4))
-    folds = table.drop(index=MEAN)
-    x = np.arange(1, len(folds) + 1)
-    metric = f"ndcg@{k}"
-    ax.errorbar(x, folds[metric], yerr=[folds[metric] - folds[f"{metric}_lo"],
-                                       folds[f"{metric}_hi"] - folds[metric]],
-                fmt="o", capsize=4, color="black", label="model (fold, interval)")
-    mean = table.loc[MEAN]
-    ax.axhspan(mean[f"{metric}_lo"], mean[f"{metric}_hi"], color="tab:blue", alpha=0.2,
-               label=f"mean {mean[metric]:.3f}, interval")
-    ax.axhline(mean[metric], color="tab:blue")
-    if f"oracle_{metric}" in table.columns:
-        ax.plot(x, folds[f"oracle_{metric}"], "--", marker="s", color="grey", label="oracle")
-    labels = [f"{n}\n{d[:10]}" for n, d in zip(folds.index, folds["test_from"], strict=True)]
-    ax.set_xticks(x, labels)
-    ax.set(xlabel="fold (test from)", ylabel=f"{metric} (test)", title="Walk-forward backtest")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def _log_model(scorer: Scorer, test: pd.DataFrame):
-    example = test[scorer.features].head(5).reset_index(drop=True)
-    output = scorer.explain(example)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = scorer.save(Path(tmp))
-        return mlflow.pyfunc.log_model(
-            name=MODEL_NAME_IN_RUN, python_model=str(ENTRY_FILE),
-            artifacts={k: str(v) for k, v in paths.items()},
-            signature=infer_signature(example, output[list(OUTPUT_COLUMNS)]),
-            input_example=example,
-            pip_requirements=[f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}",
-                              f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
-        )
+        location = folder.as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 def load_scorer(model_uri: str) -> Scorer:
