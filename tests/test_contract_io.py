@@ -19,10 +19,7 @@ from marketplace.contract import (
     Violation,
 )
 from marketplace.io import read_table, read_tables, write_tables
-
-
-def _triples(violations) -> list[tuple[str, str, str]]:
-    return [(v.table, v.column, v.rule) for v in violations]
+from tests.conftest import triples
 
 
 def _replace_csv_line(path, old: str, new: str) -> None:
@@ -192,7 +189,7 @@ def test_unparseable_values_are_violations(tiny_tables, write_dir, table, old, n
     _replace_csv_line(directory / f"{table}.csv", old, new)
     with pytest.raises(InvalidData) as caught:
         read_tables(directory)
-    assert _triples(caught.value.violations) == [(table, column, rule)]
+    assert triples(caught.value.violations) == [(table, column, rule)]
     found = caught.value.violations[0]
     assert found.rows == 1
     if example:
@@ -205,7 +202,7 @@ def test_every_bad_value_of_every_table_is_reported_at_once(tiny_tables, write_d
     _replace_csv_line(directory / "campaigns.csv", "2025-02-01T09:00:00Z", "soon")
     with pytest.raises(InvalidData) as caught:
         read_tables(directory)
-    assert _triples(caught.value.violations) == [
+    assert triples(caught.value.violations) == [
         ("posts", "views", KIND_RULES["int"]),
         ("posts", "likes", KIND_RULES["int"]),
         ("campaigns", "created_at", KIND_RULES["timestamp"]),
@@ -227,7 +224,7 @@ def test_missing_table_and_missing_column_are_violations(tiny_tables, write_dir)
     ).to_csv(directory / "posts.csv", index=False)
     with pytest.raises(InvalidData) as caught:
         read_tables(directory)
-    assert _triples(caught.value.violations) == [
+    assert triples(caught.value.violations) == [
         ("posts", "gmv", MISSING_COLUMN),
         ("campaign_results", "", MISSING_TABLE),
     ]

@@ -16,9 +16,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from marketplace.summary import tiny_marketplace
-from review.experiment import quick_experiment
-
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 ENV_VARS = ("CREATOR_SCORES_DATA", "MLFLOW_TRACKING_URI", "CREATOR_SCORES_EXPERIMENT",
             "CREATOR_SCORES_MODEL", "CREATOR_SCORES_BRIEFS")
@@ -70,19 +67,11 @@ def test_notebook_runs_on_its_own(path, tmp_path, monkeypatch):
     execute(path, tmp_path, monkeypatch)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A data directory and an MLflow store with one run, as a user would give them."""
-    import mlflow
-
-    root = tmp_path_factory.mktemp("notebook-store")
-    data = tiny_marketplace(root / "data", creators=600, days=200, seed=2)
-    uri = f"sqlite:///{root}/mlflow.db"
-    before = mlflow.get_tracking_uri()
-    quick_experiment(data, uri, "notebooks")
-    mlflow.set_tracking_uri(before)
-    return {"CREATOR_SCORES_DATA": str(data), "MLFLOW_TRACKING_URI": uri,
-            "CREATOR_SCORES_EXPERIMENT": "notebooks"}
+@pytest.fixture
+def store(logged_store) -> dict[str, str]:
+    """Conftest's data directory and MLflow store, as a user would give them."""
+    return {"CREATOR_SCORES_DATA": str(logged_store.data), "MLFLOW_TRACKING_URI": logged_store.uri,
+            "CREATOR_SCORES_EXPERIMENT": logged_store.experiment}
 
 
 @pytest.mark.slow
