@@ -18,6 +18,7 @@ TOKEN_ENV = "EXPLORER_TOKEN"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python -m explorer``."""
     parser = argparse.ArgumentParser(
         prog="python -m explorer",
         description="Serve the explorer: a brief form, partner lists (sortable, filterable "
@@ -55,6 +56,7 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv=None) -> int:
+    """``python -m explorer``: load the model and data, then serve the pages and API; the exit status."""
     args = parse_args(argv)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and not token:

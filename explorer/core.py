@@ -178,6 +178,7 @@ def checked_brief(ex: Explorer, brief: Mapping) -> pd.DataFrame:
 
 
 def default_brief_id(market: str, category: str, as_of: pd.Timestamp) -> str:
+    """A brief's id when none is given: ``<market>-<category>-<as_of date>``, lower case."""
     return f"{market}-{category}-{as_of.date().isoformat()}".lower()
 
 

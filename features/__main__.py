@@ -30,6 +30,7 @@ from scaleout.session import add_engine_arguments
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python -m features DIR --out FILE``."""
     parser = argparse.ArgumentParser(
         prog="python -m features",
         description="Write the training pair table of a data directory: one row per "
@@ -47,6 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_audit_args(argv) -> argparse.Namespace:
+    """The command line of ``python -m features audit DIR``."""
     parser = argparse.ArgumentParser(
         prog="python -m features audit",
         description="Check that each 0-100 index measures what it names, on a marketplace "
@@ -71,12 +73,14 @@ def parse_audit_args(argv) -> argparse.Namespace:
 
 
 def read_traits(directory: Path) -> pd.DataFrame:
+    """The simulator's creator_traits of the truth directory, checked for the columns the audit reads."""
     needed = {"creator_id", "fake", "log10_f0", "affinity_1", "category_1"} | {
         column for column, _ in TRAITS.values() if column != "affinity"}
     return read_truth_table(directory, "creator_traits", needed)
 
 
 def parse_as_of(text: str | None) -> pd.Timestamp | None:
+    """``--as-of`` as a UTC timestamp (a zone-less time is UTC); None when not given."""
     if text is None:
         return None
     try:
@@ -87,6 +91,7 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
 
 
 def audit_main(argv) -> int:
+    """``python -m features audit``: each index against the trait it names; the exit status."""
     args = parse_audit_args(argv)
     try:
         if args.out is not None:
@@ -108,6 +113,7 @@ def audit_main(argv) -> int:
 
 
 def main(argv=None) -> int:
+    """``python -m features``: the training pair table of DIR (or the audit); the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["audit"]:
         return audit_main(argv[1:])
@@ -139,6 +145,7 @@ def check_output_folder(path: Path) -> None:
 
 
 def run_spark(args: argparse.Namespace) -> int:
+    """``--engine spark``: the pair table as a directory of Parquet parts, built on Spark."""
     from scaleout.features import spark_pairs
     from scaleout.session import SparkError, run_job, start_job
     from scaleout.tables import write_parts_atomically

@@ -11,8 +11,9 @@ Point-in-time rule (data contract), applied with strict time bounds:
   ``no_response`` once that campaign's ``start_at < as_of``), for delivery and results
   when that campaign's ``end_at < as_of``; a campaign's own invitations are never known at
   its own ``created_at``, since they are invited, answered, started and ended after it.
-Every window sum is exact (int64, see ``features.timeline``): money is summed in cents,
-logs in millionths, gaps in whole seconds. Windows are in days back from ``as_of``.
+Every window sum is exact (integers, see ``features.timeline``): money is summed in cents,
+logs of views in thousandths (``features.history.LOG_SCALE``), log follower increments in
+millionths, gaps in whole seconds. Windows are in days back from ``as_of``.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ def has_history(features: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def index_name(family: str) -> str:
+    """The column of a family's 0-100 index: ``<family>_index``."""
     return f"{family}_index"
 
 

@@ -17,6 +17,9 @@ OTHER = "other"
 
 @dataclass(frozen=True)
 class Feature:
+    """One feature: column name, family, direction (+1 higher is better for the brand, -1
+    lower is, 0 context) and a one-line description."""
+
     name: str
     family: str
     direction: int
@@ -151,10 +154,12 @@ BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
 
 def family_of(name: str) -> str:
+    """The family of the feature ``name``."""
     return BY_NAME[name].family
 
 
 def features_of(family: str) -> list[Feature]:
+    """The registry's features of ``family``, in registry order."""
     return [f for f in FEATURES if f.family == family]
 
 

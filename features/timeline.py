@@ -66,6 +66,7 @@ class Timeline:
 
     @classmethod
     def build(cls, entity: np.ndarray, time_us: np.ndarray) -> Timeline:
+        """A timeline of events (``entity``, ``time_us``), sorted by entity then time."""
         entity = np.asarray(entity, dtype=np.int64)
         time_us = np.asarray(time_us, dtype=np.int64)
         ranks, rank_of = np.unique(time_us, return_inverse=True)

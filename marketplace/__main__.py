@@ -19,6 +19,7 @@ from marketplace.validate import is_partitioned
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python -m marketplace`` (simulate or validate)."""
     parser = argparse.ArgumentParser(
         prog="python -m marketplace",
         description="The raw marketplace tables: simulate a realistic marketplace, or "
@@ -62,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """``simulate``: draw a marketplace and write its tables and truth to --out; the exit status."""
     out: Path = args.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
         return fail(f"{out}: exists and is not empty (pass --overwrite to replace it)")
@@ -139,6 +141,7 @@ def write_simulation_parts(cfg: SimConfig, chunk_creators: int, directory: Path,
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """``validate``: print every violation of the data contract in DIR, or a summary; the exit status."""
     try:
         if is_partitioned(args.directory):  # directories of parts: checked part by part
             counts = rows_or_report(args.directory)
@@ -153,6 +156,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
+    """``python -m marketplace``: simulate or validate; the exit status."""
     args = parse_args(argv)
     return run_simulate(args) if args.command == "simulate" else run_validate(args)
 

@@ -22,10 +22,12 @@ class UserError(Exception):
 
 
 def log(message: str) -> None:
+    """Print ``message`` on stderr at once (progress and errors; stdout stays for results)."""
     print(message, file=sys.stderr, flush=True)
 
 
 def fail(message: str) -> int:
+    """Print ``error: message`` on stderr and return the exit status 1."""
     log(f"error: {message}")
     return 1
 

@@ -91,6 +91,7 @@ class SimConfig:
 
     @property
     def world(self) -> Scenario:
+        """The scenario that ``scenario`` names."""
         return SCENARIOS[self.scenario]
 
     @property
@@ -101,6 +102,7 @@ class SimConfig:
 
     @property
     def weeks(self) -> int:
+        """Weeks in ``days``, counting a partial last one: the weekly follower matrix's columns."""
         return self.days // 7 + 1
 
     @property
@@ -110,4 +112,5 @@ class SimConfig:
 
 
 def sigmoid(x):
+    """The logistic function 1 / (1 + e^-x), elementwise."""
     return 1.0 / (1.0 + np.exp(-x))

@@ -116,6 +116,7 @@ def pick(names, index: np.ndarray) -> pd.Series:
 
 
 def nullable_ints(values: np.ndarray, known: np.ndarray) -> pd.Series:
+    """``values`` as a nullable Int64 column, null where not ``known``."""
     return pd.Series(pd.array(values, dtype="Int64")).where(known)
 
 

@@ -29,6 +29,7 @@ from serving.partner_list import no_candidates_message, partner_lists, with_mode
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python -m serving``."""
     parser = argparse.ArgumentParser(
         prog="python -m serving",
         description="Score briefs into partner lists (data contract): for each brief, the "
@@ -65,6 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """``python -m serving``: score the briefs into a partner list file; the exit status."""
     args = parse_args(argv)
     started = time.perf_counter()
     report = None
@@ -107,6 +109,7 @@ def main(argv=None) -> int:
 
 
 def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr."""
     log(f"warning: {message}")
 
 

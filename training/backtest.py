@@ -20,6 +20,7 @@ MEAN = "mean"
 
 
 def metric_names(ks) -> list[str]:
+    """The metric columns ``ndcg@k`` and ``gmv_capture@k`` for each k of ``ks``."""
     return [f"{m}@{k}" for k in ks for m in ("ndcg", "gmv_capture")]
 
 

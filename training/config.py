@@ -21,6 +21,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The training config (seed, split, LightGBM, labels, backtest, gate), checked on creation."""
+
     seed: int = 42
     # time split (data contract): test = last test_fraction of campaigns by created_at;
     # validation = the last validation_fraction of the campaigns that ended before it.
@@ -83,6 +85,7 @@ class TrainConfig:
                               f"{self.backtest_folds} x {self.test_fraction}")
 
     def as_dict(self) -> dict:
+        """The config as a plain dict (tuples stay tuples), as logged to MLflow."""
         return dataclasses.asdict(self)
 
 

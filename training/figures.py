@@ -22,6 +22,7 @@ def family_importance(booster: lgb.Booster) -> pd.Series:
 
 
 def family_mean_abs_contribution(scorer: Scorer, frame: pd.DataFrame, rows: int = 20000) -> pd.Series:
+    """Mean |TreeSHAP contribution| per family (and other) over the first ``rows`` of ``frame``."""
     sample = frame.iloc[:rows]
     contrib = scorer.contributions(sample).drop(columns="contrib_base")
     return contrib.abs().mean().rename(lambda c: c.removeprefix("contrib_"))

@@ -23,6 +23,8 @@ BETTER, WORSE, TIE, NOISE = "better", "worse", "tie", "not significant"
 
 @dataclass(frozen=True)
 class GateDecision:
+    """The gate's decision: promote or not, the verdict and the paired ndcg figures behind it."""
+
     promote: bool
     verdict: str           # better, worse, tie or not significant
     campaigns: int         # campaigns compared

@@ -19,6 +19,7 @@ import pandas as pd
 
 
 def grades(query, gmv, max_grade: int = 30, steps: int = 2) -> np.ndarray:
+    """Each row's grade 0..max_grade: its gmv against its query's best, log-scaled (``steps`` grades per doubling)."""
     gmv = np.asarray(gmv, dtype=float)
     best = pd.Series(gmv).groupby(np.asarray(query)).transform("max").to_numpy()
     relative = np.divide(gmv, best, out=np.zeros_like(gmv), where=best > 0)
@@ -27,4 +28,5 @@ def grades(query, gmv, max_grade: int = 30, steps: int = 2) -> np.ndarray:
 
 
 def label_gain(max_grade: int = 30, steps: int = 2) -> list[float]:
+    """LightGBM's label_gain for those grades: 2^(grade / steps) - 1, the gmv a grade stands for."""
     return [2.0 ** (g / steps) - 1.0 for g in range(max_grade + 1)]

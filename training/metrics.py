@@ -53,6 +53,7 @@ def scorable_queries(query, gain) -> int:
 
 
 def mean_ndcg(query, gain, score, k: int) -> float:
+    """ndcg@k averaged over the scorable queries (see ``per_query``)."""
     return float(per_query(query, gain, score, k)["ndcg"].mean())
 
 

@@ -23,9 +23,11 @@ class CreatorScoreModel(PythonModel):
     scorer: Scorer | None = None
 
     def load_context(self, context) -> None:
+        """Load the Scorer from the model's artifacts (booster.txt, scoring.json)."""
         self.scorer = Scorer.load(context.artifacts["booster"], context.artifacts["scoring"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """``Scorer.explain`` of the feature rows: raw_score, score and family contributions."""
         if self.scorer is None:
             raise RuntimeError("the model's context (booster, scoring map) is not loaded")
         frame = pd.DataFrame(model_input)

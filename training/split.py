@@ -23,6 +23,8 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Split:
+    """A time split: the fit, validation and test campaigns and the moments that divide them."""
+
     t_test: pd.Timestamp
     t_valid: pd.Timestamp
     fit: frozenset
@@ -31,6 +33,7 @@ class Split:
     t_end: pd.Timestamp | None = None  # the test period's end (exclusive); None: open
 
     def fingerprint(self) -> dict:
+        """The split's boundaries and campaign counts, for the run's data fingerprint."""
         return {"t_test": self.t_test.isoformat(), "t_valid": self.t_valid.isoformat(),
                 "fit_campaigns": len(self.fit), "valid_campaigns": len(self.valid),
                 "test_campaigns": len(self.test)}

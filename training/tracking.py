@@ -72,6 +72,8 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
 
 @dataclass(frozen=True)
 class LoggedRun:
+    """A logged run: its id and model URI; with --register, the version and the gate's decision."""
+
     run_id: str
     model_uri: str
     version: str | None = None
