@@ -104,14 +104,17 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
 
 
 class _Dataset(lgb.Dataset):
-    """``lgb.Dataset`` whose bins see ``min_data_in_leaf`` whatever the input: built from
-    a ``lightgbm.Sequence``, LightGBM bins with ``get_params()``, which leaves it out, so
-    its feature pre-filter would use the default (20) where a matrix uses ours."""
+    """``lgb.Dataset`` whose bins see ``min_data_in_leaf`` and ``seed`` whatever the
+    input: built from a ``lightgbm.Sequence``, LightGBM samples and bins with
+    ``get_params()``, which leaves both out, so its feature pre-filter would use the
+    default min_data_in_leaf (20) and its binning sample (above 200,000 rows) the default
+    seed, where a matrix uses ours."""
+
+    _FORWARDED = ("min_data_in_leaf", "seed")
 
     def get_params(self) -> dict:
         params = super().get_params()
-        if self.params and "min_data_in_leaf" in self.params:
-            params["min_data_in_leaf"] = self.params["min_data_in_leaf"]
+        params.update({k: v for k, v in (self.params or {}).items() if k in self._FORWARDED})
         return params
 
 

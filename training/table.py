@@ -10,9 +10,8 @@
   one part at a time (``PartRows``), predictions on them running batch by batch.
 
 The rows of a split are the pair table's rows in its order, so both give the same
-frames, the same LightGBM Datasets and the same model while the fit set is within
-LightGBM's ``bin_construct_sample_cnt`` (200,000 rows); above it LightGBM bins the
-features from a sample that a Sequence draws differently (docs/benchmarks.md).
+frames, the same LightGBM Datasets (``training.model._Dataset``: the same binning
+sample and pre-filter) and the same model.
 """
 
 from __future__ import annotations
