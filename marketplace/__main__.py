@@ -144,10 +144,10 @@ def run_validate(args: argparse.Namespace) -> int:
     """``validate``: print every violation of the data contract in DIR, or a summary; the exit status."""
     try:
         if is_partitioned(args.directory):  # directories of parts: checked part by part
-            counts = rows_or_report(args.directory)
+            counts = rows_or_report(args.directory, recheck=True)
         else:
             counts = {name: len(frame) for name, frame in
-                      load_tables_or_report(args.directory).items()}
+                      load_tables_or_report(args.directory, recheck=True).items()}
     except UserError as err:
         return fail(str(err))
     rows = ", ".join(f"{name} {n:,}" for name, n in counts.items())

@@ -12,6 +12,8 @@ from typing import NoReturn
 import pandas as pd
 
 from marketplace.contract import InvalidData
+from marketplace.io import read_tables
+from marketplace.stamp import STAMP, stamped_rows, write_stamp
 from marketplace.validate import load_valid_tables, validate_parts
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
@@ -32,21 +34,40 @@ def fail(message: str) -> int:
     return 1
 
 
-def load_tables_or_report(directory) -> dict[str, pd.DataFrame]:
+def load_tables_or_report(directory, recheck: bool = False) -> dict[str, pd.DataFrame]:
     """The validated tables of ``directory``; on any violation print each one (stdout)
-    and raise UserError naming the directory, so bad input stops a job before it computes."""
+    and raise UserError naming the directory, so bad input stops a job before it computes.
+    A directory that passed validation unchanged (``marketplace.stamp``) is only read,
+    unless ``recheck``."""
     try:
-        return load_valid_tables(directory)
+        if not recheck and _stamped(directory) is not None:
+            return read_tables(directory)
+        tables = load_valid_tables(directory)
     except InvalidData as err:
         _report(directory, err.violations)
+    write_stamp(directory, {name: len(frame) for name, frame in tables.items()})
+    return tables
 
 
-def rows_or_report(directory) -> dict[str, int]:
+def rows_or_report(directory, recheck: bool = False) -> dict[str, int]:
     """Each table's row count once ``directory`` passes ``validate_parts`` (one Parquet
-    part in memory at a time); otherwise as ``load_tables_or_report``."""
+    part in memory at a time), or passed it unchanged before (unless ``recheck``);
+    otherwise as ``load_tables_or_report``."""
+    rows = None if recheck else _stamped(directory)
+    if rows is not None:
+        return rows
     violations, rows = validate_parts(directory)
     if violations:
         _report(directory, violations)
+    write_stamp(directory, rows)
+    return rows
+
+
+def _stamped(directory) -> dict[str, int] | None:
+    rows = stamped_rows(directory)
+    if rows is not None:
+        log(f"{directory} passed validation before and no table file changed since "
+            f"({STAMP}): not checked again")
     return rows
 
 

@@ -28,7 +28,12 @@ SESSION_CONF = {
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "true",
+    # a bucket reaches Python in Arrow batches: fewer, larger ones cost less per row
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
 }
+# On a local master the driver's JVM does all the shuffling: Spark's default heap (1g)
+# spills a bucket's sort to disk; a cluster's spark-submit sets its own.
+LOCAL_CONF = {"spark.driver.memory": "4g"}
 _STANDALONE = re.compile(r"^spark://(?P<hosts>.+)$")
 
 
@@ -92,7 +97,8 @@ def spark_session(master: str | None = None, app: str = "creator-scores",
     builder = SparkSession.builder.appName(app)
     if master:
         builder = builder.master(master)
-    for key, value in {**SESSION_CONF, **(conf or {})}.items():
+    local = LOCAL_CONF if is_local(master) and not under_submit else {}
+    for key, value in {**SESSION_CONF, **local, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()

@@ -26,8 +26,12 @@ from scaleout.session import (
     spark_session,
 )
 from serving.__main__ import main as serving_main
+from marketplace.validate import validate_parts
+from training.__main__ import main as training_main
 from training.config import load_config
+from training.parts import train_on_pair_parts
 from training.run import posts_summary, train_on_pairs
+from training.table import PartRows
 from training.tracking import log_training
 
 
@@ -88,6 +92,39 @@ def memory_result(memory_tables):
     history = index_history(memory_tables)
     return train_on_pairs(memory_tables, training_pairs(memory_tables, history),
                           posts_summary(history), CFG)
+
+
+@pytest.mark.slow
+def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir, market_dir,
+                                                                memory_result, monkeypatch):
+    expected = memory_result
+    violations, rows = validate_parts(market_dir)
+    assert violations == []
+    monkeypatch.setattr(PartRows, "batch_size", 997)  # many batches and part boundaries
+    got = train_on_pair_parts(market_dir, rows, spark_pairs_dir, CFG)
+    for fold_got, fold_expected in zip(got.folds, expected.folds, strict=True):
+        for objective, fitted in fold_got.items():
+            assert (fitted.booster.model_to_string()
+                    == fold_expected[objective].booster.model_to_string())
+    assert got.pointwise.booster.model_to_string() == expected.pointwise.booster.model_to_string()
+    assert got.scorer.booster.model_to_string() == expected.scorer.booster.model_to_string()
+    assert got.served_campaigns == expected.served_campaigns
+    assert got.metrics == expected.metrics
+    for name in ("score_map", "commission_rate_median", "trained_until", "reference"):
+        assert getattr(got.scorer, name) == getattr(expected.scorer, name)
+    assert got.evaluated.score_map == expected.evaluated.score_map
+    assert got.fingerprint == expected.fingerprint
+    pd.testing.assert_frame_equal(got.backtest, expected.backtest)
+    pd.testing.assert_frame_equal(got.test, expected.test)
+
+
+def test_training_rejects_what_is_not_a_pair_table(market_dir, tmp_path, capsys):
+    args = [str(market_dir), "--pairs", str(market_dir / "posts"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    assert training_main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {market_dir / 'posts'}: not a pair table of this feature builder "
+        "(missing column(s) campaign_id, created_at, views_per_follower_30d)")
 
 
 @pytest.mark.slow

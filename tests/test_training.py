@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -268,3 +269,29 @@ def test_metric_names_read_once():
                           "validation_ndcg@10": {"lambdarank": 0.4}})
     assert names == {"test_queries": 5.0, "test_ndcg_at_10_model": 0.5,
                      "validation_ndcg_at_10_lambdarank": 0.4}
+
+
+def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample(tmp_path):
+    """Above bin_construct_sample_cnt (200,000 rows) LightGBM bins from a sample; from a
+    Sequence it draws that sample with the Dataset's own seed, which must be ours."""
+    from training.model import _dataset, lgb_params
+    from training.table import PartRows
+
+    rng = np.random.default_rng(3)
+    rows, features = 210_000, ["a", "b", "c"]
+    frame = pd.DataFrame(rng.lognormal(size=(rows, 3)), columns=features)
+    frame.loc[rng.random(rows) < 0.3, "b"] = np.nan
+    frame["campaign_id"] = np.repeat(np.arange(rows // 30), 30).astype(str)
+    frame["gmv"] = np.where(rng.random(rows) < 0.2, frame["a"] * rng.lognormal(size=rows), 0.0)
+    sizes = [70_000, 90_000, 50_000]
+    parts = [tmp_path / f"part-{i}.parquet" for i in range(3)]
+    for path, start, size in zip(parts, np.cumsum([0, *sizes[:-1]]), sizes):
+        frame[features].iloc[start:start + size].to_parquet(path, index=False)
+    cfg = dataclasses.replace(load_config(), num_threads=1, min_data_in_leaf=500)
+    params = {**lgb_params(cfg, "lambdarank"), "seed": 7}
+    from_matrix = _dataset(frame, features, cfg, True)
+    from_parts = _dataset(frame[["campaign_id", "gmv"]], features, cfg, True,
+                          rows=PartRows(parts, sizes, np.arange(rows), features))
+    models = [lgb.train(params, data, num_boost_round=5).model_to_string()
+              for data in (from_matrix, from_parts)]
+    assert models[0] == models[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +22,9 @@ from marketplace.contract import (
     UNIQUE,
     UNIT_INTERVAL,
 )
+from marketplace.io import write_tables
 from marketplace.validate import Violation, load_valid_tables, validate_tables
-from tests.conftest import triples
+from tests.conftest import make_tiny_tables, triples
 
 
 def _ts(text: str) -> pd.Timestamp:
@@ -240,3 +243,31 @@ def test_several_tables_broken_at_once_all_reported(tiny_tables):
         ("campaign_results", "", MISSING_TABLE),
     ]
 
+
+def test_a_validated_directory_is_not_checked_again_until_a_file_changes(tmp_path, capsys):
+    from marketplace.cli import UserError, load_tables_or_report, rows_or_report
+    from marketplace.stamp import STAMP, stamped_rows
+
+    directory = tmp_path / "data"
+    write_tables(make_tiny_tables(), directory)
+    assert stamped_rows(directory) is None
+    rows = rows_or_report(directory)
+    assert (directory / STAMP).is_file() and stamped_rows(directory) == rows
+    assert rows == {name: len(frame) for name, frame in make_tiny_tables().items()}
+    assert rows_or_report(directory) == rows
+    assert "not checked again" in capsys.readouterr().err
+    # a rewritten table (here with a violation) is validated again, by either reader
+    campaigns = make_tiny_tables()["campaigns"]
+    campaigns.loc[0, "commission_rate"] = 2.0
+    write_tables({"campaigns": campaigns}, directory)
+    assert stamped_rows(directory) is None
+    for reader in (rows_or_report, load_tables_or_report):
+        with pytest.raises(UserError, match="violation"):
+            reader(directory)
+    assert "commission_rate" in capsys.readouterr().out
+    # a file touched without a change of content also counts as changed
+    write_tables({"campaigns": make_tiny_tables()["campaigns"]}, directory)
+    assert len(load_tables_or_report(directory)["campaigns"]) == len(campaigns)
+    path = next(p for p in directory.iterdir() if p.name.startswith("posts"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
+    assert stamped_rows(directory) is None

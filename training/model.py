@@ -64,9 +64,14 @@ def _group_sizes(query: pd.Series) -> np.ndarray:
 
 
 def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: TrainConfig,
-              objective: str) -> Fitted:
+              objective: str, fit_rows: lgb.Sequence | None = None,
+              valid_rows: lgb.Sequence | None = None) -> Fitted:
     """Fit on ``fit`` with early stopping on ``valid``; ``objective`` is a ranking
     objective, or "regression" for the pointwise model on log(1 + gmv).
+
+    ``fit_rows`` / ``valid_rows``, when given, hold the frames' feature values (a
+    ``lightgbm.Sequence`` read batch by batch, ``training.table``); the frames then need
+    only campaign_id and gmv.
 
     Rankers stop early on LightGBM's own ndcg@eval_at, whose gains (``label_gain`` of
     the grades) follow gmv within 19 %: it runs in C++ at every tree. The regressor
@@ -76,8 +81,8 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
     """
     ranking = objective != "regression"
 
-    train_set = _dataset(fit, features, cfg, ranking)
-    valid_set = _dataset(valid, features, cfg, ranking, train_set)
+    train_set = _dataset(fit, features, cfg, ranking, rows=fit_rows)
+    valid_set = _dataset(valid, features, cfg, ranking, train_set, valid_rows)
     query, gain = valid["campaign_id"].to_numpy(), valid["gmv"].to_numpy()
     # the pointwise regressor is the unconstrained first try a user would make
     params = lgb_params(cfg, objective, features if ranking else None)
@@ -92,18 +97,48 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
                    lgb.record_evaluation(record)])
     curve = list(record["valid"][f"ndcg@{cfg.eval_at}" if ranking else "l2"])
     best = booster.best_iteration or len(curve)
-    exact = mean_ndcg(query, gain, booster.predict(valid[features], num_iteration=best), cfg.eval_at)
+    raw = predict_rows(booster, valid[features] if valid_rows is None else valid_rows, best)
+    exact = mean_ndcg(query, gain, raw, cfg.eval_at)
     return Fitted(booster=booster, objective=objective, best_iteration=best,
                   valid_ndcg=exact, curve=curve)
 
 
+class _Dataset(lgb.Dataset):
+    """``lgb.Dataset`` whose bins see ``min_data_in_leaf`` and ``seed`` whatever the
+    input: built from a ``lightgbm.Sequence``, LightGBM samples and bins with
+    ``get_params()``, which leaves both out, so its feature pre-filter would use the
+    default min_data_in_leaf (20) and its binning sample (above 200,000 rows) the default
+    seed, where a matrix uses ours."""
+
+    _FORWARDED = ("min_data_in_leaf", "seed")
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        params.update({k: v for k, v in (self.params or {}).items() if k in self._FORWARDED})
+        return params
+
+
 def _dataset(frame: pd.DataFrame, features: list[str], cfg: TrainConfig, ranking: bool,
-             reference: lgb.Dataset | None = None) -> lgb.Dataset:
-    """Grades (ranking) or log(1 + gmv) (regression) as the label, campaigns as groups."""
+             reference: lgb.Dataset | None = None, rows: lgb.Sequence | None = None
+             ) -> lgb.Dataset:
+    """Grades (ranking) or log(1 + gmv) (regression) as the label, campaigns as groups;
+    the features from ``rows`` when given, else from the frame."""
     label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
              if ranking else np.log1p(frame["gmv"].to_numpy()))
-    return lgb.Dataset(frame[features].to_numpy(dtype=float), feature_name=features,
-                       label=label, reference=reference, group=_group_sizes(frame["campaign_id"]))
+    data = frame[features].to_numpy(dtype=float) if rows is None else rows
+    return _Dataset(data, feature_name=features, label=label, reference=reference,
+                    group=_group_sizes(frame["campaign_id"]))
+
+
+def predict_rows(booster: lgb.Booster, rows, num_iteration: int | None) -> np.ndarray:
+    """The booster's raw output for a frame or matrix, or for a ``lightgbm.Sequence``
+    batch by batch (its whole matrix is never in memory)."""
+    if not isinstance(rows, lgb.Sequence):
+        return booster.predict(rows, num_iteration=num_iteration)
+    step = rows.batch_size
+    batches = [booster.predict(rows[i:i + step], num_iteration=num_iteration)
+               for i in range(0, len(rows), step)]
+    return np.concatenate(batches) if batches else np.empty(0)
 
 
 def refit_trees(best_iteration: int, fit_campaigns: int, refit_campaigns: int,
@@ -116,11 +151,11 @@ def refit_trees(best_iteration: int, fit_campaigns: int, refit_campaigns: int,
 
 
 def refit_model(pairs: pd.DataFrame, features: list[str], cfg: TrainConfig, objective: str,
-                trees: int) -> lgb.Booster:
-    """A booster of exactly ``trees`` trees fitted on all of ``pairs`` (no early stopping:
-    the count was chosen on validation)."""
+                trees: int, rows: lgb.Sequence | None = None) -> lgb.Booster:
+    """A booster of exactly ``trees`` trees fitted on all of ``pairs`` (features from
+    ``rows`` when given; no early stopping: the count was chosen on validation)."""
     return lgb.train(lgb_params(cfg, objective, features),
-                     _dataset(pairs, features, cfg, objective != "regression"),
+                     _dataset(pairs, features, cfg, objective != "regression", rows=rows),
                      num_boost_round=trees)
 
 

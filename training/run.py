@@ -6,8 +6,8 @@ I/O beyond the optional truth table and leaves MLflow to ``training.tracking``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,11 @@ from features.registry import FEATURE_NAMES
 from training.backtest import backtest_table, per_campaign
 from training.config import TrainConfig
 from training.metrics import evaluate
-from training.model import Fitted, Scorer, fit_model, refit_model, refit_trees, score_map_knots
+from training.model import (Fitted, Scorer, fit_model, predict_rows, refit_model, refit_trees,
+                            score_map_knots)
 from training.reference import reference_bins
 from training.split import Split, backtest_splits
+from training.table import FramePairs, PairTable
 
 BASELINES = ("followers", "engagement_rate", "past_gmv", "random")
 
@@ -77,18 +79,36 @@ def posts_summary(history: History) -> dict:
             "posts_to": last.isoformat() if last is not None else None}
 
 
-def data_fingerprint(tables: dict[str, pd.DataFrame], posts: dict, pairs: pd.DataFrame,
+def data_fingerprint(rows: dict[str, int], campaigns: pd.DataFrame, posts: dict, pairs: int,
                      split: Split) -> dict:
-    """Row counts, time ranges and split boundaries (``posts`` from ``posts_summary``,
-    so the raw posts frame may already be released)."""
+    """Row counts (``rows``: table -> rows), time ranges and split boundaries (``posts``
+    from ``posts_summary``, so the raw posts frame may already be released)."""
     return {
-        **{f"rows_{name}": len(frame) for name, frame in tables.items() if name != "posts"},
-        "pairs": len(pairs),
-        "campaigns_from": tables["campaigns"]["created_at"].min().isoformat(),
-        "campaigns_to": tables["campaigns"]["created_at"].max().isoformat(),
+        **{f"rows_{name}": n for name, n in rows.items() if name != "posts"},
+        "pairs": pairs,
+        "campaigns_from": campaigns["created_at"].min().isoformat(),
+        "campaigns_to": campaigns["created_at"].max().isoformat(),
         **posts,
         **split.fingerprint(),
     }
+
+
+@dataclass
+class DataFacts:
+    """What training needs of the raw tables besides the pairs: each table's row count,
+    the campaigns table, the posts summary (``posts_summary``) and the data's last known
+    moment (``data_end``)."""
+
+    rows: dict[str, int]
+    campaigns: pd.DataFrame
+    posts: dict
+    end: pd.Timestamp
+
+
+def data_facts(tables: dict[str, pd.DataFrame], posts: dict) -> DataFacts:
+    """``DataFacts`` of tables in memory (``tables["posts"]`` is not read)."""
+    return DataFacts(rows={name: len(frame) for name, frame in tables.items()},
+                     campaigns=tables["campaigns"], posts=posts, end=data_end(tables, posts))
 
 
 def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -> list[Split]:
@@ -106,7 +126,7 @@ def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -
     folds = len(splits)
     sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
-        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test), strict=True):
+        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test)):
             if not ids & sold:
                 where = f"backtest fold {number} of {folds}: " if number < folds else ""
                 raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
@@ -121,6 +141,7 @@ def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame) -> tuple[Split, l
 
 
 def split_parts(pairs: pd.DataFrame, split: Split) -> list[pd.DataFrame]:
+    """The (fit, validation, test) pairs of ``split``, in the pairs' order."""
     return [pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
             for ids in (split.fit, split.valid, split.test)]
 
@@ -128,8 +149,14 @@ def split_parts(pairs: pd.DataFrame, split: Split) -> list[pd.DataFrame]:
 def data_end(tables: dict[str, pd.DataFrame], posts: dict) -> pd.Timestamp:
     """The data's last known moment: the latest campaign creation, invitation answer or
     post (``posts`` from ``posts_summary``)."""
-    times = [tables["campaigns"]["created_at"].max(), tables["invitations"]["invited_at"].max(),
-             tables["invitations"]["responded_at"].max()]
+    return latest_moment([tables["campaigns"]["created_at"].max(),
+                          tables["invitations"]["invited_at"].max(),
+                          tables["invitations"]["responded_at"].max()], posts)
+
+
+def latest_moment(times: list, posts: dict) -> pd.Timestamp:
+    """The latest of ``times`` and the posts summary's last post (nulls ignored)."""
+    times = list(times)
     if posts.get("posts_to"):
         times.append(pd.Timestamp(posts["posts_to"]))
     return max(t for t in times if pd.notna(t))
@@ -160,27 +187,38 @@ def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
 def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: dict,
                    cfg: TrainConfig, truth: pd.DataFrame | None = None,
                    progress: Callable[[str], None] = _quiet) -> TrainResult:
+    """``train_on_table`` of pairs in memory: ``pairs`` is
+    ``features.pairs.training_pairs(tables)``, ``posts`` its ``posts_summary``;
+    ``tables["posts"]`` is not read (it may be released)."""
+    return train_on_table(data_facts(tables, posts), FramePairs(pairs), cfg, truth, progress)
+
+
+def train_on_table(facts: DataFacts, table: PairTable, cfg: TrainConfig,
+                   truth: pd.DataFrame | None = None,
+                   progress: Callable[[str], None] = _quiet) -> TrainResult:
     """Fit on the contract's time split and the backtest's earlier folds, choose the
     objective on the folds' mean validation ndcg, evaluate the model, the baselines, the
     pointwise regressor (and the oracle when ``truth`` = expected_gmv is given) on the
     test campaigns, and refit the chosen objective on every labelled campaign for serving.
 
-    ``pairs`` is ``features.pairs.training_pairs(tables)``, ``posts`` its
-    ``posts_summary``; ``tables["posts"]`` is not read (it may be released)."""
-    splits = fold_splits(tables, cfg, pairs, cfg.backtest_folds)
+    ``table`` holds the pairs (``training.table``: a frame in memory, or Parquet parts
+    whose fit features LightGBM reads batch by batch); test pairs are read whole."""
+    labels = table.labels
+    splits = fold_splits({"campaigns": facts.campaigns}, cfg, labels, cfg.backtest_folds)
     if len(splits) < cfg.backtest_folds:
         progress(f"backtest: {len(splits)} of {cfg.backtest_folds} folds: too few earlier "
                  "campaigns for more")
     split = splits[-1]
-    fit, valid, test = split_parts(pairs, split)
+    fit, valid, test = table.split(split)
     progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
              f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
     features = list(FEATURE_NAMES)
     folds, fold_tables = [], []
     for number, fold in enumerate(splits, start=1):
         # one fold's pairs at a time: memory stays that of the main split
-        fold_fit, fold_valid, fold_test = (fit, valid, test) if fold is split else split_parts(pairs, fold)
-        fitted = {objective: fit_model(fold_fit, fold_valid, features, cfg, objective)
+        fold_fit, fold_valid, fold_test = (fit, valid, test) if fold is split else table.split(fold)
+        fitted = {objective: fit_model(fold_fit.frame, fold_valid.frame, features, cfg, objective,
+                                       fold_fit.rows, fold_valid.rows)
                   for objective in cfg.objectives}
         folds.append(fitted)
         fold_tables.append(fold_metrics(fold_test, fitted, cfg, truth))
@@ -192,17 +230,16 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
     mean_valid = {o: float(np.mean([fold[o].valid_ndcg for fold in folds])) for o in cfg.objectives}
     objective = max(cfg.objectives, key=lambda o: (mean_valid[o], -cfg.objectives.index(o)))
     chosen = candidates[objective]
-    pointwise = fit_model(fit, valid, features, cfg, "regression")
+    pointwise = fit_model(fit.frame, valid.frame, features, cfg, "regression", fit.rows, valid.rows)
     progress(f"pointwise regressor: validation ndcg@{cfg.eval_at} {pointwise.valid_ndcg:.4f}")
 
-    campaigns = tables["campaigns"]
-    fit_raw = np.asarray(chosen.booster.predict(fit[features], num_iteration=chosen.best_iteration))
+    campaigns = facts.campaigns
+    fit_raw = predict_rows(chosen.booster, fit.matrix(features), chosen.best_iteration)
     evaluated = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
-                       commission_rate_median=float(fit["commission_rate"].median()),
+                       commission_rate_median=float(fit.frame["commission_rate"].median()),
                        trained_until=trained_until(campaigns, split.fit | split.valid))
     scores = {"model": evaluated.raw(test), **baseline_scores(test, cfg.seed),
-              "pointwise": np.asarray(pointwise.booster.predict(
-                  test[features], num_iteration=pointwise.best_iteration))}
+              "pointwise": pointwise.booster.predict(test[features], num_iteration=pointwise.best_iteration)}
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)
@@ -213,24 +250,24 @@ def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: 
                               cfg.bootstrap_samples, cfg.seed)
 
     del fit, valid, fit_raw  # memory: the refit's pairs take their place
-    served_ids = labelled_campaigns(campaigns, data_end(tables, posts))
-    served_pairs = pairs[pairs["campaign_id"].isin(served_ids)].reset_index(drop=True)
+    served_ids = labelled_campaigns(campaigns, facts.end)
+    served = table.take(served_ids)
     trees = refit_trees(chosen.best_iteration, len(split.fit), len(served_ids), cfg.max_rounds)
     progress(f"refitting {objective} on all {len(served_ids)} labelled campaigns "
              f"({trees} trees) for serving ...")
-    booster = refit_model(served_pairs, features, cfg, objective, trees)
-    served = Scorer(booster=booster,
-                    score_map=score_map_knots(np.asarray(booster.predict(served_pairs[features]))),
-                    commission_rate_median=float(served_pairs["commission_rate"].median()),
+    booster = refit_model(served.frame, features, cfg, objective, trees, served.rows)
+    scorer = Scorer(booster=booster,
+                    score_map=score_map_knots(predict_rows(booster, served.matrix(features), None)),
+                    commission_rate_median=float(served.frame["commission_rate"].median()),
                     trained_until=trained_until(campaigns, served_ids),
-                    reference=reference_bins(served_pairs, features))
-    fingerprint = data_fingerprint(tables, posts, pairs, split)
+                    reference=reference_bins(served.columns(), features))
+    fingerprint = data_fingerprint(facts.rows, campaigns, facts.posts, len(labels), split)
     fingerprint.update({"evaluated_trained_until": evaluated.trained_until,
-                        "served_campaigns": len(served_ids), "served_pairs": len(served_pairs),
-                        "served_trained_until": served.trained_until})
+                        "served_campaigns": len(served_ids), "served_pairs": len(served.frame),
+                        "served_trained_until": scorer.trained_until})
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
     return TrainResult(config=cfg, split=split, fingerprint=fingerprint,
-                       candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=served,
+                       candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=scorer,
                        metrics=metrics, test=test, evaluated=evaluated,
                        served_campaigns=served_ids, served_trees=trees, backtest=backtest,
                        folds=folds)
