@@ -32,15 +32,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.build import index_history  # noqa: E402
-from features.pairs import training_pairs  # noqa: E402
 from features.registry import FEATURE_NAMES  # noqa: E402
 from marketplace.simulate import SimConfig, simulate  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.labels import grades  # noqa: E402
 from training.metrics import evaluate  # noqa: E402
 from training.model import fit_model  # noqa: E402
-from training.run import oracle_scores, posts_summary, split_pairs, train_on_pairs  # noqa: E402
+from training.run import oracle_scores, pairs_and_posts, split_pairs, train_on_pairs  # noqa: E402
 
 PEERS = ("model", "lightgbm", "xgboost", "catboost")
 
@@ -99,10 +97,7 @@ def fit_catboost(fit, valid, test, cfg) -> np.ndarray:
 
 def compare(tables, truth, cfg, peers) -> list[dict]:
     """One row per ranker: ndcg@10, its share of the oracle's, gmv_capture@10, seconds."""
-    history = index_history(tables)
-    pairs = training_pairs(tables, history)
-    posts = posts_summary(history)
-    del history
+    pairs, posts = pairs_and_posts(tables)
     _, (fit, valid, test) = split_pairs(tables, cfg, pairs)
     scores, seconds = {}, {}
     for peer in peers:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from features.history import JUMP_TOLERANCE, LOG_SCALE, History, index_history
 from features.registry import FEATURE_NAMES
-from features.timeline import MICROS_PER_DAY, Timeline, days, micros
+from features.timeline import MICROS_PER_DAY, Timeline, days, micros, range_max
 from marketplace.reference import TIER_COMMENTS_PER_LIKE, TIER_SHARES_PER_LIKE, tier_curve
 
 MEASURE_DELAY = days(7)
@@ -344,20 +344,3 @@ def _growth_features(history: History, q: _Query, followers: dict[int, np.ndarra
                      ("follower_jump_all", first)):
         jump = range_max(history.snapshot_jumps, np.maximum(lo, first), end)
         out[name] = np.maximum(jump - JUMP_TOLERANCE, 0.0)  # NaN stays NaN
-
-
-def range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """max(values[lo:hi]) per row, ignoring NaN; NaN for an empty or all-NaN range.
-    Costs O(len(values) + total range length) when the ranges come sorted."""
-    out = np.full(len(lo), np.nan)
-    filled = np.where(np.isnan(values), -np.inf, values)
-    some = hi > lo
-    if not some.any() or len(values) == 0:
-        return out
-    bounds = np.empty(2 * int(some.sum()), np.int64)
-    bounds[0::2], bounds[1::2] = lo[some], hi[some]
-    # reduceat over [lo, hi) pairs; its answers for the [hi, next lo) slices are unused.
-    padded = np.append(filled, -np.inf)
-    top = np.maximum.reduceat(padded, np.minimum(bounds, len(values)))[0::2]
-    out[some] = np.where(np.isfinite(top), top, np.nan)
-    return out

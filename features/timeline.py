@@ -150,3 +150,20 @@ class Timeline:
         upper = np.where(hi > lo, running[np.clip(hi - 1, 0, last)], 0).astype(np.int64)
         lower = np.where((hi > lo) & (lo > first), running[np.clip(lo - 1, 0, last)], 0)
         return upper - lower
+
+
+def range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo:hi]) per row, ignoring NaN; NaN for an empty or all-NaN range.
+    Costs O(len(values) + total range length) when the ranges come sorted."""
+    out = np.full(len(lo), np.nan)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    some = hi > lo
+    if not some.any() or len(values) == 0:
+        return out
+    bounds = np.empty(2 * int(some.sum()), np.int64)
+    bounds[0::2], bounds[1::2] = lo[some], hi[some]
+    # reduceat over [lo, hi) pairs; its answers for the [hi, next lo) slices are unused.
+    padded = np.append(filled, -np.inf)
+    top = np.maximum.reduceat(padded, np.minimum(bounds, len(values)))[0::2]
+    out[some] = np.where(np.isfinite(top), top, np.nan)
+    return out

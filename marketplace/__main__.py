@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
-from marketplace.io import write_part, write_tables
 from marketplace.sim_world import MARKETS, SCENARIOS
-from marketplace.simulate import SimConfig, simulate, simulate_parts
+from marketplace.simulate import SimConfig
+from marketplace.stage import simulate_to_directory
 from marketplace.validate import is_partitioned
 
 
@@ -81,63 +77,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     log(f"simulating {cfg.creators:,} creators over {cfg.days} days (seed {cfg.seed}, "
         f"scenario {cfg.scenario}) ...")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)
-    try:
-        if chunked:
-            rows = write_simulation_parts(cfg, args.chunk_creators, staging, progress=log)
-        else:
-            tables, truth = simulate(cfg)
-            rows = {name: len(frame) for name, frame in tables.items()}
-            write_tables(tables, staging, fmt="csv" if args.csv else "parquet")
-            (staging / "truth").mkdir()
-            for name, frame in truth.items():
-                frame.to_parquet(staging / "truth" / f"{name}.parquet", index=False,
-                                 compression="zstd")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    rows = simulate_to_directory(cfg, out, csv=args.csv, chunk_creators=args.chunk_creators,
+                                 progress=log)
     log(f"wrote {out}: {rows['posts']:,} posts, {rows['campaigns']:,} campaigns, "
         f"{rows['invitations']:,} invitations in {time.perf_counter() - started:.1f}s")
     return 0
-
-
-PART_ROWS = 2_000_000  # pieces are gathered into parts of about this many rows
-
-
-def write_simulation_parts(cfg: SimConfig, chunk_creators: int, directory: Path,
-                           progress=log) -> dict[str, int]:
-    """Write every table as ``<table>/part-NNNNN.parquet`` (truth: ``truth/<name>/``), a
-    chunk of creators at a time; returns each table's row count."""
-    buffers: dict[str, list[pd.DataFrame]] = {}
-    parts: dict[str, int] = {}
-    rows: dict[str, int] = {}
-
-    def flush(name: str) -> None:
-        frames = buffers.pop(name, [])
-        if not frames:
-            return
-        folder = directory / name
-        folder.mkdir(parents=True, exist_ok=True)
-        frame = pd.concat(frames, ignore_index=True)
-        path = folder / f"part-{parts.get(name, 0):05d}.parquet"
-        if name.startswith("truth/"):
-            frame.to_parquet(path, index=False, compression="zstd")
-        else:
-            write_part(frame, name, path)
-        parts[name] = parts.get(name, 0) + 1
-
-    for name, piece in simulate_parts(cfg, chunk_creators, progress):
-        buffers.setdefault(name, []).append(piece)
-        rows[name] = rows.get(name, 0) + len(piece)
-        if sum(len(f) for f in buffers[name]) >= PART_ROWS:
-            flush(name)
-    for name in list(buffers):
-        flush(name)
-    return rows
 
 
 def run_validate(args: argparse.Namespace) -> int:

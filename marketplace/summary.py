@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from marketplace.io import write_tables
 from marketplace.reference import RATIOS, TIER_LABELS, follower_tier  # noqa: F401 - re-exported
-from marketplace.simulate import MARKETS, SimConfig, simulate
+from marketplace.simulate import MARKETS, SimConfig
+from marketplace.stage import simulate_to_directory
 
 # The column that dates each table's rows (campaign_results carries no time of its own).
 TIME_COLUMNS = {
@@ -35,18 +35,15 @@ NO_CATEGORY = "(none)"
 
 
 def tiny_marketplace(directory, creators: int = 800, days: int = 240, seed: int = 0) -> Path:
-    """Simulate a marketplace and write it as ``python -m marketplace simulate`` does:
-    the six raw tables (Parquet) in ``directory`` and the truth in ``directory/truth/``.
+    """Simulate a marketplace and write it with ``python -m marketplace simulate``'s own
+    function (``marketplace.stage.simulate_to_directory``): the six raw tables (Parquet)
+    in ``directory`` and the truth in ``directory/truth/``.
 
-    ``directory`` is created if needed; existing tables in it are replaced. Returns it
-    as a Path. 800 creators over 240 days take about a second.
+    ``directory`` is replaced if it exists. Returns it as a Path. 800 creators over 240
+    days take about a second.
     """
     directory = Path(directory)
-    tables, truth = simulate(SimConfig(creators=creators, days=days, seed=seed))
-    write_tables(tables, directory)
-    (directory / "truth").mkdir(parents=True, exist_ok=True)
-    for name, frame in truth.items():
-        frame.to_parquet(directory / "truth" / f"{name}.parquet", index=False)
+    simulate_to_directory(SimConfig(creators=creators, days=days, seed=seed), directory)
     return directory
 
 

@@ -17,15 +17,13 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from marketplace.validate import load_valid_tables
 from training.config import TrainConfig, load_config
 from training.model import Scorer
-from training.run import train
+from training.stage import run_training
 from training.tracking import (
     DEFAULT_EXPERIMENT,
     LoggedRun,
     load_scorer,
-    log_training,
     using_tracking_uri,
 )
 
@@ -47,16 +45,15 @@ def quick_config() -> TrainConfig:
 def quick_experiment(data_dir, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT,
                      cfg: TrainConfig | None = None, register: str | None = None) -> LoggedRun:
     """Train on the data directory ``data_dir`` (with the oracle when
-    ``data_dir/truth/expected_gmv.parquet`` exists) and log the run to ``tracking_uri``
-    as ``python -m training`` does; ``cfg`` defaults to ``quick_config()``. Returns the
-    logged run (run_id, model_uri). With an SQLite URI the artifacts go beside the
-    database (``training.tracking.experiment_id``)."""
-    tables = load_valid_tables(data_dir)
-    truth_path = Path(data_dir) / "truth" / "expected_gmv.parquet"
-    truth = (pd.read_parquet(truth_path).astype({"campaign_id": "str", "creator_id": "str"})
-             if truth_path.is_file() else None)
-    result = train(tables, cfg or quick_config(), truth)
-    return log_training(result, tracking_uri, experiment, register)
+    ``data_dir/truth/expected_gmv.parquet`` exists) and log the run to ``tracking_uri``:
+    ``training.stage.run_training``, what ``python -m training`` runs; ``cfg`` defaults to
+    ``quick_config()``. Returns the logged run (run_id, model_uri). With an SQLite URI the
+    artifacts go beside the database (``training.tracking.experiment_id``)."""
+    truth_dir = Path(data_dir) / "truth"
+    _, logged = run_training(Path(data_dir), tracking_uri, experiment, cfg or quick_config(),
+                             truth_dir=truth_dir if (truth_dir / "expected_gmv.parquet").is_file()
+                             else None, register=register)
+    return logged
 
 
 # ----------------------------------------------------------------------------- runs from MLflow

@@ -49,6 +49,7 @@ def _scorer(shared) -> Scorer:
 
 
 def candidate_schema():
+    """The Spark schema of the candidate rows: brief number, creator_id and every feature."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     return StructType([StructField(BRIEF, LongType()), StructField("creator_id", StringType())]
@@ -56,6 +57,7 @@ def candidate_schema():
 
 
 def partner_schema():
+    """The Spark schema of the partner-list rows: brief number and the contract's columns."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
     kinds = {"brief_id": StringType(), "creator_id": StringType(), "rank": LongType(),

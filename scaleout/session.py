@@ -43,11 +43,13 @@ class SparkError(Exception):
 
 
 def java_available() -> bool:
+    """True when a java is on PATH or under JAVA_HOME (Spark needs one)."""
     home = os.environ.get("JAVA_HOME")
     return shutil.which("java") is not None or bool(home and (Path(home) / "bin" / "java").exists())
 
 
 def is_local(master: str | None) -> bool:
+    """True for a local master (``local[...]``, or none given)."""
     return master is None or master.startswith("local")
 
 

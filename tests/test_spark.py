@@ -17,6 +17,7 @@ from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
+from marketplace.validate import validate_parts
 from scaleout.session import (
     JAVA_NEEDED,
     SparkError,
@@ -26,7 +27,6 @@ from scaleout.session import (
     spark_session,
 )
 from serving.__main__ import main as serving_main
-from marketplace.validate import validate_parts
 from training.__main__ import main as training_main
 from training.config import load_config
 from training.parts import train_on_pair_parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import lightgbm as lgb
 import mlflow
@@ -20,7 +21,7 @@ from training.config import ConfigError, load_config
 from training.model import CONTRIB_COLUMNS, Scorer
 from training.run import TrainingError, train
 from training.run_record import data_digest, flat_metrics
-from training.tracking import load_scorer
+from training.tracking import load_scorer, using_tracking_uri
 
 # ----------------------------------------------------------------------------- config
 
@@ -117,7 +118,12 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     args = [str(data_dir / "data"), "--config", str(data_dir / "quick.toml"),
             "--truth", str(data_dir / "data" / "truth"), "--metrics-out", str(metrics_file),
             "--tracking-uri", uri, "--experiment", "t", "--register", "cs"]
+    state = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"),
+             os.environ.get("MLFLOW_EXPERIMENT_ID"))
     assert training_main(args) == 0
+    # MLflow's global tracking URI and active experiment are as they were
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"),
+            os.environ.get("MLFLOW_EXPERIMENT_ID")) == state
     out = capsys.readouterr().out
     assert "run id:" in out and "models:/cs/1" in out and "oracle" in out
     assert "gate: first version: champion" in out and "served model: refitted on" in out
@@ -285,7 +291,7 @@ def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample
     frame["gmv"] = np.where(rng.random(rows) < 0.2, frame["a"] * rng.lognormal(size=rows), 0.0)
     sizes = [70_000, 90_000, 50_000]
     parts = [tmp_path / f"part-{i}.parquet" for i in range(3)]
-    for path, start, size in zip(parts, np.cumsum([0, *sizes[:-1]]), sizes):
+    for path, start, size in zip(parts, np.cumsum([0, *sizes[:-1]]), sizes, strict=True):
         frame[features].iloc[start:start + size].to_parquet(path, index=False)
     cfg = dataclasses.replace(load_config(), num_threads=1, min_data_in_leaf=500)
     params = {**lgb_params(cfg, "lambdarank"), "seed": 7}
@@ -295,3 +301,17 @@ def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample
     models = [lgb.train(params, data, num_boost_round=5).model_to_string()
               for data in (from_matrix, from_parts)]
     assert models[0] == models[1]
+
+
+def test_using_tracking_uri_restores_the_uri_and_its_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    inside = f"sqlite:///{tmp_path}/mlflow.db"
+    with using_tracking_uri(inside):
+        assert mlflow.get_tracking_uri() == inside
+    assert "MLFLOW_TRACKING_URI" not in os.environ       # MLflow's own default again
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
+    before = mlflow.get_tracking_uri()
+    with using_tracking_uri(inside):
+        assert os.environ["MLFLOW_TRACKING_URI"] == inside
+    assert mlflow.get_tracking_uri() == before
+    assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/other.db"

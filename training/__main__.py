@@ -9,23 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from features.build import index_history
-from features.pairs import training_pairs
-from marketplace.cli import (UserError, fail, load_tables_or_report, log, read_truth_table,
-                             rows_or_report)
+from marketplace.cli import UserError, fail, log
 from training.backtest import format_backtest
 from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
-from training.parts import train_on_pair_parts
-from training.run import TrainingError, TrainResult, posts_summary, train_on_pairs
-from training.tracking import (TrackingError, check_tracking_uri, log_training, metrics_table,
-                               resolve_tracking_uri)
-
-DEFAULT_EXPERIMENT = "creator-scores"
+from training.run import TrainingError
+from training.stage import run_training
+from training.tracking import DEFAULT_EXPERIMENT, TrackingError, metrics_table, resolve_tracking_uri
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The command line of ``python -m training``."""
     parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the LightGBM ranker on the campaigns of DIR: features as of each "
@@ -74,48 +67,19 @@ def with_backtest(cfg: TrainConfig, folds: int | None) -> TrainConfig:
         raise ConfigError(f"--backtest {folds}: {err}") from None
 
 
-def read_truth(directory: Path) -> pd.DataFrame:
-    return read_truth_table(directory, "expected_gmv", {"campaign_id", "creator_id", "expected_gmv"},
-                            ids=("campaign_id", "creator_id"))
-
-
-def train_in_memory(args: argparse.Namespace, cfg: TrainConfig, truth
-                    ) -> tuple[TrainResult, pd.DataFrame]:
-    """Validate and read DIR whole, build its pairs and train on them."""
-    tables = load_tables_or_report(args.directory)
-    log(f"indexing the history of {len(tables['posts']):,} posts ...")
-    # At scale memory is the limit: keep neither the raw posts (the history holds what
-    # features need) nor, once the pairs are built, the history itself.
-    history = index_history(tables, release_posts=True)
-    log(f"building features for {len(tables['invitations']):,} invitations ...")
-    posts = posts_summary(history)
-    pairs = training_pairs(tables, history)
-    del history
-    return train_on_pairs(tables, pairs, posts, cfg, truth, progress=log), pairs
-
-
-def train_from_parts(args: argparse.Namespace, cfg: TrainConfig, truth) -> tuple[TrainResult, None]:
-    """Validate DIR part by part and train on its pair table ``--pairs``."""
-    rows = rows_or_report(args.directory)
-    log(f"validated {args.directory} part by part; training on the pair table {args.pairs} ...")
-    return train_on_pair_parts(args.directory, rows, args.pairs, cfg, truth, progress=log), None
-
-
 def main(argv=None) -> int:
+    """``python -m training DIR``: ``training.stage.run_training`` on the command's
+    arguments, then its run id, model URI, gate, metrics and backtest; the exit status."""
     args = parse_args(argv)
     started = time.perf_counter()
     try:
         cfg = with_backtest(load_config(args.config), args.backtest)
         uri = resolve_tracking_uri(args.tracking_uri)
-        check_tracking_uri(uri)
         if args.metrics_out and not args.metrics_out.parent.is_dir():
             raise UserError(f"{args.metrics_out.parent}: folder does not exist")
-        truth = read_truth(args.truth) if args.truth else None
-        result, pairs = (train_from_parts(args, cfg, truth) if args.pairs
-                         else train_in_memory(args, cfg, truth))
-        log(f"logging to MLflow at {uri} (experiment {args.experiment}) ...")
-        logged = log_training(result, uri, args.experiment, args.register,
-                              source=str(args.directory.resolve()), pairs=pairs)
+        result, logged = run_training(args.directory, uri, args.experiment, cfg,
+                                      truth_dir=args.truth, pairs_dir=args.pairs,
+                                      register=args.register, progress=log)
     except (UserError, ConfigError, TrainingError, TrackingError) as err:
         return fail(str(err))
     if args.metrics_out:
@@ -128,14 +92,15 @@ def main(argv=None) -> int:
     print(f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
           f"{result.metrics['test_queries']} test campaigns")
     print(f"served model: refitted on {len(result.served_campaigns)} labelled campaigns "
-          f"(until {result.scorer.trained_until[:10]}), {result.served_trees} trees")
+          f"(until {(result.scorer.trained_until or '')[:10]}), {result.served_trees} trees")
     print(metrics_table(result.metrics))
-    k = cfg.eval_at
-    shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
-             if m in result.backtest.columns]
-    print(f"backtest ({len(result.backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
-          "over test campaigns):")
-    print(format_backtest(result.backtest, shown))
+    k, backtest = cfg.eval_at, result.backtest
+    if backtest is not None:
+        shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
+                 if m in backtest.columns]
+        print(f"backtest ({len(backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
+              "over test campaigns):")
+        print(format_backtest(backtest, shown))
     log(f"done in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -26,6 +26,7 @@ OUTPUT_COLUMNS = ("raw_score", "score", *CONTRIB_COLUMNS)
 
 @dataclass
 class Fitted:
+    """One fitted booster: its objective, best iteration, validation ndcg and early-stopping curve."""
     booster: lgb.Booster
     objective: str
     best_iteration: int
@@ -134,7 +135,7 @@ def predict_rows(booster: lgb.Booster, rows, num_iteration: int | None) -> np.nd
     """The booster's raw output for a frame or matrix, or for a ``lightgbm.Sequence``
     batch by batch (its whole matrix is never in memory)."""
     if not isinstance(rows, lgb.Sequence):
-        return booster.predict(rows, num_iteration=num_iteration)
+        return np.asarray(booster.predict(rows, num_iteration=num_iteration))
     step = rows.batch_size
     batches = [booster.predict(rows[i:i + step], num_iteration=num_iteration)
                for i in range(0, len(rows), step)]
@@ -184,9 +185,11 @@ class Scorer:
 
     @property
     def features(self) -> list[str]:
+        """The feature names the booster expects, in order."""
         return self.booster.feature_name()
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The booster's raw output for the feature rows of ``frame`` (its best iteration)."""
         return np.asarray(self.booster.predict(self._matrix(frame),
                                                num_iteration=self.booster.best_iteration or None))
 
@@ -233,6 +236,7 @@ class Scorer:
 
     @classmethod
     def load(cls, booster_path, scoring_path) -> Scorer:
+        """The Scorer saved by ``save``: booster.txt (LightGBM's text format) and scoring.json."""
         scoring = json.loads(Path(scoring_path).read_text())
         return cls(booster=lgb.Booster(model_file=str(booster_path)),
                    score_map=scoring["score_map"],

@@ -4,8 +4,8 @@ PAIRS``): the raw tables' facts read part by part, the pairs through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -29,7 +29,10 @@ def column_range(directory: Path, table: str, column: str) -> tuple[int, pd.Time
     """Row count, minimum and maximum of a timestamp ``column`` of ``table``, one part
     at a time (CSV parts through the contract's reader)."""
     count, low, high = 0, None, None
-    for part in part_paths(table_path(directory, table)):
+    path = table_path(directory, table)
+    if path is None:
+        raise TrainingError(f"{directory}: no table {table}")
+    for part in part_paths(path):
         if part.suffix == ".csv":
             values = read_path(part, table)[column]
             count += len(values)

@@ -1,13 +1,14 @@
 """Training as a function: pairs -> time split -> fitted ranker -> test metrics.
 
-``train(tables, cfg)`` is what ``python -m training`` and the notebooks call; it does no
-I/O beyond the optional truth table and leaves MLflow to ``training.tracking``.
+``train_on_table`` fits and evaluates on any pair table (in memory, or Parquet parts read
+part by part); ``train_on_pairs`` and ``train(tables, cfg)`` are its in-memory doors. No
+I/O here: reading a data directory and logging to MLflow are ``training.stage``'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,15 @@ from features.registry import FEATURE_NAMES
 from training.backtest import backtest_table, per_campaign
 from training.config import TrainConfig
 from training.metrics import evaluate
-from training.model import (Fitted, Scorer, fit_model, predict_rows, refit_model, refit_trees,
-                            score_map_knots)
+from training.model import (
+    Fitted,
+    Scorer,
+    fit_model,
+    predict_rows,
+    refit_model,
+    refit_trees,
+    score_map_knots,
+)
 from training.reference import reference_bins
 from training.split import Split, backtest_splits
 from training.table import FramePairs, PairTable
@@ -126,7 +134,7 @@ def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -
     folds = len(splits)
     sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
-        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test)):
+        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test), strict=True):
             if not ids & sold:
                 where = f"backtest fold {number} of {folds}: " if number < folds else ""
                 raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
@@ -174,14 +182,24 @@ def trained_until(campaigns: pd.DataFrame, ids) -> str:
     return ended.max().isoformat()
 
 
+def pairs_and_posts(tables: dict[str, pd.DataFrame], release_posts: bool = False,
+                    progress: Callable[[str], None] = _quiet) -> tuple[pd.DataFrame, dict]:
+    """The training pairs of ``tables`` and the ``posts_summary`` of their history. With
+    ``release_posts`` the raw posts frame is released once indexed (``index_history``),
+    and the history itself once the pairs are built: at scale memory is the limit."""
+    progress(f"indexing the history of {len(tables['posts']):,} posts ...")
+    history = index_history(tables, release_posts=release_posts)
+    progress(f"building features for {len(tables['invitations']):,} invitations ...")
+    return training_pairs(tables, history), posts_summary(history)
+
+
 def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
           truth: pd.DataFrame | None = None,
           progress: Callable[[str], None] = _quiet) -> TrainResult:
-    """Build the training pairs of ``tables`` and ``train_on_pairs`` them."""
-    history = index_history(tables)
-    progress(f"building features for {len(tables['invitations']):,} invitations ...")
-    pairs = training_pairs(tables, history)
-    return train_on_pairs(tables, pairs, posts_summary(history), cfg, truth, progress)
+    """Build the training pairs of ``tables`` and ``train_on_pairs`` them (tables in
+    memory; a data directory is trained by ``training.stage.run_training``)."""
+    pairs, posts = pairs_and_posts(tables, progress=progress)
+    return train_on_pairs(tables, pairs, posts, cfg, truth, progress)
 
 
 def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: dict,
@@ -239,7 +257,7 @@ def train_on_table(facts: DataFacts, table: PairTable, cfg: TrainConfig,
                        commission_rate_median=float(fit.frame["commission_rate"].median()),
                        trained_until=trained_until(campaigns, split.fit | split.valid))
     scores = {"model": evaluated.raw(test), **baseline_scores(test, cfg.seed),
-              "pointwise": pointwise.booster.predict(test[features], num_iteration=pointwise.best_iteration)}
+              "pointwise": predict_rows(pointwise.booster, test[features], pointwise.best_iteration)}
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)

@@ -53,11 +53,17 @@ class Part:
 
 
 class PairTable(Protocol):
+    """A pair table: its labels in memory, its rows taken by campaign (module doc)."""
+
     labels: pd.DataFrame
 
-    def split(self, split: Split) -> tuple[Part, Part, pd.DataFrame]: ...
+    def split(self, split: Split) -> tuple[Part, Part, pd.DataFrame]:
+        """The fit and validation parts and the test pairs (in memory) of ``split``."""
+        ...
 
-    def take(self, campaigns) -> Part: ...
+    def take(self, campaigns) -> Part:
+        """The pairs of ``campaigns``, in table order."""
+        ...
 
 
 def positions_of(labels: pd.DataFrame, campaigns) -> np.ndarray:
@@ -72,9 +78,11 @@ class FramePairs:
         self.labels = pairs
 
     def take(self, campaigns) -> Part:
+        """The pairs of ``campaigns`` (a frame), in table order."""
         return Part(self.labels.iloc[positions_of(self.labels, campaigns)].reset_index(drop=True))
 
     def split(self, split: Split) -> tuple[Part, Part, pd.DataFrame]:
+        """The fit, validation and test pairs of ``split``."""
         return self.take(split.fit), self.take(split.valid), self.take(split.test).frame
 
 
@@ -148,6 +156,7 @@ class PartPairs:
         self.labels = read_rows(parts, self.starts, LABEL_COLUMNS)
 
     def take(self, campaigns) -> Part:
+        """The labels of ``campaigns``' pairs, their features read part by part on demand."""
         rows = positions_of(self.labels, campaigns)
         return Part(self.labels.iloc[rows].reset_index(drop=True),
                     PartRows(self.parts, self.sizes, rows, list(FEATURE_NAMES)))
@@ -158,6 +167,7 @@ class PartPairs:
                          positions_of(self.labels, campaigns))
 
     def split(self, split: Split) -> tuple[Part, Part, pd.DataFrame]:
+        """The fit and validation parts (features on demand) and the test pairs in memory."""
         return self.take(split.fit), self.take(split.valid), self.whole(split.test)
 
 
