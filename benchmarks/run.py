@@ -5,17 +5,24 @@ wall time includes reading and validating the data, and its peak resident memory
 process's own (``os.wait4``). Stages:
 
 - simulate: ``python -m marketplace simulate`` at the scale given;
+- validate: ``python -m marketplace validate``; it records the directory as valid
+  (``DIR/.validated.json``), so the stages after it read the data without checking it
+  again (without this stage each of them validates first, as a user's first run does);
 - features: ``python -m features`` (the training pair table);
 - features-spark: the same with ``--engine spark --spark-master local[2]`` (a directory
   of Parquet parts); its peak memory is that of the whole process tree (driver, JVM and
   Python workers together), sampled every 0.25 s;
 - training: ``python -m training`` (features + fitting + evaluation + MLflow logging);
+- training-pairs: ``python -m training DIR --pairs PAIRS`` on the features-spark pair
+  table (fit features read part by part, never whole);
 - serving: ``python -m serving`` with 50 briefs in one market, top_k 100, against a
   marketplace of that one market (``--serving-creators``, default 40,000 creators:
   about 30,000 active), and, for comparison, the time that building the candidates'
-  features and a plain ``predict`` alone take in one process.
+  features and a plain ``predict`` alone take in one process;
+- serving-spark: the same briefs with ``--engine spark --spark-master local[2]`` (peak of
+  the whole process tree).
 
-Figures are printed as a Markdown table together with the machine's cores and memory,
+Stages run in that order, whatever the order given. Figures are printed as a Markdown table together with the machine's cores and memory,
 and with ``--markdown FILE`` appended to FILE.
 """
 
@@ -37,6 +44,9 @@ TARGETS = {
     "training": "< 600 s (features included), < 8 GB at 100,000 creators",
     "features-spark": "< 2x features' seconds at 100,000 creators; all processes < 16 GB",
     "serving": "< 120 s and < 2x features + predict, 50 briefs x 30,000 candidates",
+    "validate": "(recorded: later stages do not check again)",
+    "training-pairs": "the model of training on the same pairs; < 16 GB",
+    "serving-spark": "the rows of serving; all processes < 16 GB",
 }
 
 
@@ -141,7 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--serving-creators", type=int, default=40_000,
                         help="creators of the one-market serving benchmark (default %(default)s)")
     parser.add_argument("--stages", default="simulate,features,training,serving",
-                        help="comma-separated stages to run (default: all)")
+                        help="comma-separated stages to run (default: %(default)s; also "
+                             "validate, features-spark, training-pairs, serving-spark)")
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temporary folder)")
     parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
@@ -165,6 +176,9 @@ def main(argv=None) -> int:
             ["-m", "marketplace", "simulate", "--out", str(data), "--creators", str(args.creators),
              "--days", str(args.days), "--seed", "1", "--overwrite"], work / "simulate.log"))
         rows[-1] = (*rows[-1][:4], rows_of(data), rows[-1][5])
+    if "validate" in stages:
+        record("validate", scale, run_stage(["-m", "marketplace", "validate", str(data)],
+                                            work / "validate.log"))
     if "features" in stages:
         record("features", scale, run_stage(
             ["-m", "features", str(data), "--out", str(work / "pairs.parquet")], work / "features.log"))
@@ -177,7 +191,12 @@ def main(argv=None) -> int:
             ["-m", "training", str(data), "--truth", str(data / "truth"), "--tracking-uri", tracking,
              "--experiment", "benchmark", "--register", "benchmark",
              "--metrics-out", str(work / "metrics.json")], work / "training.log"))
-    if "serving" in stages:
+    if "training-pairs" in stages:
+        record("training-pairs", scale, run_stage(
+            ["-m", "training", str(data), "--pairs", str(work / "pairs-spark"), "--truth",
+             str(data / "truth"), "--tracking-uri", tracking, "--experiment", "benchmark",
+             "--register", "benchmark", "--metrics-out", str(work / "metrics-pairs.json")], work / "training-pairs.log"))
+    if "serving" in stages or "serving-spark" in stages:
         serve_data = work / f"serving-{args.serving_creators}"
         run_stage(["-m", "marketplace", "simulate", "--out", str(serve_data), "--creators",
                    str(args.serving_creators), "--days", str(args.days), "--markets", "ID",
@@ -185,6 +204,12 @@ def main(argv=None) -> int:
         briefs = work / "briefs.parquet"
         write_briefs(serve_data, briefs, briefs=50, top_k=100)
         model = "models:/benchmark@champion"
+    if "serving-spark" in stages:
+        record("serving-spark", f"{args.serving_creators:,} creators in one market", run_stage_tree(
+            ["-m", "serving", "--model", model, "--data", str(serve_data), "--briefs", str(briefs),
+             "--out", str(work / "partners-spark.parquet"), "--tracking-uri", tracking,
+             "--engine", "spark", "--spark-master", "local[2]"], work / "serving-spark.log"))
+    if "serving" in stages:
         figures = run_stage(["-m", "serving", "--model", model, "--data", str(serve_data),
                              "--briefs", str(briefs), "--out", str(work / "partners.parquet"),
                              "--tracking-uri", tracking], work / "serving.log")

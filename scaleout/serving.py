@@ -8,12 +8,15 @@
    by ``serving.partner_list.explained_top``; the booster is loaded once per Python worker
    from the model's LightGBM text.
 
-The rows are those of the in-memory path, value for value, ordered by brief then rank.
+With the model's reference bins, the candidates of step 1 are kept on local disk and
+also counted per feature and bin (``mapInPandas``, summed on the driver): the counts the
+in-memory path gives ``serving.drift``. The rows are those of the in-memory path, value
+for value, ordered by brief then rank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import lightgbm as lgb
 import numpy as np
@@ -23,6 +26,7 @@ from features.build import build_features, index_history
 from features.registry import FEATURE_NAMES
 from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
 from serving.candidates import feature_requests, find_candidates, market_creators
+from serving.drift import add_counts
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from training.model import Scorer
 
@@ -96,20 +100,55 @@ def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], p
     return rows_of
 
 
+def bin_count_rows(reference: dict) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The mapInPandas function counting a partition's candidates per feature and
+    reference bin: rows (feature, bin, count)."""
+    def counts_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        total = None
+        for batch in batches:
+            total = add_counts(total, batch, reference)
+        if total is not None:
+            yield pd.DataFrame([(name, b, float(n)) for name, counts in total.items()
+                                for b, n in enumerate(counts)], columns=["feature", "bin", "count"])
+
+    return counts_of
+
+
+def drift_counts(candidates, reference: dict) -> dict[str, np.ndarray]:
+    """Every candidate's counts per feature and reference bin (``serving.drift``)."""
+    rows = candidates.mapInPandas(bin_count_rows(reference),
+                                  schema="feature string, bin int, count double").toPandas()
+    counts = {name: np.zeros(len(bins["edges"]) + 2) for name, bins in reference.items()}
+    for row in rows.itertuples(index=False):
+        counts[row.feature][row.bin] += row.count
+    return counts
+
+
 def spark_partner_lists(spark, directory, campaigns: pd.DataFrame, briefs: pd.DataFrame,
-                        scorer: Scorer, model_version: str, buckets: int) -> pd.DataFrame:
+                        scorer: Scorer, model_version: str, buckets: int,
+                        reference: dict | None = None
+                        ) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
     """The partner lists of ``briefs`` (checked, with the model's defaults) on the data
-    of ``directory``, as the in-memory ``partner_lists`` returns them."""
+    of ``directory``, as the in-memory ``partner_lists`` returns them, and with
+    ``reference`` (``serving.drift.data_reference`` of the model's bins) the candidates'
+    bin counts for the drift report (None without)."""
+    from pyspark import StorageLevel
+
     context = spark.sparkContext
     shared_briefs = context.broadcast(briefs.reset_index(drop=True))
     rows = bucketed_rows(spark, directory, buckets)
     candidates = rows.groupBy(BUCKET).applyInPandas(
         bucket_candidates(context.broadcast(campaigns), shared_briefs), schema=candidate_schema())
+    if reference:
+        candidates = candidates.persist(StorageLevel.DISK_ONLY)  # built once, read twice
     lists = candidates.groupBy(BRIEF).applyInPandas(
         brief_rows(shared_briefs, context.broadcast(scorer_parts(scorer)), model_version),
         schema=partner_schema())
     result = lists.orderBy(BRIEF, "rank").toPandas()
+    counts = drift_counts(candidates, reference) if reference else None
+    candidates.unpersist()
     if result.empty:
-        return empty_partner_list()
+        return empty_partner_list(), counts
     template = empty_partner_list()
-    return result[list(PARTNER_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True)
+    return (result[list(PARTNER_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True),
+            counts)

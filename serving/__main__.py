@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--drift-report", type=Path, metavar="FILE",
                         help="write the population stability index of every feature and "
                              "family (scored candidates against the model's training "
-                             "pairs), .csv or .parquet; in-memory engine only")
+                             "pairs), .csv or .parquet; on either engine")
     parser.add_argument("--tracking-uri", metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                              "sqlite:///mlflow.db in the working directory)")
@@ -74,16 +74,13 @@ def main(argv=None) -> int:
         check_output_path(args.out)
         if args.drift_report:
             check_output_path(args.drift_report)
-            if args.engine == "spark":
-                raise UserError("--drift-report: drift is computed by the in-memory engine "
-                                "only, not with --engine spark")
         briefs = read_briefs(args.briefs)
         scorer, version = load_model(args.model, args.tracking_uri)
         if args.drift_report and not scorer.reference:
             raise UserError(f"model {version} has no reference bins (trained before drift "
                             "checks): retrain it to get a --drift-report")
         if args.engine == "spark":
-            result = spark_lists(args, briefs, scorer, version)
+            result, report = spark_lists(args, briefs, scorer, version)
         else:
             result, report = memory_lists(args, briefs, scorer, version, started)
         write_frame_atomically(result, args.out)
@@ -93,9 +90,7 @@ def main(argv=None) -> int:
         return fail(str(err))
     log(f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
         f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s")
-    if args.engine == "spark":
-        log("note: drift is not checked on the Spark engine")
-    elif not scorer.reference:
+    if not scorer.reference:
         log(f"warning: model {version} has no reference bins (trained before drift checks): "
             "drift not checked")
     elif report is not None and (message := drift_warning(report)):
@@ -133,9 +128,9 @@ def memory_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version
 
 
 def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str
-                ) -> pd.DataFrame:
-    """``partner_lists`` computed on Spark (``scaleout.serving``), with the same checks
-    and warnings."""
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``memory_lists`` computed on Spark (``scaleout.serving``), with the same checks,
+    warnings and drift report."""
     from scaleout.serving import spark_partner_lists
     from scaleout.session import run_job, start_job
 
@@ -145,11 +140,13 @@ def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version:
     spark, buckets = start_job(args.spark_master, args.buckets, rows)
     log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; Spark "
         f"{spark.version} on {spark.sparkContext.master}, {buckets} creator buckets ...")
-    result = run_job(lambda: spark_partner_lists(
-        spark, args.data, read_table(args.data, "campaigns"), briefs, scorer, version, buckets))
+    reference = data_reference(scorer.reference or {}) or None
+    result, counts = run_job(lambda: spark_partner_lists(
+        spark, args.data, read_table(args.data, "campaigns"), briefs, scorer, version, buckets,
+        reference))
     for position in np.flatnonzero(~briefs["brief_id"].isin(result["brief_id"]).to_numpy()):
         warn(no_candidates_message(briefs.iloc[position]))
-    return result
+    return result, drift_report(counts, reference) if counts and reference else None
 
 
 def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:

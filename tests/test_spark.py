@@ -177,18 +177,22 @@ def test_spark_partner_lists_equal_the_in_memory_ones(spark, market_dir, memory_
     briefs.to_csv(tmp_path / "briefs.csv", index=False)
     common = ["--model", "models:/cs/1", "--data", str(market_dir), "--briefs",
               str(tmp_path / "briefs.csv"), "--tracking-uri", uri]
-    assert serving_main([*common, "--out", str(tmp_path / "memory.parquet")]) == 0
-    # Drift is checked in memory only; every other warning is the same on both engines.
+    assert serving_main([*common, "--out", str(tmp_path / "memory.parquet"),
+                         "--drift-report", str(tmp_path / "memory-drift.csv")]) == 0
     memory_warnings = [line for line in capsys.readouterr().err.splitlines()
-                       if line.startswith("warning") and "drift" not in line]
+                       if line.startswith("warning")]
     assert serving_main([*common, "--out", str(tmp_path / "spark.parquet"), "--engine", "spark",
-                         "--buckets", "3"]) == 0
+                         "--buckets", "3", "--drift-report", str(tmp_path / "spark-drift.csv")]) == 0
     spark_warnings = [line for line in capsys.readouterr().err.splitlines()
                       if line.startswith("warning")]
     expected = pd.read_parquet(tmp_path / "memory.parquet")
     assert set(expected["brief_id"]) == {"id-beauty", "th-fashion", "vn-food"}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), expected)
-    assert spark_warnings == memory_warnings and len(memory_warnings) == 1
+    assert spark_warnings == memory_warnings
+    assert any(line.startswith("warning: brief xx-none: no candidates") for line in memory_warnings)
+    drift = pd.read_csv(tmp_path / "memory-drift.csv")
+    assert len(drift) > 60 and drift["psi"].gt(0).all()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "spark-drift.csv"), drift)
 
 
 def _boom(frame: pd.DataFrame) -> pd.DataFrame:
