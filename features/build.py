@@ -289,7 +289,10 @@ def _category_features(history: History, q: _Query, out) -> None:
     posted_end = w.position(0)
     measured_end = w.position(MEASURE_DELAY, inclusive=True)
     lo180 = w.position(days(180))
-    total = lambda name, lo, hi: Timeline.window(history.post_sums[name], all_first, lo, hi).astype(float)  # noqa: E731
+
+    def total(name, lo, hi):
+        return Timeline.window(history.post_sums[name], all_first, lo, hi).astype(float)
+
     none = entity < 0
     zero_if_no_category = lambda x: np.where(none, np.where(np.isnan(x), np.nan, 0.0), x)  # noqa: E731
     shares = {

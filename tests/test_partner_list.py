@@ -123,7 +123,10 @@ def test_commission_defaults_to_the_models_median(serving_world):
     filled = with_model_defaults(check_briefs(serving_world.briefs), serving_world.scorer)
     assert filled["commission_rate"].tolist() == [median, 0.1, 0.2, median, median]
     implicit = serving_world.briefs.iloc[[0]].assign(top_k=8)
-    run = lambda b: partner_lists(serving_world.tables, b, serving_world.scorer, "v", serving_world.history)  # noqa: E731
+    def run(b):
+        return partner_lists(serving_world.tables, b, serving_world.scorer, "v",
+                             serving_world.history)
+
     out = run(implicit)
     pd.testing.assert_frame_equal(out, run(implicit.assign(commission_rate=median)))
     # The median reaches the model as the commission_rate feature of every candidate.

@@ -82,9 +82,8 @@ def log_datasets(result: TrainResult, pairs: pd.DataFrame | None, source: str | 
         with warnings.catch_warnings():
             # MLflow registers local paths under two equivalent schemes and says so
             warnings.filterwarnings("ignore", message="The specified dataset source")
-            # MLflow's own default for source is None; its annotation leaves None out
-            dataset = from_pandas(frame, source=source, name=name, digest=digest,  # type: ignore[arg-type]
-                                              targets="gmv")
+            given = {"source": source} if source is not None else {}  # MLflow's default: None
+            dataset = from_pandas(frame, name=name, digest=digest, targets="gmv", **given)
         mlflow.log_input(dataset, context=context)
 
 
