@@ -10,6 +10,7 @@ their column's type are reported as violations (`InvalidData`), never as a trace
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +116,39 @@ def read_path(path: Path, name: str) -> pd.DataFrame:
     if missing:
         raise InvalidData([Violation(name, c, MISSING_COLUMN) for c in missing])
     return coerce_table(raw, name)
+
+
+def read_part_batches(part: Path, name: str, rows: int) -> Iterator[pd.DataFrame]:
+    """One table file (a Parquet part or a CSV file) as contract-coerced frames of at
+    most ``rows`` rows (a CSV file: one frame), in file order; InvalidData as
+    ``read_path`` on what cannot be read."""
+    if part.suffix == ".csv":
+        yield read_path(part, name)
+        return
+    wanted = set(COLUMNS[name])
+    try:
+        reader = pq.ParquetFile(part)
+        present = [c for c in reader.schema_arrow.names if c in wanted]
+        missing = [c for c in COLUMNS[name] if c not in present]
+        if missing:
+            raise InvalidData([Violation(name, c, MISSING_COLUMN) for c in missing])
+        batches = reader.iter_batches(batch_size=rows, columns=present)
+        for batch in batches:
+            frame = pa.Table.from_batches([batch]).to_pandas(
+                date_as_object=False, types_mapper=_int_as_nullable)
+            yield coerce_table(frame, name)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise _unreadable(name, part.name, err) from None
+
+
+def part_batches(part: Path, rows: int) -> int:
+    """How many frames ``read_part_batches`` gives for ``part``."""
+    if part.suffix == ".csv":
+        return 1
+    try:
+        return max(1, -(-pq.ParquetFile(part).metadata.num_rows // rows))
+    except (OSError, ValueError, pa.ArrowException):
+        return 1
 
 
 def _read_raw(path: Path, name: str) -> pd.DataFrame:

@@ -32,7 +32,14 @@ from marketplace.contract import (
     type_schema,
     violation,
 )
-from marketplace.io import part_paths, read_path, read_tables, table_path
+from marketplace.io import (
+    part_batches,
+    part_paths,
+    read_part_batches,
+    read_path,
+    read_tables,
+    table_path,
+)
 
 __all__ = ["InvalidData", "Violation", "is_partitioned", "load_valid_tables", "validate_parts",
            "validate_tables"]
@@ -240,14 +247,17 @@ def is_partitioned(directory) -> bool:
     return any(path is not None and path.is_dir() for path in paths)
 
 
+BATCH_ROWS = 2_000_000  # rows of a part checked at a time
+
+
 def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
     """Every contract violation of ``directory`` checked one Parquet part at a time, and
     each table's row count: the same lines as ``validate_tables`` on the whole tables.
 
     As with ``read_tables``, values that cannot be read as their column's type stop the
-    checks: only such problems are reported then. Memory: one part, plus the key columns
-    of creators, campaigns and invitations and an 8-byte hash of every row's key
-    (uniqueness across parts).
+    checks: only such problems are reported then. Memory: BATCH_ROWS rows of one part at
+    a time, plus the key columns of creators, campaigns and invitations and an 8-byte
+    hash of every row's key (uniqueness across parts and batches).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -264,27 +274,31 @@ def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
             continue
         good, pieces, hashes = set(COLUMNS[name]), [], []
         parts = part_paths(path)
+        # uniqueness across parts or batches: by key hashes, below
+        across = sum(part_batches(part, BATCH_ROWS) for part in parts) > 1
         for part in parts:
+            part_hashes = []
             try:
-                frame = read_path(part, name)
+                for frame in read_part_batches(part, name, BATCH_ROWS):
+                    part_found, part_good = check_columns(frame, name)
+                    found.extend(v for v in part_found if not (across and v.rule == UNIQUE))
+                    good &= set(part_good)
+                    if across:
+                        part_hashes.append(_key_hashes(frame, name))
+                    cross += [(rule, v) for rule, v in _part_cross(frame, name, looked_up, usable)]
+                    if name in _LOOKED_UP:
+                        pieces.append(frame[list(_LOOKED_UP[name])])
+                    rows[name] = rows.get(name, 0) + len(frame)
+                    del frame
             except InvalidData as err:
                 unreadable.extend(err.violations)
                 good = set()
-                hashes.append(np.empty(0, np.uint64))
-                continue
-            part_found, part_good = check_columns(frame, name)
-            across = len(parts) > 1  # uniqueness across parts: by key hashes, below
-            found.extend(v for v in part_found if not (across and v.rule == UNIQUE))
-            good &= set(part_good)
-            hashes.append(_key_hashes(frame, name) if across else np.empty(0, np.uint64))
-            cross += [(rule, v) for rule, v in _part_cross(frame, name, looked_up, usable)]
-            if name in _LOOKED_UP:
-                pieces.append(frame[list(_LOOKED_UP[name])])
-            rows[name] = rows.get(name, 0) + len(frame)
+                part_hashes = []
+            hashes.append(np.concatenate(part_hashes) if part_hashes else np.empty(0, np.uint64))
         if not parts:
             unreadable.add(Violation(name, "", f"no Parquet parts in {path.name}/"))
         usable |= {(name, c) for c in good}
-        if len(parts) > 1 and set(KEYS[name]) <= good:
+        if across and set(KEYS[name]) <= good:
             found.extend(_duplicates(parts, hashes, name))
         if name in _LOOKED_UP and pieces:
             looked_up[name] = pd.concat(pieces, ignore_index=True)
@@ -319,10 +333,12 @@ def _duplicates(parts: list[Path], hashes: list[np.ndarray], name: str) -> list[
     """The uniqueness violation of a table's key across all its parts (rows whose key
     occurs more than once), with example ids read back from the parts."""
     every = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-    _, inverse, counts = np.unique(every, return_inverse=True, return_counts=True)
-    duplicated = np.flatnonzero(counts[inverse] > 1)
-    if len(duplicated) == 0:
+    ordered = np.sort(every)  # memory: two copies of the hashes, not np.unique's inverse
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    del ordered
+    if len(repeated) == 0:
         return []
+    duplicated = np.flatnonzero(np.isin(every, repeated))
     starts = np.cumsum([0] + [len(h) for h in hashes])
     examples: list[str] = []
     for i, part in enumerate(parts):

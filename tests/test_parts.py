@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import marketplace.validate
 from marketplace.contract import TABLES, UNIQUE, InvalidData
 from marketplace.io import read_tables, to_arrow
 from marketplace.validate import is_partitioned, validate_parts, validate_tables
@@ -66,6 +67,20 @@ def test_each_rule_part_by_part_as_on_the_whole_table(tiny_tables, tmp_path, cas
     mutate, expected = RULE_CASES[case]
     mutate(tiny_tables)
     write_parts(tiny_tables, tmp_path, parts)
+    lines = sorted(str(v) for v in validate_parts(tmp_path)[0])
+    assert lines == whole_table_lines(tmp_path)
+    assert any(line.startswith(".".join(p for p in expected[:2] if p)) for line in lines)
+
+
+@pytest.mark.parametrize("case", [case for case, parts in _writable_cases() if parts == 2])
+def test_each_rule_in_batches_of_a_part_as_on_the_whole_table(tiny_tables, tmp_path, case,
+                                                             monkeypatch):
+    """A large part is checked BATCH_ROWS rows at a time: here 2, so every table is
+    several batches and uniqueness goes by key hashes across them."""
+    monkeypatch.setattr(marketplace.validate, "BATCH_ROWS", 2)
+    mutate, expected = RULE_CASES[case]
+    mutate(tiny_tables)
+    write_parts(tiny_tables, tmp_path, 1)
     lines = sorted(str(v) for v in validate_parts(tmp_path)[0])
     assert lines == whole_table_lines(tmp_path)
     assert any(line.startswith(".".join(p for p in expected[:2] if p)) for line in lines)
