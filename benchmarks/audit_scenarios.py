@@ -27,8 +27,9 @@ def scenario_audits(sizes: list[int], seed: int) -> pd.DataFrame:
             tables, truth = simulate(SimConfig(creators=n, days=540, seed=seed + i, scenario=name))
             table = audit_table(audit_frame(tables, truth["creator_traits"]))
             table = table[table["measure"] != "median"]
-            columns[f"{name} {n:,}"] = pd.Series(table["value"].to_numpy(),
-                                                 index=table["index"] + " " + table["measure"])
+            columns[f"{name} {n:,}"] = pd.Series(
+                table["value"].to_numpy(), index=table["index"] + " " + table["measure"]
+            )
             print(f"audited {name} at {n:,} creators", file=sys.stderr)
     return pd.DataFrame(columns)
 

@@ -37,18 +37,23 @@ VARIANTS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/constraints.py",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/constraints.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--creators", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--scenario", default="default")
     args = parser.parse_args(argv)
-    tables, truth = simulate(SimConfig(creators=args.creators, seed=args.seed, scenario=args.scenario))
+    tables, truth = simulate(
+        SimConfig(creators=args.creators, seed=args.seed, scenario=args.scenario)
+    )
     pairs = training_pairs(tables, index_history(tables))
     base = dataclasses.replace(load_config(), num_threads=1, objectives=("lambdarank",))
     parts = [split_parts(pairs, s) for s in fold_splits(tables, base, pairs, base.backtest_folds)]
     features = list(FEATURE_NAMES)
-    print("| scenario | creators | variant | ndcg@10 (folds) | of_oracle (folds) | of_oracle (last fold) |")
+    print(
+        "| scenario | creators | variant | ndcg@10 (folds) | of_oracle (folds) | of_oracle (last fold) |"
+    )
     print("|---|---|---|---|---|---|")
     for name, values in VARIANTS.items():
         cfg = dataclasses.replace(base, **values)
@@ -56,11 +61,20 @@ def main(argv=None) -> int:
         for fit, valid, test in parts:
             fitted = fit_model(fit, valid, features, cfg, "lambdarank")
             query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
-            model.append(mean_ndcg(query, gain, fitted.booster.predict(
-                test[features], num_iteration=fitted.best_iteration), 10))
+            model.append(
+                mean_ndcg(
+                    query,
+                    gain,
+                    fitted.booster.predict(test[features], num_iteration=fitted.best_iteration),
+                    10,
+                )
+            )
             oracle.append(mean_ndcg(query, gain, oracle_scores(test, truth["expected_gmv"]), 10))
-        print(f"| {args.scenario} | {args.creators} | {name} | {np.mean(model):.4f} | "
-              f"{np.mean(model) / np.mean(oracle):.4f} | {model[-1] / oracle[-1]:.4f} |", flush=True)
+        print(
+            f"| {args.scenario} | {args.creators} | {name} | {np.mean(model):.4f} | "
+            f"{np.mean(model) / np.mean(oracle):.4f} | {model[-1] / oracle[-1]:.4f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -59,22 +59,40 @@ def fit_xgboost(fit, valid, test, cfg) -> np.ndarray:
     import xgboost as xgb
 
     def matrix(frame):
-        data = xgb.DMatrix(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
-                           label=grades(frame["campaign_id"], frame["gmv"], 30, 1))
+        data = xgb.DMatrix(
+            frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
+            label=grades(frame["campaign_id"], frame["gmv"], 30, 1),
+        )
         data.set_group(frame.groupby("campaign_id", sort=False).size().to_numpy())
         return data
 
-    params = {"objective": "rank:ndcg", "eval_metric": f"ndcg@{cfg.eval_at}", "eta": cfg.learning_rate,
-              "max_depth": 6, "min_child_weight": 1, "subsample": cfg.bagging_fraction,
-              "colsample_bytree": cfg.feature_fraction, "lambda": cfg.lambda_l2,
-              "ndcg_exp_gain": True, "seed": cfg.seed, "nthread": cfg.num_threads,
-              "tree_method": "hist"}
+    params = {
+        "objective": "rank:ndcg",
+        "eval_metric": f"ndcg@{cfg.eval_at}",
+        "eta": cfg.learning_rate,
+        "max_depth": 6,
+        "min_child_weight": 1,
+        "subsample": cfg.bagging_fraction,
+        "colsample_bytree": cfg.feature_fraction,
+        "lambda": cfg.lambda_l2,
+        "ndcg_exp_gain": True,
+        "seed": cfg.seed,
+        "nthread": cfg.num_threads,
+        "tree_method": "hist",
+    }
     train_set, valid_set = matrix(fit), matrix(valid)
-    booster = xgb.train(params, train_set, num_boost_round=cfg.max_rounds,
-                        evals=[(valid_set, "valid")],
-                        early_stopping_rounds=cfg.early_stopping_rounds, verbose_eval=False)
-    return booster.predict(xgb.DMatrix(test[list(FEATURE_NAMES)].to_numpy(dtype=float)),
-                           iteration_range=(0, booster.best_iteration + 1))
+    booster = xgb.train(
+        params,
+        train_set,
+        num_boost_round=cfg.max_rounds,
+        evals=[(valid_set, "valid")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    return booster.predict(
+        xgb.DMatrix(test[list(FEATURE_NAMES)].to_numpy(dtype=float)),
+        iteration_range=(0, booster.best_iteration + 1),
+    )
 
 
 def fit_catboost(fit, valid, test, cfg) -> np.ndarray:
@@ -82,15 +100,31 @@ def fit_catboost(fit, valid, test, cfg) -> np.ndarray:
 
     def pool(frame):
         best = frame.groupby("campaign_id")["gmv"].transform("max").to_numpy()
-        relevance = np.divide(frame["gmv"].to_numpy(), best, out=np.zeros(len(frame)), where=best > 0)
-        return Pool(frame[list(FEATURE_NAMES)].to_numpy(dtype=float), label=relevance,
-                    group_id=frame["campaign_id"].to_numpy())
+        relevance = np.divide(
+            frame["gmv"].to_numpy(), best, out=np.zeros(len(frame)), where=best > 0
+        )
+        return Pool(
+            frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
+            label=relevance,
+            group_id=frame["campaign_id"].to_numpy(),
+        )
 
-    model = CatBoost({"loss_function": "YetiRank", "eval_metric": f"NDCG:top={cfg.eval_at}",
-                      "iterations": cfg.max_rounds, "learning_rate": cfg.learning_rate,
-                      "depth": 6, "random_seed": cfg.seed, "thread_count": cfg.num_threads,
-                      "od_type": "Iter", "od_wait": cfg.early_stopping_rounds,
-                      "use_best_model": True, "verbose": False, "allow_writing_files": False})
+    model = CatBoost(
+        {
+            "loss_function": "YetiRank",
+            "eval_metric": f"NDCG:top={cfg.eval_at}",
+            "iterations": cfg.max_rounds,
+            "learning_rate": cfg.learning_rate,
+            "depth": 6,
+            "random_seed": cfg.seed,
+            "thread_count": cfg.num_threads,
+            "od_type": "Iter",
+            "od_wait": cfg.early_stopping_rounds,
+            "use_best_model": True,
+            "verbose": False,
+            "allow_writing_files": False,
+        }
+    )
     model.fit(pool(fit), eval_set=pool(valid))
     return model.predict(test[list(FEATURE_NAMES)].to_numpy(dtype=float))
 
@@ -109,8 +143,9 @@ def compare(tables, truth, cfg, peers) -> list[dict]:
             elif peer == "lightgbm":
                 plain = dataclasses.replace(cfg, monotone=False)
                 fitted = fit_model(fit, valid, list(FEATURE_NAMES), plain, "lambdarank")
-                scores[peer] = fitted.booster.predict(test[list(FEATURE_NAMES)],
-                                                      num_iteration=fitted.best_iteration)
+                scores[peer] = fitted.booster.predict(
+                    test[list(FEATURE_NAMES)], num_iteration=fitted.best_iteration
+                )
             elif peer == "xgboost":
                 scores[peer] = fit_xgboost(fit, valid, test, cfg)
             elif peer == "catboost":
@@ -121,24 +156,46 @@ def compare(tables, truth, cfg, peers) -> list[dict]:
         seconds[peer] = time.perf_counter() - started
         log(f"{peer}: fitted in {seconds[peer]:.1f}s")
     scores["oracle"] = oracle_scores(test, truth["expected_gmv"])
-    metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, (cfg.eval_at,))
+    metrics = evaluate(
+        test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, (cfg.eval_at,)
+    )
     ndcg, capture = metrics[f"ndcg@{cfg.eval_at}"], metrics[f"gmv_capture@{cfg.eval_at}"]
-    return [{"ranker": name, "ndcg@10": ndcg[name], "of_oracle": ndcg[name] / ndcg["oracle"],
-             "gmv_capture@10": capture[name], "seconds": seconds.get(name, np.nan),
-             "test_campaigns": metrics["test_queries"]} for name in scores]
+    return [
+        {
+            "ranker": name,
+            "ndcg@10": ndcg[name],
+            "of_oracle": ndcg[name] / ndcg["oracle"],
+            "gmv_capture@10": capture[name],
+            "seconds": seconds.get(name, np.nan),
+            "test_campaigns": metrics["test_queries"],
+        }
+        for name in scores
+    ]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python benchmarks/peers.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/peers.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--creators", type=int, nargs="+", default=[3000], metavar="N")
     parser.add_argument("--days", type=int, default=540)
     parser.add_argument("--seeds", type=int, nargs="+", default=[11], metavar="S")
-    parser.add_argument("--scenarios", nargs="+", default=[None], metavar="NAME",
-                        help="simulator scenarios (default: the simulator's default)")
-    parser.add_argument("--peers", default=",".join(PEERS),
-                        help=f"comma-separated rankers among {', '.join(PEERS)}")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML overriding the training config for every ranker")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=[None],
+        metavar="NAME",
+        help="simulator scenarios (default: the simulator's default)",
+    )
+    parser.add_argument(
+        "--peers", default=",".join(PEERS), help=f"comma-separated rankers among {', '.join(PEERS)}"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML overriding the training config for every ranker",
+    )
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="append the table to FILE")
     return parser.parse_args(argv)
 
@@ -149,7 +206,9 @@ def main(argv=None) -> int:
     peers = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
-        raise SystemExit(f"error: --peers: unknown {', '.join(unknown)}; choose from {', '.join(PEERS)}")
+        raise SystemExit(
+            f"error: --peers: unknown {', '.join(unknown)}; choose from {', '.join(PEERS)}"
+        )
     rows = []
     for scenario in args.scenarios:
         for creators in args.creators:
@@ -157,8 +216,14 @@ def main(argv=None) -> int:
                 log(f"marketplace: {scenario or 'default'}, {creators:,} creators, seed {seed} ...")
                 tables, truth = marketplace(creators, args.days, seed, scenario)
                 for row in compare(tables, truth, cfg, peers):
-                    rows.append({"scenario": scenario or "default", "creators": creators,
-                                 "seed": seed, **row})
+                    rows.append(
+                        {
+                            "scenario": scenario or "default",
+                            "creators": creators,
+                            "seed": seed,
+                            **row,
+                        }
+                    )
     table = pd.DataFrame(rows)
     text = markdown(table)
     print(text)
@@ -170,8 +235,10 @@ def main(argv=None) -> int:
 
 def markdown(table: pd.DataFrame) -> str:
     """``table`` as a Markdown table, floats to 4 decimals."""
-    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-             for row in table.itertuples(index=False)]
+    cells = [
+        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        for row in table.itertuples(index=False)
+    ]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 

@@ -57,11 +57,12 @@ def run_stage(args: list[str], log_path: Path) -> tuple[float, float, int]:
         process = subprocess.Popen([PYTHON, *args], stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    return seconds, usage.ru_maxrss / 1024 ** 2, os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss / 1024**2, os.waitstatus_to_exitcode(status)
 
 
-def run_stage_tree(args: list[str], log_path: Path, every_s: float = 0.25
-                   ) -> tuple[float, float, int]:
+def run_stage_tree(
+    args: list[str], log_path: Path, every_s: float = 0.25
+) -> tuple[float, float, int]:
     """``run_stage`` for a process with children (Spark's JVM and Python workers): the
     peak is the largest sampled sum of the resident memory of the whole tree."""
     import psutil
@@ -83,20 +84,24 @@ def run_stage_tree(args: list[str], log_path: Path, every_s: float = 0.25
                     pass
             peak = max(peak, total)
             time.sleep(every_s)
-    return time.perf_counter() - started, peak / 1024 ** 3, process.wait()
+    return time.perf_counter() - started, peak / 1024**3, process.wait()
 
 
 def machine() -> str:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
-    return (f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.processor() or platform.machine()}, "
-            f"Python {platform.python_version()}")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def rows_of(directory: Path) -> str:
     import pyarrow.parquet as pq
 
-    counts = {name: pq.ParquetFile(directory / f"{name}.parquet").metadata.num_rows
-              for name in ("posts", "invitations")}
+    counts = {
+        name: pq.ParquetFile(directory / f"{name}.parquet").metadata.num_rows
+        for name in ("posts", "invitations")
+    }
     return f"{counts['posts']:,} posts, {counts['invitations']:,} pairs"
 
 
@@ -108,13 +113,15 @@ def write_briefs(data: Path, path: Path, briefs: int, top_k: int) -> None:
     market = creators["market"].value_counts().index[0]
     as_of = pd.read_parquet(data / "posts.parquet", columns=["posted_at"])["posted_at"].max()
     categories = sorted(campaigns["category"].unique())
-    pd.DataFrame({
-        "brief_id": [f"bench{i:03d}" for i in range(briefs)],
-        "market": market,
-        "category": [categories[i % len(categories)] for i in range(briefs)],
-        "as_of": as_of.floor("D"),
-        "top_k": top_k,
-    }).to_parquet(path, index=False)
+    pd.DataFrame(
+        {
+            "brief_id": [f"bench{i:03d}" for i in range(briefs)],
+            "market": market,
+            "category": [categories[i % len(categories)] for i in range(briefs)],
+            "as_of": as_of.floor("D"),
+            "top_k": top_k,
+        }
+    ).to_parquet(path, index=False)
 
 
 def features_and_predict_seconds(data: Path, briefs: Path, model_uri: str, tracking: str) -> str:
@@ -147,12 +154,21 @@ print(f"{{time.perf_counter() - started:.1f}} {{len(pairs)}}")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--creators", type=int, default=100_000, help="scale (default %(default)s)")
-    parser.add_argument("--days", type=int, default=540, help="days simulated (default %(default)s)")
-    parser.add_argument("--serving-creators", type=int, default=40_000,
-                        help="creators of the one-market serving benchmark (default %(default)s)")
-    parser.add_argument("--stages", default="simulate,features,training,serving",
-                        help="comma-separated stages to run (default: %(default)s; also "
-                             "validate, features-spark, training-pairs, serving-spark)")
+    parser.add_argument(
+        "--days", type=int, default=540, help="days simulated (default %(default)s)"
+    )
+    parser.add_argument(
+        "--serving-creators",
+        type=int,
+        default=40_000,
+        help="creators of the one-market serving benchmark (default %(default)s)",
+    )
+    parser.add_argument(
+        "--stages",
+        default="simulate,features,training,serving",
+        help="comma-separated stages to run (default: %(default)s; also "
+        "validate, features-spark, training-pairs, serving-spark)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temporary folder)")
     parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
@@ -168,62 +184,205 @@ def main(argv=None) -> int:
         if status != 0:
             raise SystemExit(f"{stage} failed (exit {status}); see the log in {work}")
         rows.append((stage, scale, f"{seconds:.1f}", f"{peak:.2f}", detail, TARGETS[stage]))
-        print(f"{stage}: {seconds:.1f} s, {peak:.2f} GiB peak {detail}", file=sys.stderr, flush=True)
+        print(
+            f"{stage}: {seconds:.1f} s, {peak:.2f} GiB peak {detail}", file=sys.stderr, flush=True
+        )
 
     scale = f"{args.creators:,} creators, {args.days} days"
     if "simulate" in stages:
-        record("simulate", scale, run_stage(
-            ["-m", "marketplace", "simulate", "--out", str(data), "--creators", str(args.creators),
-             "--days", str(args.days), "--seed", "1", "--overwrite"], work / "simulate.log"))
+        record(
+            "simulate",
+            scale,
+            run_stage(
+                [
+                    "-m",
+                    "marketplace",
+                    "simulate",
+                    "--out",
+                    str(data),
+                    "--creators",
+                    str(args.creators),
+                    "--days",
+                    str(args.days),
+                    "--seed",
+                    "1",
+                    "--overwrite",
+                ],
+                work / "simulate.log",
+            ),
+        )
         rows[-1] = (*rows[-1][:4], rows_of(data), rows[-1][5])
     if "validate" in stages:
-        record("validate", scale, run_stage(["-m", "marketplace", "validate", str(data)],
-                                            work / "validate.log"))
+        record(
+            "validate",
+            scale,
+            run_stage(["-m", "marketplace", "validate", str(data)], work / "validate.log"),
+        )
     if "features" in stages:
-        record("features", scale, run_stage(
-            ["-m", "features", str(data), "--out", str(work / "pairs.parquet")], work / "features.log"))
+        record(
+            "features",
+            scale,
+            run_stage(
+                ["-m", "features", str(data), "--out", str(work / "pairs.parquet")],
+                work / "features.log",
+            ),
+        )
     if "features-spark" in stages:
-        record("features-spark", scale, run_stage_tree(
-            ["-m", "features", str(data), "--out", str(work / "pairs-spark"), "--engine", "spark",
-             "--spark-master", "local[2]"], work / "features-spark.log"))
+        record(
+            "features-spark",
+            scale,
+            run_stage_tree(
+                [
+                    "-m",
+                    "features",
+                    str(data),
+                    "--out",
+                    str(work / "pairs-spark"),
+                    "--engine",
+                    "spark",
+                    "--spark-master",
+                    "local[2]",
+                ],
+                work / "features-spark.log",
+            ),
+        )
     if "training" in stages:
-        record("training", scale, run_stage(
-            ["-m", "training", str(data), "--truth", str(data / "truth"), "--tracking-uri", tracking,
-             "--experiment", "benchmark", "--register", "benchmark",
-             "--metrics-out", str(work / "metrics.json")], work / "training.log"))
+        record(
+            "training",
+            scale,
+            run_stage(
+                [
+                    "-m",
+                    "training",
+                    str(data),
+                    "--truth",
+                    str(data / "truth"),
+                    "--tracking-uri",
+                    tracking,
+                    "--experiment",
+                    "benchmark",
+                    "--register",
+                    "benchmark",
+                    "--metrics-out",
+                    str(work / "metrics.json"),
+                ],
+                work / "training.log",
+            ),
+        )
     if "training-pairs" in stages:
-        record("training-pairs", scale, run_stage(
-            ["-m", "training", str(data), "--pairs", str(work / "pairs-spark"), "--truth",
-             str(data / "truth"), "--tracking-uri", tracking, "--experiment", "benchmark",
-             "--register", "benchmark", "--metrics-out", str(work / "metrics-pairs.json")], work / "training-pairs.log"))
+        record(
+            "training-pairs",
+            scale,
+            run_stage(
+                [
+                    "-m",
+                    "training",
+                    str(data),
+                    "--pairs",
+                    str(work / "pairs-spark"),
+                    "--truth",
+                    str(data / "truth"),
+                    "--tracking-uri",
+                    tracking,
+                    "--experiment",
+                    "benchmark",
+                    "--register",
+                    "benchmark",
+                    "--metrics-out",
+                    str(work / "metrics-pairs.json"),
+                ],
+                work / "training-pairs.log",
+            ),
+        )
     if "serving" in stages or "serving-spark" in stages:
         serve_data = work / f"serving-{args.serving_creators}"
-        run_stage(["-m", "marketplace", "simulate", "--out", str(serve_data), "--creators",
-                   str(args.serving_creators), "--days", str(args.days), "--markets", "ID",
-                   "--seed", "2", "--overwrite"], work / "serving-simulate.log")
+        run_stage(
+            [
+                "-m",
+                "marketplace",
+                "simulate",
+                "--out",
+                str(serve_data),
+                "--creators",
+                str(args.serving_creators),
+                "--days",
+                str(args.days),
+                "--markets",
+                "ID",
+                "--seed",
+                "2",
+                "--overwrite",
+            ],
+            work / "serving-simulate.log",
+        )
         briefs = work / "briefs.parquet"
         write_briefs(serve_data, briefs, briefs=50, top_k=100)
         model = "models:/benchmark@champion"
     if "serving-spark" in stages:
-        record("serving-spark", f"{args.serving_creators:,} creators in one market", run_stage_tree(
-            ["-m", "serving", "--model", model, "--data", str(serve_data), "--briefs", str(briefs),
-             "--out", str(work / "partners-spark.parquet"), "--tracking-uri", tracking,
-             "--engine", "spark", "--spark-master", "local[2]"], work / "serving-spark.log"))
+        record(
+            "serving-spark",
+            f"{args.serving_creators:,} creators in one market",
+            run_stage_tree(
+                [
+                    "-m",
+                    "serving",
+                    "--model",
+                    model,
+                    "--data",
+                    str(serve_data),
+                    "--briefs",
+                    str(briefs),
+                    "--out",
+                    str(work / "partners-spark.parquet"),
+                    "--tracking-uri",
+                    tracking,
+                    "--engine",
+                    "spark",
+                    "--spark-master",
+                    "local[2]",
+                ],
+                work / "serving-spark.log",
+            ),
+        )
     if "serving" in stages:
-        figures = run_stage(["-m", "serving", "--model", model, "--data", str(serve_data),
-                             "--briefs", str(briefs), "--out", str(work / "partners.parquet"),
-                             "--tracking-uri", tracking], work / "serving.log")
-        alone, candidates = features_and_predict_seconds(serve_data, briefs, model, tracking).split()
-        record("serving", f"{args.serving_creators:,} creators in one market", figures,
-               f"{int(candidates):,} candidate rows; features + predict alone {alone} s "
-               f"({figures[0] / float(alone):.2f}x)")
+        figures = run_stage(
+            [
+                "-m",
+                "serving",
+                "--model",
+                model,
+                "--data",
+                str(serve_data),
+                "--briefs",
+                str(briefs),
+                "--out",
+                str(work / "partners.parquet"),
+                "--tracking-uri",
+                tracking,
+            ],
+            work / "serving.log",
+        )
+        alone, candidates = features_and_predict_seconds(
+            serve_data, briefs, model, tracking
+        ).split()
+        record(
+            "serving",
+            f"{args.serving_creators:,} creators in one market",
+            figures,
+            f"{int(candidates):,} candidate rows; features + predict alone {alone} s "
+            f"({figures[0] / float(alone):.2f}x)",
+        )
 
     header = ["stage", "scale", "seconds", "peak GiB", "rows / detail", "target"]
-    table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                      + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
-    text = (f"\n### {time.strftime('%Y-%m-%d')}: {scale}\n\nMachine: {machine()}. "
-            f"Command: `python benchmarks/run.py --creators {args.creators} --days {args.days}"
-            f" --stages {args.stages}`\n\n{table}\n")
+    table = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    )
+    text = (
+        f"\n### {time.strftime('%Y-%m-%d')}: {scale}\n\nMachine: {machine()}. "
+        f"Command: `python benchmarks/run.py --creators {args.creators} --days {args.days}"
+        f" --stages {args.stages}`\n\n{table}\n"
+    )
     emit(text, args.markdown)
     return 0
 

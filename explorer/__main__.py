@@ -22,26 +22,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m explorer",
         description="Serve the explorer: a brief form, partner lists (sortable, filterable "
-                    "by follower tier, downloadable as the contract's CSV), creator pages "
-                    "(indices, contributions, counterfactuals) and the JSON API documented "
-                    "at /docs. The model and the data are loaded, validated and indexed "
-                    "once at start-up; every request is answered from memory.")
-    parser.add_argument("--model", required=True, metavar="URI",
-                        help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
-                             "runs:/RUN_ID/model")
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR",
-                        help="data directory (the six raw tables)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default %(default)s); any address other than "
-                             "a loopback one needs an access token")
+        "by follower tier, downloadable as the contract's CSV), creator pages "
+        "(indices, contributions, counterfactuals) and the JSON API documented "
+        "at /docs. The model and the data are loaded, validated and indexed "
+        "once at start-up; every request is answered from memory.",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="URI",
+        help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="data directory (the six raw tables)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default %(default)s); any address other than "
+        "a loopback one needs an access token",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    parser.add_argument("--token", default=None,
-                        help=f"access token every request must carry (default: ${TOKEN_ENV}); "
-                             "as 'Authorization: Bearer TOKEN', or ?token=TOKEN once in a "
-                             "browser (it sets a cookie)")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                             "sqlite:///mlflow.db in the working directory)")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"access token every request must carry (default: ${TOKEN_ENV}); "
+        "as 'Authorization: Bearer TOKEN', or ?token=TOKEN once in a "
+        "browser (it sets a cookie)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working directory)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,8 +78,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and not token:
-        return fail(f"--host {args.host}: serving beyond this machine needs an access token "
-                    f"(--token or ${TOKEN_ENV}); refusing to start")
+        return fail(
+            f"--host {args.host}: serving beyond this machine needs an access token "
+            f"(--token or ${TOKEN_ENV}); refusing to start"
+        )
     if not 0 < args.port < 65536:
         return fail(f"--port {args.port}: must be between 1 and 65535")
     started = time.perf_counter()
@@ -72,14 +92,17 @@ def main(argv=None) -> int:
         return fail(str(err))
     explorer = explorer_from(tables, scorer, version, progress=log)
     del tables
-    log(f"model {version}; read, validated and indexed {args.data} "
-        f"({len(explorer.creators):,} creators) in {time.perf_counter() - started:.1f}s")
-    log(f"explorer at http://{args.host}:{args.port}/ (API docs at /docs)"
-        + ("; every request needs the access token" if token else ""))
+    log(
+        f"model {version}; read, validated and indexed {args.data} "
+        f"({len(explorer.creators):,} creators) in {time.perf_counter() - started:.1f}s"
+    )
+    log(
+        f"explorer at http://{args.host}:{args.port}/ (API docs at /docs)"
+        + ("; every request needs the access token" if token else "")
+    )
     import uvicorn  # imported late: --help and bad arguments stay fast
 
-    uvicorn.run(create_app(explorer, token), host=args.host, port=args.port,
-                log_level="warning")
+    uvicorn.run(create_app(explorer, token), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -45,25 +45,28 @@ from serving.partner_list import INDEX_COLUMNS, PARTNER_COLUMNS
 
 TOKEN_COOKIE = "explorer_token"
 TEMPLATES = Path(__file__).with_name("templates")
-PAGE_PARAMETERS = ("sort", "order", "tier", "token")   # besides the brief's fields
-INDEX_LABELS = {index_name(f): f for f in FAMILIES}          # column -> family, for headers
-DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}   # a first click sorts these high-first
+PAGE_PARAMETERS = ("sort", "order", "tier", "token")  # besides the brief's fields
+INDEX_LABELS = {index_name(f): f for f in FAMILIES}  # column -> family, for headers
+DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}  # a first click sorts these high-first
 
 
 class BriefIn(BaseModel):
     """One brief (the data contract's brief columns)."""
 
     model_config = ConfigDict(extra="forbid")
-    brief_id: str | None = Field(None, min_length=1, max_length=200,
-                                 description="default: <market>-<category>-<as_of day>")
+    brief_id: str | None = Field(
+        None, min_length=1, max_length=200, description="default: <market>-<category>-<as_of day>"
+    )
     market: str = Field(pattern=r"^[A-Z]{2}$", description="2-letter market code, e.g. ID")
     category: str = Field(min_length=1, description="product category, e.g. beauty")
-    as_of: datetime | None = Field(None, description="ISO-8601, UTC when no zone; "
-                                                     "default: the data's last day")
+    as_of: datetime | None = Field(
+        None, description="ISO-8601, UTC when no zone; default: the data's last day"
+    )
     top_k: int = Field(50, ge=1, le=MAX_TOP_K)
     min_followers: int = Field(0, ge=0)
-    commission_rate: float | None = Field(None, ge=0, le=1,
-                                          description="default: the model's training median")
+    commission_rate: float | None = Field(
+        None, ge=0, le=1, description="default: the model's training median"
+    )
 
 
 def one_line(errors) -> str:
@@ -79,19 +82,24 @@ def one_line(errors) -> str:
 
 def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     """The application over an indexed Explorer; ``token`` (if any) guards every path."""
-    app = FastAPI(title="creator-scores explorer",
-                  description="Partner lists and creator profiles from the creator-scores "
-                              "model. Partner-list rows are the data contract's, the same "
-                              "values `python -m serving` writes for the same brief.",
-                  version="1")
-    env = Environment(loader=FileSystemLoader(TEMPLATES),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
+    app = FastAPI(
+        title="creator-scores explorer",
+        description="Partner lists and creator profiles from the creator-scores "
+        "model. Partner-list rows are the data contract's, the same "
+        "values `python -m serving` writes for the same brief.",
+        version="1",
+    )
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
     env.filters["num"] = _num
     env.filters["url"] = lambda value: quote(str(value), safe="")
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
-        html = env.get_template(name).render(ex=ex, label=INDEX_LABELS, max_top_k=MAX_TOP_K,
-                                             **context)
+        html = env.get_template(name).render(
+            ex=ex, label=INDEX_LABELS, max_top_k=MAX_TOP_K, **context
+        )
         return HTMLResponse(html, status_code=status)
 
     def wants_html(request: Request) -> bool:
@@ -103,14 +111,21 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=status)
 
     if token:
+
         @app.middleware("http")
         async def require_token(request: Request, call_next):
-            given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-                     or request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-                     or "")
+            given = (
+                request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+                or request.query_params.get("token")
+                or request.cookies.get(TOKEN_COOKIE)
+                or ""
+            )
             if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse({"detail": "missing or wrong access token"}, status_code=401,
-                                    headers={"WWW-Authenticate": "Bearer"})
+                return JSONResponse(
+                    {"detail": "missing or wrong access token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             response = await call_next(request)
             if request.query_params.get("token"):
                 response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
@@ -137,12 +152,16 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         return error(request, 500, f"internal error ({type(err).__name__}); see the server log")
 
     def brief_from_query(request: Request) -> BriefIn:
-        unknown = [k for k in request.query_params if k not in BriefIn.model_fields
-                   and k not in PAGE_PARAMETERS]
+        unknown = [
+            k
+            for k in request.query_params
+            if k not in BriefIn.model_fields and k not in PAGE_PARAMETERS
+        ]
         if unknown:
             raise QueryError(unknown[0], "unknown field")
-        values = {k: v for k, v in request.query_params.items()
-                  if k in BriefIn.model_fields and v != ""}
+        values = {
+            k: v for k, v in request.query_params.items() if k in BriefIn.model_fields and v != ""
+        }
         try:
             return BriefIn.model_validate(values)
         except ValidationError as err:
@@ -164,44 +183,74 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         listed, candidates = partner_list(ex, brief)
         rows = partner_view(ex, brief, listed)
         shown = sorted_rows(rows, sort, descending, tier)
-        params = {k: v for k, v in request.query_params.items()
-                  if k in BriefIn.model_fields and v != ""}
+        params = {
+            k: v for k, v in request.query_params.items() if k in BriefIn.model_fields and v != ""
+        }
         params["brief_id"] = brief["brief_id"].iloc[0]
 
         def link(**change) -> str:
-            return "?" + urlencode({**params, "sort": sort, "order": "desc" if descending
-                                    else "asc", **({"tier": tier} if tier else {}), **change})
+            return "?" + urlencode(
+                {
+                    **params,
+                    "sort": sort,
+                    "order": "desc" if descending else "asc",
+                    **({"tier": tier} if tier else {}),
+                    **change,
+                }
+            )
 
         def sort_link(column: str) -> str:
             if column == sort:
                 return link(order="asc" if descending else "desc")
             return link(sort=column, order="desc" if column in DESCENDING_FIRST else "asc")
 
-        return page("partners.html", brief=brief.iloc[0], rows=records(shown), total=len(rows),
-                    candidates=candidates,
-                    sort=sort, descending=descending, tier=tier, tiers=TIER_LABELS,
-                    sort_link=sort_link, link=link, index_columns=INDEX_COLUMNS,
-                    hidden=[*params.items(), ("sort", sort),
-                            ("order", "desc" if descending else "asc")],
-                    csv_link="/partners.csv?" + urlencode(params),
-                    creator_query=urlencode({"category": brief["category"].iloc[0],
-                                             "as_of": brief["as_of"].iloc[0].isoformat()}))
+        return page(
+            "partners.html",
+            brief=brief.iloc[0],
+            rows=records(shown),
+            total=len(rows),
+            candidates=candidates,
+            sort=sort,
+            descending=descending,
+            tier=tier,
+            tiers=TIER_LABELS,
+            sort_link=sort_link,
+            link=link,
+            index_columns=INDEX_COLUMNS,
+            hidden=[*params.items(), ("sort", sort), ("order", "desc" if descending else "asc")],
+            csv_link="/partners.csv?" + urlencode(params),
+            creator_query=urlencode(
+                {"category": brief["category"].iloc[0], "as_of": brief["as_of"].iloc[0].isoformat()}
+            ),
+        )
 
     @app.get("/partners.csv", include_in_schema=False)
     def partners_csv(request: Request):
         brief = checked_brief(ex, brief_from_query(request).model_dump())
         text = partner_list(ex, brief)[0].to_csv(index=False)
         name = quote(f"{brief['brief_id'].iloc[0]}.csv", safe="")
-        return Response(text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+        )
 
     @app.get("/creators/{creator_id:path}", response_class=HTMLResponse, include_in_schema=False)
-    def creator_page(creator_id: str, category: str | None = None, as_of: str | None = None,
-                     commission_rate: float | None = None):
+    def creator_page(
+        creator_id: str,
+        category: str | None = None,
+        as_of: str | None = None,
+        commission_rate: float | None = None,
+    ):
         profile = creator_profile(ex, creator_id, category, as_of, commission_rate)
-        return page("creator.html", p=profile, meanings=family_meanings(),
-                    bars=waterfall_bars(profile["waterfall"]),
-                    lines=month_lines(profile["months"]), index_columns=INDEX_COLUMNS)
+        return page(
+            "creator.html",
+            p=profile,
+            meanings=family_meanings(),
+            bars=waterfall_bars(profile["waterfall"]),
+            lines=month_lines(profile["months"]),
+            index_columns=INDEX_COLUMNS,
+        )
 
     # ---------------------------------------------------------------- API
 
@@ -218,13 +267,21 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         brief = checked_brief(ex, brief_in.model_dump())
         rows, candidates = partner_list(ex, brief)
         b = brief.iloc[0]
-        return {"model_version": ex.model_version,
-                "brief": {**records(brief)[0], "as_of": b["as_of"].isoformat()},
-                "candidates": candidates, "columns": list(PARTNER_COLUMNS), "rows": records(rows)}
+        return {
+            "model_version": ex.model_version,
+            "brief": {**records(brief)[0], "as_of": b["as_of"].isoformat()},
+            "candidates": candidates,
+            "columns": list(PARTNER_COLUMNS),
+            "rows": records(rows),
+        }
 
     @app.get("/api/creators/{creator_id:path}", summary="A creator's profile for a category")
-    def api_creator(creator_id: str, category: str | None = None, as_of: str | None = None,
-                    commission_rate: float | None = None):
+    def api_creator(
+        creator_id: str,
+        category: str | None = None,
+        as_of: str | None = None,
+        commission_rate: float | None = None,
+    ):
         """Score, raw_score, indices (percentiles among the market's candidates),
         contributions, the counterfactual score per family (its features moved to the
         peers' 75th percentile, everything else unchanged) and the recent months."""
@@ -236,9 +293,14 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
 def family_meanings() -> dict[str, dict]:
     """Per family: the features it averages (name, direction, description) and the
     history it needs for an index, from the feature registry."""
-    return {f: {"index_column": index_name(f), "needs": HISTORY_RULES.get(f, ""),
-                "features": [(x.name, x.direction, x.description) for x in features_of(f)]}
-            for f in FAMILIES}
+    return {
+        f: {
+            "index_column": index_name(f),
+            "needs": HISTORY_RULES.get(f, ""),
+            "features": [(x.name, x.direction, x.description) for x in features_of(f)],
+        }
+        for f in FAMILIES
+    }
 
 
 def waterfall_bars(steps: list[dict], width: float = 560.0) -> list[dict]:
@@ -249,10 +311,22 @@ def waterfall_bars(steps: list[dict], width: float = 560.0) -> list[dict]:
     out = []
     for s in steps:
         left, right = sorted((s["start"], s["end"]))
-        kind = ("total" if s["step"] in ("base", "raw_score")
-                else "up" if s["contribution"] >= 0 else "down")
-        out.append({**s, "x": (left - lo) * scale, "w": max((right - left) * scale, 1.0),
-                    "kind": kind, "zero": (0.0 - lo) * scale})
+        kind = (
+            "total"
+            if s["step"] in ("base", "raw_score")
+            else "up"
+            if s["contribution"] >= 0
+            else "down"
+        )
+        out.append(
+            {
+                **s,
+                "x": (left - lo) * scale,
+                "w": max((right - left) * scale, 1.0),
+                "kind": kind,
+                "zero": (0.0 - lo) * scale,
+            }
+        )
     return out
 
 
@@ -262,11 +336,18 @@ def month_lines(months: list[dict], width: float = 560.0, height: float = 160.0)
     xs = [width * (i / (n - 1) if n > 1 else 0.5) for i in range(n)]
     lines = {}
     for column in (*INDEX_COLUMNS, "score"):
-        points = [f"{x:.1f},{height * (1 - m[column] / 100):.1f}"
-                  for x, m in zip(xs, months, strict=True) if m.get(column) is not None]
+        points = [
+            f"{x:.1f},{height * (1 - m[column] / 100):.1f}"
+            for x, m in zip(xs, months, strict=True)
+            if m.get(column) is not None
+        ]
         lines[column] = " ".join(points)
-    return {"width": width, "height": height, "lines": lines,
-            "labels": [(x, m["as_of"][:10]) for x, m in zip(xs, months, strict=True)]}
+    return {
+        "width": width,
+        "height": height,
+        "lines": lines,
+        "labels": [(x, m["as_of"][:10]) for x, m in zip(xs, months, strict=True)],
+    }
 
 
 def _num(value, digits: int = 0) -> str:
@@ -276,4 +357,3 @@ def _num(value, digits: int = 0) -> str:
     if isinstance(value, (int, np.integer)) and digits == 0:
         return f"{value:,}"
     return f"{float(value):,.{digits}f}"
-

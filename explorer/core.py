@@ -5,6 +5,7 @@ and keeps it with the model; every answer then comes from memory through serving
 functions, so a partner list here is the one ``python -m serving`` writes for the same
 brief, model and data. A creator's profile, the second question, is ``explorer.creators``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -31,10 +32,10 @@ from serving.partner_list import (
 from training.model import Scorer
 
 MAX_TOP_K = 1000
-HISTORY_MONTHS = 6          # points in a creator's index history, one per MONTH_DAYS back
+HISTORY_MONTHS = 6  # points in a creator's index history, one per MONTH_DAYS back
 MONTH_DAYS = 30
-TARGET_QUANTILE = 0.75      # the counterfactual's peer percentile, in the brand's direction
-PEER_CACHE_SIZE = 8         # peer sets kept for creator pages (each: peers x features floats)
+TARGET_QUANTILE = 0.75  # the counterfactual's peer percentile, in the brand's direction
+PEER_CACHE_SIZE = 8  # peer sets kept for creator pages (each: peers x features floats)
 DAY = pd.Timedelta(days=1)
 
 
@@ -80,25 +81,32 @@ class Explorer:
     by_market: dict[str, np.ndarray]
     scorer: Scorer
     model_version: str
-    creators: pd.DataFrame            # indexed by creator_id: market, primary_category
+    creators: pd.DataFrame  # indexed by creator_id: market, primary_category
     markets: tuple[str, ...]
     categories: tuple[str, ...]
-    first_day: pd.Timestamp           # midnight of the first post (UTC)
-    last_day: pd.Timestamp            # midnight after the latest post: the default as_of
-    ready: dict = field(repr=False)   # (market, category) -> ReadyCandidates at last_day
+    first_day: pd.Timestamp  # midnight of the first post (UTC)
+    last_day: pd.Timestamp  # midnight after the latest post: the default as_of
+    ready: dict = field(repr=False)  # (market, category) -> ReadyCandidates at last_day
     _peers: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def counts(self) -> dict:
         """Sizes of the indexed data, for the health check."""
-        return {"creators": len(self.creators), "markets": len(self.markets),
-                "categories": len(self.categories),
-                "first_day": self.first_day.date().isoformat(),
-                "last_day": self.last_day.date().isoformat()}
+        return {
+            "creators": len(self.creators),
+            "markets": len(self.markets),
+            "categories": len(self.categories),
+            "first_day": self.first_day.date().isoformat(),
+            "last_day": self.last_day.date().isoformat(),
+        }
 
 
-def explorer_from(tables: dict[str, pd.DataFrame], scorer: Scorer, model_version: str,
-                  progress=lambda message: None) -> Explorer:
+def explorer_from(
+    tables: dict[str, pd.DataFrame],
+    scorer: Scorer,
+    model_version: str,
+    progress=lambda message: None,
+) -> Explorer:
     """Index validated ``tables`` once for ``scorer``: the feature history, each
     market's creators, and every market's candidates as of the data's last day with
     their features in every category (``ready_candidates``). The raw posts are released
@@ -113,35 +121,55 @@ def explorer_from(tables: dict[str, pd.DataFrame], scorer: Scorer, model_version
     creators = tables["creators"].set_index("creator_id")[["market", "primary_category"]]
     markets = tuple(sorted(creators["market"].unique()))
     categories = tuple(str(c) for c in history.categories)
-    progress(f"indexed {len(creators):,} creators; building the candidates' features as of "
-             f"{last_day.date()} in {len(markets)} markets x {len(categories)} categories")
+    progress(
+        f"indexed {len(creators):,} creators; building the candidates' features as of "
+        f"{last_day.date()} in {len(markets)} markets x {len(categories)} categories"
+    )
     ready = ready_candidates(tables, history, by_market, markets, categories, last_day)
     return Explorer(
-        tables=tables, history=history, by_market=by_market, scorer=scorer,
-        model_version=model_version, creators=creators, markets=markets,
-        categories=categories, first_day=first_day, last_day=last_day.as_unit("us"),
-        ready=ready)
+        tables=tables,
+        history=history,
+        by_market=by_market,
+        scorer=scorer,
+        model_version=model_version,
+        creators=creators,
+        markets=markets,
+        categories=categories,
+        first_day=first_day,
+        last_day=last_day.as_unit("us"),
+        ready=ready,
+    )
 
 
-def ready_candidates(tables, history: History, by_market: dict, markets, categories,
-                     as_of: pd.Timestamp) -> dict[tuple[str, str], ReadyCandidates]:
+def ready_candidates(
+    tables, history: History, by_market: dict, markets, categories, as_of: pd.Timestamp
+) -> dict[tuple[str, str], ReadyCandidates]:
     """Per (market, category), the ReadyCandidates of a brief as of ``as_of``: what
     every brief as of that day starts from."""
     out = {}
     for market in markets:
         n = len(categories)
-        briefs = pd.DataFrame({
-            "brief_id": list(categories), "market": [market] * n, "category": list(categories),
-            "as_of": pd.Series([as_of] * n).astype(TIMESTAMP_DTYPE), "top_k": 1,
-            "min_followers": 0, "commission_rate": np.nan})
+        briefs = pd.DataFrame(
+            {
+                "brief_id": list(categories),
+                "market": [market] * n,
+                "category": list(categories),
+                "as_of": pd.Series([as_of] * n).astype(TIMESTAMP_DTYPE),
+                "top_k": 1,
+                "min_followers": 0,
+                "commission_rate": np.nan,
+            }
+        )
         pairs = find_candidates(tables, briefs, history, by_market)
         features = build_features(tables, feature_requests(briefs, pairs), history)
         for j, category in enumerate(categories):
             rows = (pairs["brief"] == j).to_numpy()
             these = features[rows].reset_index(drop=True)
             out[(market, category)] = ReadyCandidates(
-                pairs=pairs[rows].assign(brief=0).reset_index(drop=True), features=these,
-                indices=family_indices(these, peers=np.zeros(len(these))))
+                pairs=pairs[rows].assign(brief=0).reset_index(drop=True),
+                features=these,
+                indices=family_indices(these, peers=np.zeros(len(these))),
+            )
     return out
 
 
@@ -159,11 +187,13 @@ def checked_brief(ex: Explorer, brief: Mapping) -> pd.DataFrame:
     values = {k: v for k, v in brief.items() if v is not None}
     market, category = values.get("market"), values.get("category")
     if market not in ex.markets:
-        raise QueryError("market", f"unknown market {market!r} (the data has "
-                                   f"{', '.join(ex.markets)})")
+        raise QueryError(
+            "market", f"unknown market {market!r} (the data has {', '.join(ex.markets)})"
+        )
     if category not in ex.categories:
-        raise QueryError("category", f"unknown category {category!r} (the data has "
-                                     f"{', '.join(ex.categories)})")
+        raise QueryError(
+            "category", f"unknown category {category!r} (the data has {', '.join(ex.categories)})"
+        )
     as_of = _as_of(ex, values.get("as_of"))
     top_k = values.get("top_k", 50)
     if isinstance(top_k, (int, np.integer)) and not 1 <= top_k <= MAX_TOP_K:
@@ -195,8 +225,9 @@ def _as_of(ex: Explorer, value) -> pd.Timestamp:
         raise QueryError("as_of", "must be a timestamp (ISO-8601)")
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     if not ex.first_day <= stamp <= ex.last_day:
-        raise QueryError("as_of", f"must be within the data, {ex.first_day.date()} to "
-                                  f"{ex.last_day.date()}")
+        raise QueryError(
+            "as_of", f"must be within the data, {ex.first_day.date()} to {ex.last_day.date()}"
+        )
     return stamp.as_unit("us")
 
 
@@ -211,8 +242,9 @@ def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return rows, len(pairs)
 
 
-def candidates_and_features(ex: Explorer, brief: pd.DataFrame
-                            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+def candidates_and_features(
+    ex: Explorer, brief: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     """``find_candidates`` pairs of a one-row checked brief, their features (row for
     row, the brief's commission_rate) and, when known, their indices: taken from
     ``ex.ready`` as of the last day, built otherwise (indices None)."""
@@ -225,7 +257,7 @@ def candidates_and_features(ex: Explorer, brief: pd.DataFrame
     keep = (ready.pairs["followers"] >= b["min_followers"]).to_numpy()
     features = ready.features[keep].reset_index(drop=True)
     features["commission_rate"] = float(b["commission_rate"])
-    indices = ready.indices if keep.all() else None   # else: among the remaining peers
+    indices = ready.indices if keep.all() else None  # else: among the remaining peers
     return ready.pairs[keep].reset_index(drop=True), features, indices
 
 
@@ -240,30 +272,36 @@ def partner_view(ex: Explorer, brief: pd.DataFrame, rows: pd.DataFrame) -> pd.Da
     """The partner list's rows with each creator's ``followers`` and ``follower_tier``
     (text) added, for the page."""
     followers = followers_at(ex, rows["creator_id"], brief["as_of"].iloc[0])
-    return rows.assign(followers=followers,
-                       follower_tier=follower_tier(followers).astype(str).to_numpy())
+    return rows.assign(
+        followers=followers, follower_tier=follower_tier(followers).astype(str).to_numpy()
+    )
 
 
 SORTABLE = ("rank", "creator_id", "followers", "score", *INDEX_COLUMNS)
 
 
-def sorted_rows(rows: pd.DataFrame, column: str, descending: bool,
-                tier: str | None = None) -> pd.DataFrame:
+def sorted_rows(
+    rows: pd.DataFrame, column: str, descending: bool, tier: str | None = None
+) -> pd.DataFrame:
     """``rows`` of one follower tier (all when None), sorted by ``column`` (missing values
     last, ties by rank). QueryError for a column outside SORTABLE or an unknown tier."""
     if column not in SORTABLE:
         raise QueryError("sort", f"unknown column {column!r} (one of {', '.join(SORTABLE)})")
     if tier is not None and tier not in TIER_LABELS:
-        raise QueryError("tier", f"unknown follower tier {tier!r} (one of "
-                                 f"{', '.join(TIER_LABELS)})")
+        raise QueryError(
+            "tier", f"unknown follower tier {tier!r} (one of {', '.join(TIER_LABELS)})"
+        )
     if tier is not None:
         rows = rows[rows["follower_tier"] == tier]
-    return rows.sort_values([column, "rank"], ascending=[not descending, True],
-                            na_position="last", kind="stable")
+    return rows.sort_values(
+        [column, "rank"], ascending=[not descending, True], na_position="last", kind="stable"
+    )
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
     """Rows as JSON-ready dicts: numpy scalars as Python numbers, NaN as None."""
     out = frame.astype(object).where(frame.notna(), None)
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in out.to_dict("records")]
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in out.to_dict("records")
+    ]

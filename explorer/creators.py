@@ -10,6 +10,7 @@ percentile (in the feature's direction: the 25th percentile where lower is bette
 it, keeps everything else, and scores the row with the same model. It says what the model
 would do; it is not a promise that the creator's sales would change.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,13 @@ from serving.partner_list import (
 from training.model import CONTRIB_COLUMNS, Scorer
 
 
-def creator_profile(ex: Explorer, creator_id: str, category: str | None = None,
-                    as_of=None, commission_rate: float | None = None) -> dict:
+def creator_profile(
+    ex: Explorer,
+    creator_id: str,
+    category: str | None = None,
+    as_of=None,
+    commission_rate: float | None = None,
+) -> dict:
     """Everything the creator page shows, as plain values: the creator, the peer brief,
     score and raw_score, the indices, the contributions (and their waterfall), the
     counterfactual per family, and the indices and score at each of the last
@@ -51,10 +57,22 @@ def creator_profile(ex: Explorer, creator_id: str, category: str | None = None,
         raise UnknownCreator(creator_id)
     market, declared = ex.creators.loc[creator_id, ["market", "primary_category"]]
     if category is None or category == "":
-        category = declared if isinstance(declared, str) and declared in ex.categories \
+        category = (
+            declared
+            if isinstance(declared, str) and declared in ex.categories
             else ex.categories[0]
-    brief = checked_brief(ex, {"brief_id": "creator", "market": market, "category": category,
-                               "as_of": as_of, "top_k": 1, "commission_rate": commission_rate})
+        )
+    brief = checked_brief(
+        ex,
+        {
+            "brief_id": "creator",
+            "market": market,
+            "category": category,
+            "as_of": as_of,
+            "top_k": 1,
+            "commission_rate": commission_rate,
+        },
+    )
     now = _creator_at(ex, creator_id, brief)
     row = pd.Series({**now["contributions"], "raw_score": now["raw_score"], **now["indices"]})
     steps = waterfall(row)
@@ -67,17 +85,24 @@ def creator_profile(ex: Explorer, creator_id: str, category: str | None = None,
         months.append({"as_of": at.isoformat(), "score": point["score"], **point["indices"]})
     b = brief.iloc[0]
     return {
-        "creator_id": creator_id, "market": market,
+        "creator_id": creator_id,
+        "market": market,
         "primary_category": declared if isinstance(declared, str) else None,
-        "category": category, "as_of": b["as_of"].isoformat(),
+        "category": category,
+        "as_of": b["as_of"].isoformat(),
         "commission_rate": float(b["commission_rate"]),
         "model_version": ex.model_version,
         "followers": int(followers_at(ex, [creator_id], b["as_of"])[0]),
-        "is_candidate": now["is_candidate"], "peers": now["peers"],
-        "score": now["score"], "raw_score": now["raw_score"],
-        "indices": now["indices"], "contributions": now["contributions"],
-        "waterfall": [{"step": name, **{k: _plain(v) for k, v in step.items()}}
-                      for name, step in steps.iterrows()],
+        "is_candidate": now["is_candidate"],
+        "peers": now["peers"],
+        "score": now["score"],
+        "raw_score": now["raw_score"],
+        "indices": now["indices"],
+        "contributions": now["contributions"],
+        "waterfall": [
+            {"step": name, **{k: _plain(v) for k, v in step.items()}}
+            for name, step in steps.iterrows()
+        ],
         "counterfactuals": now["counterfactuals"],
         "features": now["features"],
         "months": months,
@@ -93,8 +118,10 @@ def _creator_at(ex: Explorer, creator_id: str, brief: pd.DataFrame) -> dict:
         indices = peers.indices.loc[creator_id]
         is_candidate = True
     else:
-        request = feature_requests(brief, pd.DataFrame({
-            "brief": [0], "creator_id": pd.Series([creator_id], dtype=STRING_DTYPE)}))
+        request = feature_requests(
+            brief,
+            pd.DataFrame({"brief": [0], "creator_id": pd.Series([creator_id], dtype=STRING_DTYPE)}),
+        )
         features = build_features(ex.tables, request, ex.history).set_axis([creator_id])
         both = pd.concat([peers.features, features])
         indices = family_indices(both, peers=np.zeros(len(both))).iloc[-1]
@@ -102,8 +129,10 @@ def _creator_at(ex: Explorer, creator_id: str, brief: pd.DataFrame) -> dict:
     raw = float(ex.scorer.raw(features)[0])
     contrib = ex.scorer.contributions(features).iloc[0]
     return {
-        "is_candidate": is_candidate, "peers": len(peers.features),
-        "raw_score": raw, "score": float(ex.scorer.score(np.array([raw]))[0]),
+        "is_candidate": is_candidate,
+        "peers": len(peers.features),
+        "raw_score": raw,
+        "score": float(ex.scorer.score(np.array([raw]))[0]),
         "indices": {c: _plain(indices[c]) for c in INDEX_COLUMNS},
         "contributions": {c: float(contrib[c]) for c in CONTRIB_COLUMNS},
         "counterfactuals": counterfactuals(ex.scorer, features.iloc[0], peers.targets),
@@ -125,8 +154,11 @@ def peer_set(ex: Explorer, brief: pd.DataFrame) -> PeerSet:
     features = features.set_axis(creators)
     if indices is None:
         indices = family_indices(features, peers=np.zeros(len(features)))
-    peers = PeerSet(features=features, indices=indices.set_axis(creators),
-                    targets=counterfactual_targets(features))
+    peers = PeerSet(
+        features=features,
+        indices=indices.set_axis(creators),
+        targets=counterfactual_targets(features),
+    )
     with ex._lock:
         ex._peers[key] = peers
         while len(ex._peers) > PEER_CACHE_SIZE:
@@ -166,9 +198,16 @@ def counterfactuals(scorer: Scorer, row: pd.Series, targets: pd.Series) -> list[
     rows = pd.DataFrame([row, *(moved_features(row, f, targets) for f in FAMILIES)])
     raw = scorer.raw(rows)
     score = scorer.score(raw)
-    out = [{"family": f, "index_column": index_name(f), "score": float(score[j + 1]),
-            "raw_score": float(raw[j + 1]), "change": float(score[j + 1] - score[0])}
-           for j, f in enumerate(FAMILIES)]
+    out = [
+        {
+            "family": f,
+            "index_column": index_name(f),
+            "score": float(score[j + 1]),
+            "raw_score": float(raw[j + 1]),
+            "change": float(score[j + 1] - score[0]),
+        }
+        for j, f in enumerate(FAMILIES)
+    ]
     return sorted(out, key=lambda item: (-item["change"], item["family"]))
 
 
@@ -176,4 +215,3 @@ def _plain(value):
     """A float for a number, None for NaN."""
     value = float(value)
     return None if np.isnan(value) else value
-

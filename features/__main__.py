@@ -34,15 +34,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m features",
         description="Write the training pair table of a data directory: one row per "
-                    "invitation with campaign_id, creator_id, created_at, gmv (the label "
-                    f"source, 0 without a result) and the {len(FEATURE_NAMES)} features of "
-                    "the registry, each as of the campaign's created_at. The data is "
-                    "validated first.")
+        "invitation with campaign_id, creator_id, created_at, gmv (the label "
+        f"source, 0 without a result) and the {len(FEATURE_NAMES)} features of "
+        "the registry, each as of the campaign's created_at. The data is "
+        "validated first.",
+    )
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
-    parser.add_argument("--out", required=True, type=Path, metavar="OUT",
-                        help="output file, .parquet or .csv (written atomically); with "
-                             "--engine spark a directory of Parquet parts (replaced "
-                             "atomically)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="OUT",
+        help="output file, .parquet or .csv (written atomically); with "
+        "--engine spark a directory of Parquet parts (replaced "
+        "atomically)",
+    )
     add_engine_arguments(parser)
     return parser.parse_args(argv)
 
@@ -52,30 +58,43 @@ def parse_audit_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m features audit",
         description="Check that each 0-100 index measures what it names, on a marketplace "
-                    "whose hidden truth is known (the simulator's DIR/truth/creator_traits"
-                    ".parquet): Spearman correlation of each index with its trait ("
-                    + ", ".join(f"{family}: {meaning}" for family, (_, meaning) in TRAITS.items())
-                    + "), the authenticity index's AUC for bought engagement, its median "
-                    "for genuine fast growers against genuine creators, and its correlation "
-                    "with account size among genuine creators. Every creator with a "
-                    "post in the 90 days before as_of is scored among its market, as a "
-                    "partner list would. Exit 0 when every claim meets its target, 1 "
-                    "otherwise.")
+        "whose hidden truth is known (the simulator's DIR/truth/creator_traits"
+        ".parquet): Spearman correlation of each index with its trait ("
+        + ", ".join(f"{family}: {meaning}" for family, (_, meaning) in TRAITS.items())
+        + "), the authenticity index's AUC for bought engagement, its median "
+        "for genuine fast growers against genuine creators, and its correlation "
+        "with account size among genuine creators. Every creator with a "
+        "post in the 90 days before as_of is scored among its market, as a "
+        "partner list would. Exit 0 when every claim meets its target, 1 "
+        "otherwise.",
+    )
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
-    parser.add_argument("--truth", type=Path, metavar="DIR",
-                        help="truth directory with creator_traits.parquet (default DIR/truth)")
-    parser.add_argument("--as-of", metavar="TIME",
-                        help="when to score (UTC; default: midnight after the data's last post, "
-                             "the time the truth's growth is measured at)")
-    parser.add_argument("--out", type=Path, metavar="FILE",
-                        help="also write the audit table (.csv or .parquet, atomically)")
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="DIR",
+        help="truth directory with creator_traits.parquet (default DIR/truth)",
+    )
+    parser.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="when to score (UTC; default: midnight after the data's last post, "
+        "the time the truth's growth is measured at)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="also write the audit table (.csv or .parquet, atomically)",
+    )
     return parser.parse_args(argv)
 
 
 def read_traits(directory: Path) -> pd.DataFrame:
     """The simulator's creator_traits of the truth directory, checked for the columns the audit reads."""
     needed = {"creator_id", "fake", "log10_f0", "affinity_1", "category_1"} | {
-        column for column, _ in TRAITS.values() if column != "affinity"}
+        column for column, _ in TRAITS.values() if column != "affinity"
+    }
     return read_truth_table(directory, "creator_traits", needed)
 
 
@@ -86,7 +105,9 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
-        raise UserError(f"--as-of: {text!r} is not a timestamp (e.g. 2025-12-01T00:00:00Z)") from None
+        raise UserError(
+            f"--as-of: {text!r} is not a timestamp (e.g. 2025-12-01T00:00:00Z)"
+        ) from None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
@@ -124,15 +145,19 @@ def main(argv=None) -> int:
         check_output_path(args.out)
         started = time.perf_counter()
         tables = load_tables_or_report(args.directory)
-        log(f"read and validated {args.directory} in {time.perf_counter() - started:.1f}s; "
-            f"building features for {len(tables['invitations']):,} invitations ...")
+        log(
+            f"read and validated {args.directory} in {time.perf_counter() - started:.1f}s; "
+            f"building features for {len(tables['invitations']):,} invitations ..."
+        )
         history = index_history(tables, release_posts=True)  # memory: see its docstring
         pairs = training_pairs(tables, history)
         write_frame_atomically(pairs, args.out)
     except UserError as err:
         return fail(str(err))
-    log(f"wrote {args.out}: {len(pairs):,} pairs x {len(FEATURE_NAMES)} features "
-        f"in {time.perf_counter() - started:.1f}s")
+    log(
+        f"wrote {args.out}: {len(pairs):,} pairs x {len(FEATURE_NAMES)} features "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
     return 0
 
 
@@ -155,18 +180,24 @@ def run_spark(args: argparse.Namespace) -> int:
         check_output_folder(args.out)
         rows = rows_or_report(args.directory)
         campaigns = read_table(args.directory, "campaigns")
-        log(f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
-            "starting Spark ...")
+        log(
+            f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
+            "starting Spark ..."
+        )
         spark, buckets = start_job(args.spark_master, args.buckets, rows)
-        log(f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
-            f"{rows['invitations']:,} invitations in {buckets} creator buckets ...")
+        log(
+            f"Spark {spark.version} on {spark.sparkContext.master}: building features for "
+            f"{rows['invitations']:,} invitations in {buckets} creator buckets ..."
+        )
         pairs, unsorted = spark_pairs(spark, args.directory, campaigns, buckets)
         run_job(lambda: write_parts_atomically(pairs, args.out))
         unsorted.unpersist()
     except (UserError, SparkError) as err:
         return fail(str(err))
-    log(f"wrote {args.out}/: {rows['invitations']:,} pairs x {len(FEATURE_NAMES)} features "
-        f"in {time.perf_counter() - started:.1f}s")
+    log(
+        f"wrote {args.out}/: {rows['invitations']:,} pairs x {len(FEATURE_NAMES)} features "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
     return 0
 
 

@@ -60,16 +60,21 @@ def default_as_of(tables: dict[str, pd.DataFrame]) -> pd.Timestamp:
 def active_creators(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
     """creator_id and market of creators with a post in the ``ACTIVE_DAYS`` before as_of."""
     posts = tables["posts"]
-    recent = posts["posted_at"].between(as_of - pd.Timedelta(days=ACTIVE_DAYS), as_of,
-                                        inclusive="left")
+    recent = posts["posted_at"].between(
+        as_of - pd.Timedelta(days=ACTIVE_DAYS), as_of, inclusive="left"
+    )
     ids = pd.Index(posts.loc[recent, "creator_id"].unique())
     creators = tables["creators"]
-    return creators.loc[creators["creator_id"].isin(ids), ["creator_id", "market"]] \
-        .sort_values("creator_id").reset_index(drop=True)
+    return (
+        creators.loc[creators["creator_id"].isin(ids), ["creator_id", "market"]]
+        .sort_values("creator_id")
+        .reset_index(drop=True)
+    )
 
 
-def audit_frame(tables: dict[str, pd.DataFrame], traits: pd.DataFrame,
-                as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def audit_frame(
+    tables: dict[str, pd.DataFrame], traits: pd.DataFrame, as_of: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """One row per (active creator, category): the creator's indices as of ``as_of``
     (peers: its market; the category index: its market for that category), its traits,
     and ``affinity``, its true affinity for that row's category."""
@@ -80,7 +85,9 @@ def audit_frame(tables: dict[str, pd.DataFrame], traits: pd.DataFrame,
     history = index_history(tables)
     categories = list(history.categories)
     requests = active.loc[active.index.repeat(len(categories))].reset_index(drop=True)
-    requests["category"] = pd.Series(np.tile(categories, len(active)), dtype=requests["market"].dtype)
+    requests["category"] = pd.Series(
+        np.tile(categories, len(active)), dtype=requests["market"].dtype
+    )
     requests["as_of"] = as_of
     features = build_features(tables, requests, history)
     indices = family_indices(features, requests["market"])
@@ -96,8 +103,9 @@ def _affinity(frame: pd.DataFrame) -> np.ndarray:
     """The creator's true affinity weight for the row's category (0 outside its three)."""
     total = np.zeros(len(frame))
     for k in (1, 2, 3):
-        total += np.where(frame[f"category_{k}"] == frame["category"],
-                          frame[f"affinity_{k}"].to_numpy(float), 0.0)
+        total += np.where(
+            frame[f"category_{k}"] == frame["category"], frame[f"affinity_{k}"].to_numpy(float), 0.0
+        )
     return total
 
 
@@ -115,8 +123,9 @@ def audit_table(frame: pd.DataFrame) -> pd.DataFrame:
         data = frame if family == "category" else one_per_creator
         known = data[[index_name(family), column]].dropna()
         rho = known[index_name(family)].corr(known[column], method="spearman")
-        rows.append(_row(family, meaning, "spearman", len(known), rho, MIN_SPEARMAN,
-                         rho >= MIN_SPEARMAN))
+        rows.append(
+            _row(family, meaning, "spearman", len(known), rho, MIN_SPEARMAN, rho >= MIN_SPEARMAN)
+        )
     auth = one_per_creator.dropna(subset=[index_name("authenticity")])
     rows.extend(_authenticity_rows(auth))
     return pd.DataFrame(rows)
@@ -133,22 +142,64 @@ def _authenticity_rows(frame: pd.DataFrame) -> list[dict]:
     gap = median_fast - median_all
     size_rho = genuine[index_name("authenticity")].corr(genuine["log10_f0"], method="spearman")
     return [
-        _row("authenticity", "bought engagement and followers (fake)", "auc", len(frame),
-             auc, MIN_AUC, auc >= MIN_AUC),
-        _row("authenticity", "genuine creators: median index", "median", int((~fake).sum()),
-             median_all, None, True),
-        _row("authenticity", "genuine fast growers (top tenth): median index", "median",
-             int(fast.sum()), median_fast, None, True),
-        _row("authenticity", "fast growers' median - genuine median", "gap",
-             int(fast.sum()), gap, -MAX_FAST_GROWER_GAP, abs(gap) <= MAX_FAST_GROWER_GAP),
-        _row("authenticity", "genuine creators: Spearman with account size", "size",
-             int((~fake).sum()), size_rho, MAX_SIZE_SPEARMAN, abs(size_rho) <= MAX_SIZE_SPEARMAN),
+        _row(
+            "authenticity",
+            "bought engagement and followers (fake)",
+            "auc",
+            len(frame),
+            auc,
+            MIN_AUC,
+            auc >= MIN_AUC,
+        ),
+        _row(
+            "authenticity",
+            "genuine creators: median index",
+            "median",
+            int((~fake).sum()),
+            median_all,
+            None,
+            True,
+        ),
+        _row(
+            "authenticity",
+            "genuine fast growers (top tenth): median index",
+            "median",
+            int(fast.sum()),
+            median_fast,
+            None,
+            True,
+        ),
+        _row(
+            "authenticity",
+            "fast growers' median - genuine median",
+            "gap",
+            int(fast.sum()),
+            gap,
+            -MAX_FAST_GROWER_GAP,
+            abs(gap) <= MAX_FAST_GROWER_GAP,
+        ),
+        _row(
+            "authenticity",
+            "genuine creators: Spearman with account size",
+            "size",
+            int((~fake).sum()),
+            size_rho,
+            MAX_SIZE_SPEARMAN,
+            abs(size_rho) <= MAX_SIZE_SPEARMAN,
+        ),
     ]
 
 
 def _row(index, trait, measure, n, value, target, ok) -> dict:
-    return dict(index=index, trait=trait, measure=measure, creators=n,
-                value=float(value), target=target, ok=bool(ok))
+    return dict(
+        index=index,
+        trait=trait,
+        measure=measure,
+        creators=n,
+        value=float(value),
+        target=target,
+        ok=bool(ok),
+    )
 
 
 def format_audit(table: pd.DataFrame) -> str:

@@ -31,11 +31,11 @@ from marketplace.reference import TIER_COMMENTS_PER_LIKE, TIER_SHARES_PER_LIKE, 
 MEASURE_DELAY = days(7)
 SNAPSHOT_DELAY = days(1)
 # Priors (pseudo-counts) so that one invitation or one post does not make 0 % or 100 %.
-ANSWER_PRIOR = (1.0, 2.0)       # 1 answered out of 2
-ACCEPT_PRIOR = (0.5, 2.0)       # 0.5 accepted out of 2
-DELIVERY_PRIOR = (1.0, 2.0)     # 1 delivered out of 2 promised
-PRIOR_VIEWS = 2000.0            # shoppable views at gmv 0 added to every GPM
-SIZE_PRIOR_LIKES = 20.0         # likes at the typical rate added to a size-relative ratio
+ANSWER_PRIOR = (1.0, 2.0)  # 1 answered out of 2
+ACCEPT_PRIOR = (0.5, 2.0)  # 0.5 accepted out of 2
+DELIVERY_PRIOR = (1.0, 2.0)  # 1 delivered out of 2 promised
+PRIOR_VIEWS = 2000.0  # shoppable views at gmv 0 added to every GPM
+SIZE_PRIOR_LIKES = 20.0  # likes at the typical rate added to a size-relative ratio
 # Authenticity flags count only what exceeds what genuine growth and noise produce (and
 # history.JUMP_TOLERANCE, a week's follower step 10 % above the creator's trend):
 UNMATCHED_TOLERANCE = np.log(1.5)  # followers growing 50 % more than views per post
@@ -52,8 +52,9 @@ def check_requests(requests: pd.DataFrame) -> None:
         raise ValueError("feature requests: as_of must not be null")
 
 
-def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
-                   history: History | None = None) -> pd.DataFrame:
+def build_features(
+    tables: dict[str, pd.DataFrame], requests: pd.DataFrame, history: History | None = None
+) -> pd.DataFrame:
     """One row of features (the registry's columns, float64) per request row.
 
     ``requests`` needs ``creator_id``, ``as_of`` (UTC timestamp) and ``category``;
@@ -68,11 +69,17 @@ def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
     as_of = micros(pd.to_datetime(requests["as_of"], utc=True))
     # Work in (creator, as_of) order: every binary search then walks memory in order.
     order = np.lexsort((as_of, creator))
-    q = _Query(creator=creator[order], as_of=as_of[order],
-               category=history.categories.get_indexer(requests["category"])[order])
+    q = _Query(
+        creator=creator[order],
+        as_of=as_of[order],
+        category=history.categories.get_indexer(requests["category"])[order],
+    )
     known = known[order]
-    commission = (requests["commission_rate"].to_numpy(dtype=float)[order]
-                  if "commission_rate" in requests.columns else np.full(len(requests), np.nan))
+    commission = (
+        requests["commission_rate"].to_numpy(dtype=float)[order]
+        if "commission_rate" in requests.columns
+        else np.full(len(requests), np.nan)
+    )
     columns = _Columns(order)
     # Followers known 0, 30 and 90 days before as_of: each looked up once.
     followers = {d: _followers_at(history, q, d) for d in FOLLOWER_LOOKBACK_DAYS}
@@ -82,12 +89,16 @@ def build_features(tables: dict[str, pd.DataFrame], requests: pd.DataFrame,
     _cooperation_features(history, q, columns)
     _growth_features(history, q, followers, columns)
     declared = np.where(known, history.declared_category[np.where(known, q.creator, 0)], -1)
-    columns["declared_category_match"] = ((declared == q.category) & (q.category >= 0)).astype(float)
+    columns["declared_category_match"] = ((declared == q.category) & (q.category >= 0)).astype(
+        float
+    )
     joined = np.where(known, history.joined_us[np.where(known, q.creator, 0)], q.as_of)
     columns["log_followers"] = np.log1p(np.where(np.isnan(followers_now), 0.0, followers_now))
     columns["tenure_days"] = np.maximum(q.as_of - joined, 0) / MICROS_PER_DAY
     columns["commission_rate"] = commission
-    return pd.DataFrame(columns.values, index=requests.index, columns=list(FEATURE_NAMES), copy=False)
+    return pd.DataFrame(
+        columns.values, index=requests.index, columns=list(FEATURE_NAMES), copy=False
+    )
 
 
 class _Columns:
@@ -118,29 +129,43 @@ class _Query:
     def __post_init__(self) -> None:
         self.by_time = np.argsort(self.as_of, kind="stable")
 
-    def before(self, timeline: Timeline, back_us: int, inclusive: bool = False,
-               entity: np.ndarray | None = None) -> np.ndarray:
+    def before(
+        self,
+        timeline: Timeline,
+        back_us: int,
+        inclusive: bool = False,
+        entity: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``timeline.before`` at as_of - back_us for every row (of ``entity``, default
         the creators)."""
-        return timeline.before(self.creator if entity is None else entity,
-                               self.as_of - back_us, inclusive, bound_order=self.by_time)
+        return timeline.before(
+            self.creator if entity is None else entity,
+            self.as_of - back_us,
+            inclusive,
+            bound_order=self.by_time,
+        )
 
 
 def _ratio(num, den, prior_num: float = 0.0, prior_den: float = 0.0) -> np.ndarray:
     """(num + prior_num) / (den + prior_den), NaN where that denominator is 0."""
     den = np.asarray(den, float) + prior_den
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, (np.asarray(num, float) + prior_num) / np.where(den > 0, den, 1), np.nan)
+        return np.where(
+            den > 0, (np.asarray(num, float) + prior_num) / np.where(den > 0, den, 1), np.nan
+        )
 
 
-def latest_followers(history: History, creator: np.ndarray, at_us: np.ndarray,
-                     at_order: np.ndarray | None = None) -> np.ndarray:
+def latest_followers(
+    history: History, creator: np.ndarray, at_us: np.ndarray, at_order: np.ndarray | None = None
+) -> np.ndarray:
     """Followers of each creator's latest snapshot known at ``at_us`` (one with
     ``snapshot_date + 1 day <= at``), NaN when there is none. ``creator`` holds
     ``history.creator_index`` codes; ``at_order`` optionally sorts ``at_us``."""
     tl = history.snapshots
     first = tl.first(creator)
-    end = tl.before(creator, np.asarray(at_us) - SNAPSHOT_DELAY, inclusive=True, bound_order=at_order)
+    end = tl.before(
+        creator, np.asarray(at_us) - SNAPSHOT_DELAY, inclusive=True, bound_order=at_order
+    )
     values = history.snapshot_followers
     latest = values[np.maximum(end - 1, 0)] if len(values) else np.zeros(len(end))
     return np.where(end > first, latest, np.nan).astype(float)
@@ -169,7 +194,7 @@ class _Windows:
 def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray], out) -> None:
     followers_now = followers[0]
     w = _Windows(history.posts, history.post_sums, q)
-    posted_end = w.position(0)                               # posted_at < as_of
+    posted_end = w.position(0)  # posted_at < as_of
     measured_end = w.position(MEASURE_DELAY, inclusive=True)  # posted_at + 7d <= as_of
 
     def posted(name, window_days):
@@ -191,14 +216,17 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
         out[f"log_views_per_post_{d}d"] = log_views_per_post[d]
         out[f"posts_per_week_{d}d"] = posted("posts", d) / (d / 7)
     for d in (90, 180):
-        out[f"mean_log_views_{d}d"] = _ratio(measured("log_views", d), measured("posts", d)) / LOG_SCALE
+        out[f"mean_log_views_{d}d"] = (
+            _ratio(measured("log_views", d), measured("posts", d)) / LOG_SCALE
+        )
     views90 = measured("views", 90)
     out["likes_per_view_90d"] = _ratio(measured("likes", 90), views90)
     out["comments_per_view_90d"] = _ratio(measured("comments", 90), views90)
     out["shares_per_view_90d"] = _ratio(measured("shares", 90), views90)
     out["engagement_per_view_180d"] = _ratio(
         measured("likes", 180) + measured("comments", 180) + measured("shares", 180),
-        measured("views", 180))
+        measured("views", 180),
+    )
     out["views_trend"] = log_views_per_post[30] - log_views_per_post[180]
 
     for d in (90, 180):
@@ -216,7 +244,8 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
     # above 1 when posts are spread out evenly, below 1 when they come in bursts.
     per_week = posted("posts", 180) / (180 / 7)
     out["active_week_ratio_180d"] = np.where(
-        per_week > 0, active_share / -np.expm1(-np.maximum(per_week, 1e-12)), np.nan)
+        per_week > 0, active_share / -np.expm1(-np.maximum(per_week, 1e-12)), np.nan
+    )
     has_post = posted_end > w.first
     last = history.posts.time_at(posted_end - 1)
     first_time = history.posts.time_at(w.first)
@@ -233,15 +262,18 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
 
     for d in (90, 180, None):
         name = f"gpm_{d}d" if d else "gpm_all"
-        out[name] = 1000.0 * _ratio(measured("shop_gmv", d) / 100.0, measured("shop_views", d),
-                                    0.0, PRIOR_VIEWS)
+        out[name] = 1000.0 * _ratio(
+            measured("shop_gmv", d) / 100.0, measured("shop_views", d), 0.0, PRIOR_VIEWS
+        )
     for d in (90, 180, None):
         name = f"orders_per_1k_views_{d}d" if d else "orders_per_1k_views_all"
-        out[name] = 1000.0 * _ratio(measured("shop_orders", d), measured("shop_views", d),
-                                    0.0, PRIOR_VIEWS)
+        out[name] = 1000.0 * _ratio(
+            measured("shop_orders", d), measured("shop_views", d), 0.0, PRIOR_VIEWS
+        )
     for d, name in ((90, "90d"), (None, "all")):
         out[f"log_gmv_per_shoppable_post_{name}"] = np.log1p(
-            _ratio(measured("shop_gmv", d) / 100.0, measured("shop", d)))
+            _ratio(measured("shop_gmv", d) / 100.0, measured("shop", d))
+        )
     out["log_gmv_90d"] = np.log1p(measured("gmv", 90) / 100.0)
 
     likes90 = measured("likes", 90)
@@ -251,16 +283,21 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
     # Against what is typical for an account of this size (log ratio; 0 = typical), with a
     # prior of SIZE_PRIOR_LIKES likes at the typical rate so a few likes do not swing it.
     size = np.log10(np.where(followers_now > 0, followers_now, np.nan))
-    for name, typical_curve, num in (("comments", TIER_COMMENTS_PER_LIKE, measured("comments", 90)),
-                                     ("shares", TIER_SHARES_PER_LIKE, measured("shares", 90))):
+    for name, typical_curve, num in (
+        ("comments", TIER_COMMENTS_PER_LIKE, measured("comments", 90)),
+        ("shares", TIER_SHARES_PER_LIKE, measured("shares", 90)),
+    ):
         typical = tier_curve(size, typical_curve)
         smoothed = (num + SIZE_PRIOR_LIKES * typical) / (likes90 + SIZE_PRIOR_LIKES)
-        out[f"{name}_per_like_vs_size_90d"] = np.where(likes90 > 0, np.log(smoothed / typical), np.nan)
+        out[f"{name}_per_like_vs_size_90d"] = np.where(
+            likes90 > 0, np.log(smoothed / typical), np.nan
+        )
     n90 = measured("posts", 90)
     mean_log = _ratio(measured("log_views", 90), n90) / LOG_SCALE
     mean_sq = _ratio(measured("log_views_sq", 90), n90) / LOG_SCALE
-    out["view_spikiness_90d"] = np.where(n90 >= 3, np.sqrt(np.maximum(mean_sq - mean_log ** 2, 0)),
-                                         np.nan)
+    out["view_spikiness_90d"] = np.where(
+        n90 >= 3, np.sqrt(np.maximum(mean_sq - mean_log**2, 0)), np.nan
+    )
 
     recent = lambda name, a, b: w.sum(name, w.position(days(a)), w.position(days(b), b == 7))  # noqa: E731
     # Followers gained without the views to match: genuine growth brings views with it
@@ -271,11 +308,13 @@ def _post_features(history: History, q: _Query, followers: dict[int, np.ndarray]
     unmatched = follower_growth - (np.log1p(views_now) - np.log1p(views_then))
     out["followers_without_views_90d"] = np.maximum(unmatched - UNMATCHED_TOLERANCE, 0.0)
     v_recent, v_before = recent("views", 37, 7), recent("views", 67, 37)
-    out["views_growth_30d"] = np.where(v_recent + v_before > 0,
-                                       np.log1p(v_recent) - np.log1p(v_before), np.nan)
+    out["views_growth_30d"] = np.where(
+        v_recent + v_before > 0, np.log1p(v_recent) - np.log1p(v_before), np.nan
+    )
     g_recent, g_before = recent("gmv", 97, 7) / 100.0, recent("gmv", 187, 97) / 100.0
-    out["gmv_growth_90d"] = np.where(g_recent + g_before > 0,
-                                     np.log1p(g_recent) - np.log1p(g_before), np.nan)
+    out["gmv_growth_90d"] = np.where(
+        g_recent + g_before > 0, np.log1p(g_recent) - np.log1p(g_before), np.nan
+    )
 
 
 def _category_features(history: History, q: _Query, out) -> None:
@@ -297,17 +336,24 @@ def _category_features(history: History, q: _Query, out) -> None:
     zero_if_no_category = lambda x: np.where(none, np.where(np.isnan(x), np.nan, 0.0), x)  # noqa: E731
     shares = {
         "category_post_share_180d": _ratio(
-            w.sum("posts", lo180, posted_end),
-            total("posts", q.before(tl, days(180)), all_posted)),
-        "category_post_share_all": _ratio(w.sum("posts", w.first, posted_end),
-                                          total("posts", all_first, all_posted)),
-        "category_view_share_all": _ratio(w.sum("views", w.first, measured_end),
-                                          total("views", all_first, all_measured)),
-        "category_gmv_share_all": _ratio(w.sum("gmv", w.first, measured_end),
-                                         total("gmv", all_first, all_measured)),
-        "category_gpm_all": 1000.0 * _ratio(w.sum("shop_gmv", w.first, measured_end) / 100.0,
-                                            w.sum("shop_views", w.first, measured_end),
-                                            0.0, PRIOR_VIEWS),
+            w.sum("posts", lo180, posted_end), total("posts", q.before(tl, days(180)), all_posted)
+        ),
+        "category_post_share_all": _ratio(
+            w.sum("posts", w.first, posted_end), total("posts", all_first, all_posted)
+        ),
+        "category_view_share_all": _ratio(
+            w.sum("views", w.first, measured_end), total("views", all_first, all_measured)
+        ),
+        "category_gmv_share_all": _ratio(
+            w.sum("gmv", w.first, measured_end), total("gmv", all_first, all_measured)
+        ),
+        "category_gpm_all": 1000.0
+        * _ratio(
+            w.sum("shop_gmv", w.first, measured_end) / 100.0,
+            w.sum("shop_views", w.first, measured_end),
+            0.0,
+            PRIOR_VIEWS,
+        ),
     }
     for name, value in shares.items():
         out[name] = zero_if_no_category(value)
@@ -322,16 +368,19 @@ def _cooperation_features(history: History, q: _Query, out) -> None:
     dend = d.position(0)
     promised = d.sum("promised", d.first, dend)
     delivered = d.sum("delivered", d.first, dend)
-    out.update({
-        "past_invitations": n,
-        "answer_rate": _ratio(answered, n, *ANSWER_PRIOR),
-        "acceptance_rate": _ratio(a.sum("accepted", a.first, end), n, *ACCEPT_PRIOR),
-        "response_hours": _ratio(a.sum("wait_s", a.first, end) / 3600.0, answered),
-        "delivery_rate": _ratio(delivered, promised, *DELIVERY_PRIOR),
-        "campaigns_delivered": d.sum("delivered_any", d.first, dend),
-        "log_campaign_gmv_per_delivered_post": np.log1p(
-            d.sum("gmv", d.first, dend) / 100.0 / (delivered + 1.0)),
-    })
+    out.update(
+        {
+            "past_invitations": n,
+            "answer_rate": _ratio(answered, n, *ANSWER_PRIOR),
+            "acceptance_rate": _ratio(a.sum("accepted", a.first, end), n, *ACCEPT_PRIOR),
+            "response_hours": _ratio(a.sum("wait_s", a.first, end) / 3600.0, answered),
+            "delivery_rate": _ratio(delivered, promised, *DELIVERY_PRIOR),
+            "campaigns_delivered": d.sum("delivered_any", d.first, dend),
+            "log_campaign_gmv_per_delivered_post": np.log1p(
+                d.sum("gmv", d.first, dend) / 100.0 / (delivered + 1.0)
+            ),
+        }
+    )
 
 
 def _growth_features(history: History, q: _Query, followers: dict[int, np.ndarray], out) -> None:
@@ -343,7 +392,9 @@ def _growth_features(history: History, q: _Query, followers: dict[int, np.ndarra
     then = q.before(tl, days(90) + SNAPSHOT_DELAY, inclusive=True)
     organic = Timeline.window(history.organic_growth_sums, first, then, end) / 1e6
     out["organic_follower_growth_90d"] = np.where((then > first) & (end > first), organic, np.nan)
-    for name, lo in (("follower_jump_180d", q.before(tl, days(180) - SNAPSHOT_DELAY)),
-                     ("follower_jump_all", first)):
+    for name, lo in (
+        ("follower_jump_180d", q.before(tl, days(180) - SNAPSHOT_DELAY)),
+        ("follower_jump_all", first),
+    ):
         jump = range_max(history.snapshot_jumps, np.maximum(lo, first), end)
         out[name] = np.maximum(jump - JUMP_TOLERANCE, 0.0)  # NaN stays NaN

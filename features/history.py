@@ -16,8 +16,9 @@ import pyarrow as pa
 from features.timeline import MICROS_PER_DAY, MICROS_PER_SECOND, Timeline, micros
 
 LOG_SCALE = 1_000  # logs summed in thousandths: int32 sums for all but the busiest creators
-JUMP_TREND_STEPS = 3          # a follower step is judged against the mean of the 3 before it
+JUMP_TREND_STEPS = 3  # a follower step is judged against the mean of the 3 before it
 JUMP_TOLERANCE = np.log(1.1)  # a week's follower step 10 % above the creator's trend counts
+
 
 @dataclass(frozen=True)
 class History:
@@ -52,9 +53,13 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
     creators = tables["creators"]
     creator_index = pd.Index(creators["creator_id"])
     posts = tables["posts"]
-    categories = pd.Index(sorted(set(posts["category"].dropna().unique())
-                                 | set(tables["campaigns"]["category"].dropna().unique())
-                                 | set(creators["primary_category"].dropna().unique())))
+    categories = pd.Index(
+        sorted(
+            set(posts["category"].dropna().unique())
+            | set(tables["campaigns"]["category"].dropna().unique())
+            | set(creators["primary_category"].dropna().unique())
+        )
+    )
     columns = _post_arrays(posts, creator_index, categories)
     if release_posts:
         tables["posts"] = posts.iloc[:0]
@@ -65,7 +70,9 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
 
     has_cat = columns["category"] >= 0
     category_posts = Timeline.build(
-        (columns["code"] * len(categories) + columns["category"])[has_cat], columns["posted"][has_cat])
+        (columns["code"] * len(categories) + columns["category"])[has_cat],
+        columns["posted"][has_cat],
+    )
     shop, views, cents = (columns[c][has_cat] for c in ("shop", "views", "cents"))
     category_sums = {
         "posts": category_posts.running(np.ones(len(views), np.int8)),
@@ -77,23 +84,32 @@ def index_history(tables: dict[str, pd.DataFrame], release_posts: bool = False) 
     del columns, shop, views, cents
 
     snaps = tables["follower_snapshots"]
-    snapshots = Timeline.build(creator_index.get_indexer(snaps["creator_id"]),
-                               micros(snaps["snapshot_date"]))
+    snapshots = Timeline.build(
+        creator_index.get_indexer(snaps["creator_id"]), micros(snaps["snapshot_date"])
+    )
     snapshot_followers = snapshots.take(snaps["followers"].to_numpy())
     jumps = follower_jumps(snapshots, snapshot_followers)
     answers, answer_sums, deliveries, delivery_sums = _invitation_history(tables, creator_index)
     declared = categories.get_indexer(creators["primary_category"])
     return History(
-        creator_index=creator_index, declared_category=declared,
-        joined_us=micros(creators["joined_at"]), categories=categories,
-        posts=timeline, post_sums=post_sums,
-        category_posts=category_posts, category_sums=category_sums,
-        snapshots=snapshots, snapshot_followers=snapshot_followers,
+        creator_index=creator_index,
+        declared_category=declared,
+        joined_us=micros(creators["joined_at"]),
+        categories=categories,
+        posts=timeline,
+        post_sums=post_sums,
+        category_posts=category_posts,
+        category_sums=category_sums,
+        snapshots=snapshots,
+        snapshot_followers=snapshot_followers,
         snapshot_jumps=jumps,
-        organic_growth_sums=snapshots.running(organic_increments(snapshots, snapshot_followers, jumps),
-                                              presorted=True),
-        answers=answers, answer_sums=answer_sums,
-        deliveries=deliveries, delivery_sums=delivery_sums,
+        organic_growth_sums=snapshots.running(
+            organic_increments(snapshots, snapshot_followers, jumps), presorted=True
+        ),
+        answers=answers,
+        answer_sums=answer_sums,
+        deliveries=deliveries,
+        delivery_sums=delivery_sums,
     )
 
 
@@ -133,8 +149,7 @@ def follower_jumps(snapshots: Timeline, followers: np.ndarray) -> np.ndarray:
     return np.where(trend_n > 0, step - trend_sum / np.maximum(trend_n, 1), np.nan)
 
 
-def organic_increments(snapshots: Timeline, followers: np.ndarray, jumps: np.ndarray
-                       ) -> np.ndarray:
+def organic_increments(snapshots: Timeline, followers: np.ndarray, jumps: np.ndarray) -> np.ndarray:
     """Each snapshot's log follower increment over the one before, with the part of a jump
     beyond ``JUMP_TOLERANCE`` above the creator's trend taken out (millionths, int64, sorted
     order; 0 at a creator's first snapshot). Summed over a window: organic growth."""
@@ -163,8 +178,10 @@ def post_time_range(history: History) -> tuple[pd.Timestamp | None, pd.Timestamp
     times = history.posts.ranks  # every distinct posted_at, sorted
     if len(times) == 0:
         return None, None
-    return (pd.Timestamp(int(times[0]), unit="us", tz="UTC"),
-            pd.Timestamp(int(times[-1]), unit="us", tz="UTC"))
+    return (
+        pd.Timestamp(int(times[0]), unit="us", tz="UTC"),
+        pd.Timestamp(int(times[-1]), unit="us", tz="UTC"),
+    )
 
 
 def _cents(values: pd.Series) -> np.ndarray:
@@ -179,22 +196,29 @@ def _post_sums(timeline: Timeline, posts: dict[str, np.ndarray]) -> dict:
     # Gaps and calendar weeks need time order: computed on the sorted posts directly.
     sorted_time = timeline.take(posts["posted"])
     first_in_creator = timeline.is_first()
-    gap_s = np.where(first_in_creator, 0,
-                     np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND)
+    gap_s = np.where(
+        first_in_creator, 0, np.diff(sorted_time, prepend=sorted_time[:1]) // MICROS_PER_SECOND
+    )
     week = sorted_time // (7 * MICROS_PER_DAY)
     new_week = first_in_creator | (np.diff(week, prepend=week[:1]) != 0)
     run = timeline.running
     return {
         "posts": run(np.ones(len(views), np.int8)),
-        "shop": run(shop), "live": run(posts["live"]),
-        "gaps": run(gap_s, presorted=True), "gaps_sq": run(gap_s * gap_s, presorted=True),
+        "shop": run(shop),
+        "live": run(posts["live"]),
+        "gaps": run(gap_s, presorted=True),
+        "gaps_sq": run(gap_s * gap_s, presorted=True),
         "weeks": run(new_week, presorted=True),
-        "views": run(views), "likes": run(posts["likes"]),
-        "comments": run(posts["comments"]), "shares": run(posts["shares"]),
+        "views": run(views),
+        "likes": run(posts["likes"]),
+        "comments": run(posts["comments"]),
+        "shares": run(posts["shares"]),
         "gmv": run(cents),
-        "shop_views": run(views * shop), "shop_orders": run(posts["orders"] * shop),
+        "shop_views": run(views * shop),
+        "shop_orders": run(posts["orders"] * shop),
         "shop_gmv": run(cents * shop),
-        "log_views": run(log_views), "log_views_sq": run(log_views * log_views // LOG_SCALE),
+        "log_views": run(log_views),
+        "log_views_sq": run(log_views * log_views // LOG_SCALE),
     }
 
 
@@ -202,13 +226,18 @@ def _invitation_history(tables: dict, creator_index: pd.Index):
     """Timelines of invitation answers (known at answer or at campaign start for silence)
     and of campaign deliveries and results (known at the campaign's end)."""
     inv = tables["invitations"].merge(
-        tables["campaigns"][["campaign_id", "start_at", "end_at"]], on="campaign_id", how="left")
-    inv = inv.merge(tables["campaign_results"][["campaign_id", "creator_id", "gmv"]],
-                    on=["campaign_id", "creator_id"], how="left")
+        tables["campaigns"][["campaign_id", "start_at", "end_at"]], on="campaign_id", how="left"
+    )
+    inv = inv.merge(
+        tables["campaign_results"][["campaign_id", "creator_id", "gmv"]],
+        on=["campaign_id", "creator_id"],
+        how="left",
+    )
     code = creator_index.get_indexer(inv["creator_id"])
     answered = (inv["response"] != "no_response").to_numpy()
-    known = np.where(answered, micros(inv["responded_at"].fillna(inv["start_at"])),
-                     micros(inv["start_at"]))
+    known = np.where(
+        answered, micros(inv["responded_at"].fillna(inv["start_at"])), micros(inv["start_at"])
+    )
     answers = Timeline.build(code, known)
     wait_s = np.where(answered, (known - micros(inv["invited_at"])) // MICROS_PER_SECOND, 0)
     answer_sums = {

@@ -20,7 +20,7 @@ HISTORY_RULES: dict[str, str] = {
     "engagement": "at least 3 posts in the last 180 days, one of them measured",
     "volume": "a first post at least 30 days before as_of",
     "consistency": "a first post at least 30 days before as_of, and 3 gaps between posts "
-                   "in the last 180 days",
+    "in the last 180 days",
     "diligence": "at least 3 posts in the last 180 days",
     "cooperation": "at least one earlier invitation with a known answer",
     "sales": "at least one measured shoppable post",
@@ -59,8 +59,13 @@ def family_indices(features: pd.DataFrame, peers) -> pd.DataFrame:
     known = has_history(features)
     out = pd.DataFrame(index=features.index)
     for family in FAMILIES:
-        directed = pd.DataFrame({f.name: features[f.name] * f.direction
-                                 for f in features_of(family) if f.direction != 0})
+        directed = pd.DataFrame(
+            {
+                f.name: features[f.name] * f.direction
+                for f in features_of(family)
+                if f.direction != 0
+            }
+        )
         directed = directed.where(known[family], axis=0)
         groups = directed.groupby(peers, sort=False)
         ranks = groups.rank(method="average")

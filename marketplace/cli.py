@@ -66,16 +66,19 @@ def rows_or_report(directory, recheck: bool = False) -> dict[str, int]:
 def _stamped(directory) -> dict[str, int] | None:
     rows = stamped_rows(directory)
     if rows is not None:
-        log(f"{directory} passed validation before and no table file changed since "
-            f"({STAMP}): not checked again")
+        log(
+            f"{directory} passed validation before and no table file changed since "
+            f"({STAMP}): not checked again"
+        )
     return rows
 
 
 def _report(directory, violations) -> NoReturn:
     for violation in violations:
         print(violation)
-    raise UserError(f"{directory}: {len(violations)} violation(s) of the data "
-                    "contract (listed above)")
+    raise UserError(
+        f"{directory}: {len(violations)} violation(s) of the data contract (listed above)"
+    )
 
 
 def check_output_path(path: Path) -> None:
@@ -104,8 +107,9 @@ def write_frame_atomically(frame: pd.DataFrame, path: Path) -> None:
             os.remove(tmp)
 
 
-def read_truth_table(directory: Path, name: str, columns: set[str],
-                     ids: tuple[str, ...] = ("creator_id",)) -> pd.DataFrame:
+def read_truth_table(
+    directory: Path, name: str, columns: set[str], ids: tuple[str, ...] = ("creator_id",)
+) -> pd.DataFrame:
     """``directory/<name>.parquet`` (or a ``<name>/`` directory of parts) of a simulator's
     truth, with ``columns`` present and the
     ``ids`` columns as strings; UserError (one line) when it is missing or incomplete."""

@@ -222,6 +222,7 @@ def violation(frame: pd.DataFrame, table: str, column: str, rule: str, mask) -> 
 
 def _is_kind(kind: str) -> Callable[[pd.Series], bool]:
     """A whole-column type check for a contract kind (any width or unit is fine)."""
+
     def check(s: pd.Series) -> bool:
         d = s.dtype
         if kind == "string":
@@ -255,7 +256,10 @@ _CHECKS: dict[tuple[str, str], tuple[pa.Check, ...]] = {
     ("follower_snapshots", "followers"): (_NON_NEGATIVE,),
     ("posts", "post_id"): (_NOT_EMPTY,),
     ("posts", "format"): (_check(FORMAT_ENUM, lambda s: s.isin(FORMATS)),),
-    **{("posts", c): (_NON_NEGATIVE,) for c in ("views", "likes", "comments", "shares", "orders", "gmv")},
+    **{
+        ("posts", c): (_NON_NEGATIVE,)
+        for c in ("views", "likes", "comments", "shares", "orders", "gmv")
+    },
     ("campaigns", "campaign_id"): (_NOT_EMPTY,),
     ("campaigns", "brand_id"): (_NOT_EMPTY,),
     ("campaigns", "market"): (_MARKET,),
@@ -271,8 +275,7 @@ _CHECKS: dict[tuple[str, str], tuple[pa.Check, ...]] = {
 def type_schema(table: str) -> pa.DataFrameSchema:
     """Pandera schema for column presence and type (extra columns are allowed)."""
     columns = {
-        f.name: pa.Column(None, list(_type_checks(f, True)), nullable=True)
-        for f in FIELDS[table]
+        f.name: pa.Column(None, list(_type_checks(f, True)), nullable=True) for f in FIELDS[table]
     }
     return pa.DataFrameSchema(columns, strict=False, name=table)
 

@@ -73,8 +73,9 @@ def part_paths(path: Path) -> list[Path]:
     """The files of a table: the file itself, or a directory's Parquet parts by name."""
     if path.is_file():
         return [path]
-    return sorted(p for p in path.glob("*.parquet")
-                  if p.is_file() and not p.name.startswith((".", "_")))
+    return sorted(
+        p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith((".", "_"))
+    )
 
 
 def read_tables(directory) -> dict[str, pd.DataFrame]:
@@ -135,7 +136,8 @@ def read_part_batches(part: Path, name: str, rows: int) -> Iterator[pd.DataFrame
         batches = reader.iter_batches(batch_size=rows, columns=present)
         for batch in batches:
             frame = pa.Table.from_batches([batch]).to_pandas(
-                date_as_object=False, types_mapper=_int_as_nullable)
+                date_as_object=False, types_mapper=_int_as_nullable
+            )
             yield coerce_table(frame, name)
     except (OSError, ValueError, pa.ArrowException) as err:
         raise _unreadable(name, part.name, err) from None
@@ -168,8 +170,9 @@ def _read_raw(path: Path, name: str) -> pd.DataFrame:
         if not parts:
             raise InvalidData([Violation(name, "", f"no Parquet parts in {path.name}/")])
         folder = "" if path.is_file() else f"{path.name}/"
-        arrow = pa.concat_tables([_read_part(part, name, wanted, folder) for part in parts],
-                                 promote_options="permissive")
+        arrow = pa.concat_tables(
+            [_read_part(part, name, wanted, folder) for part in parts], promote_options="permissive"
+        )
         return arrow.to_pandas(date_as_object=False, types_mapper=_int_as_nullable)
     except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as err:
         raise _unreadable(name, path.name, err) from None
@@ -245,7 +248,9 @@ def _to_timestamp(values: pd.Series) -> pd.Series:
         return values.dt.tz_localize("UTC").astype(TIMESTAMP_DTYPE)
     if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
         return pd.Series(pd.NaT, index=values.index, dtype=TIMESTAMP_DTYPE)
-    parsed = pd.to_datetime(values.astype(STRING_DTYPE), utc=True, format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(
+        values.astype(STRING_DTYPE), utc=True, format="ISO8601", errors="coerce"
+    )
     return parsed.astype(TIMESTAMP_DTYPE)
 
 
@@ -367,8 +372,9 @@ def _timestamp_text(values: pd.Series) -> pd.Series:
     return _iso_text(values, "us" if micros.any() else "s", "UTC")
 
 
-def _iso_text(values: pd.Series, unit: Literal["D", "s", "us"],
-              timezone: Literal["naive", "UTC"]) -> pd.Series:
+def _iso_text(
+    values: pd.Series, unit: Literal["D", "s", "us"], timezone: Literal["naive", "UTC"]
+) -> pd.Series:
     """ISO-8601 text of UTC timestamps ("UTC" appends `Z`); nulls stay null."""
     naive = values.dt.tz_convert(None).to_numpy()
     text = np.datetime_as_string(naive, unit=unit, timezone=timezone)
@@ -377,5 +383,4 @@ def _iso_text(values: pd.Series, unit: Literal["D", "s", "us"],
 
 def write_part(frame: pd.DataFrame, name: str, path: Path) -> None:
     """One Parquet part of contract table ``name`` (coerced to the contract first)."""
-    pq.write_table(to_arrow(coerce_table(frame, name), name), path,
-                   compression=PARQUET_COMPRESSION)
+    pq.write_table(to_arrow(coerce_table(frame, name), name), path, compression=PARQUET_COMPRESSION)

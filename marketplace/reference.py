@@ -16,9 +16,16 @@ import pandas as pd
 
 TIER_EDGES = (-np.inf, 1e4, 1e5, 1e6, np.inf)
 TIER_LABELS = ("< 10K", "10K-100K", "100K-1M", "> 1M")
-SAMPLE_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tiktok_videos_vn_2025.csv"
-RATIOS = ("views_per_follower", "engagement_per_view", "comments_per_like", "shares_per_like",
-          "days_between_posts")
+SAMPLE_FILE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tiktok_videos_vn_2025.csv"
+)
+RATIOS = (
+    "views_per_follower",
+    "engagement_per_view",
+    "comments_per_like",
+    "shares_per_like",
+    "days_between_posts",
+)
 
 # Typical ratios for an account of a given size: the real sample's tier medians (views per
 # follower, likes per view, comments and shares per like), anchored at log10(followers) =
@@ -51,12 +58,14 @@ def simulated_videos(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     snaps = tables["follower_snapshots"].sort_values("snapshot_date")
     latest = snaps.groupby("creator_id")["followers"].last()
     videos = tables["posts"][tables["posts"]["format"] == "video"]
-    return pd.DataFrame({
-        "creator": videos["creator_id"],
-        "followers": videos["creator_id"].map(latest),
-        "posted_at": videos["posted_at"],
-        **{c: videos[c] for c in ("views", "likes", "comments", "shares")},
-    }).dropna(subset=["followers"])
+    return pd.DataFrame(
+        {
+            "creator": videos["creator_id"],
+            "followers": videos["creator_id"].map(latest),
+            "posted_at": videos["posted_at"],
+            **{c: videos[c] for c in ("views", "likes", "comments", "shares")},
+        }
+    ).dropna(subset=["followers"])
 
 
 def follower_tier(followers) -> pd.Series:
@@ -73,14 +82,21 @@ def per_creator_ratios(videos: pd.DataFrame, recent: int = 20) -> pd.DataFrame:
     likes = latest["likes"].where(latest["likes"] > 0)
     followers = latest["followers"].where(latest["followers"] > 0)
     gaps = latest.groupby("creator")["posted_at"].diff().dt.total_seconds() / 86400.0
-    ratios = pd.DataFrame({
-        "creator": latest["creator"],
-        "views_per_follower": views / followers,
-        "engagement_per_view": (latest["likes"] + latest["comments"] + latest["shares"]) / views,
-        "comments_per_like": latest["comments"] / likes,
-        "shares_per_like": latest["shares"] / likes,
-        "days_between_posts": gaps,
-    }).groupby("creator").median()
+    ratios = (
+        pd.DataFrame(
+            {
+                "creator": latest["creator"],
+                "views_per_follower": views / followers,
+                "engagement_per_view": (latest["likes"] + latest["comments"] + latest["shares"])
+                / views,
+                "comments_per_like": latest["comments"] / likes,
+                "shares_per_like": latest["shares"] / likes,
+                "days_between_posts": gaps,
+            }
+        )
+        .groupby("creator")
+        .median()
+    )
     ratios["followers"] = latest.groupby("creator")["followers"].first()
     ratios["tier"] = follower_tier(ratios["followers"])
     return ratios

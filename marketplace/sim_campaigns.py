@@ -36,7 +36,9 @@ def draw_campaigns(rng, cfg: SimConfig) -> dict[str, np.ndarray]:
     return dict(
         market=rng.choice(len(MARKETS), m, p=cfg.market_share),
         category=rng.choice(len(CATEGORIES), m, p=CATEGORY_SHARE),
-        created=created, start=start, end=end,
+        created=created,
+        start=start,
+        end=end,
         commission=commission,
         commission_known=rng.random(m) > 0.05,
         brand=rng.integers(0, n_brands, m),
@@ -85,8 +87,9 @@ def invite(rng, creators: dict, campaigns: dict, cs: np.ndarray, followers: np.n
     return np.concatenate(camp_rows), np.concatenate(creator_rows)
 
 
-def _weighted_sample(rng, cum: np.ndarray, a: int, b: int, joined: np.ndarray,
-                     created: float, k: int) -> np.ndarray:
+def _weighted_sample(
+    rng, cum: np.ndarray, a: int, b: int, joined: np.ndarray, created: float, k: int
+) -> np.ndarray:
     """k distinct positions with ``joined < created`` (at least k must exist), drawn
     without replacement, position j with weight cum[j+1] - cum[j], times
     ``INVITE_MATCH_WEIGHT`` inside [a, b). Draws with replacement in rounds, dropping the
@@ -124,31 +127,51 @@ def draw_outcomes(rng, creators: dict, campaigns: dict, camp, who, followers) ->
     gone_by_end = creators["churn_day"][who] < end
 
     p_answer = sigmoid(1.0 + 1.0 * coop - 0.25 * lf) * np.where(gone_at_invite, 0.15, 1.0)
-    p_accept = sigmoid(-0.3 + 0.9 * coop + 0.4 * dil + 1.2 * (fit - 0.7)
-                       + 10.0 * (commission - 0.12) - 0.3 * lf)
+    p_accept = sigmoid(
+        -0.3 + 0.9 * coop + 0.4 * dil + 1.2 * (fit - 0.7) + 10.0 * (commission - 0.12) - 0.3 * lf
+    )
     lam = 0.5 + 1.5 * sigmoid(dil)
-    p_deliver = (sigmoid(0.8 + 1.2 * coop + 0.6 * dil + 0.5 * np.log(creators["regularity"][who]))
-                 * np.where(gone_by_end, 0.1, 1.0))
+    p_deliver = sigmoid(
+        0.8 + 1.2 * coop + 0.6 * dil + 0.5 * np.log(creators["regularity"][who])
+    ) * np.where(gone_by_end, 0.1, 1.0)
     week = np.maximum((start // 7).astype(int) - 1, 0)
-    views = (followers[who, week] * np.exp(log_views_per_follower(creators, who, start)
-                                           + VIEW_NOISE_SD ** 2 / 2) * SHOPPABLE_VIEW_FACTOR)
+    views = (
+        followers[who, week]
+        * np.exp(log_views_per_follower(creators, who, start) + VIEW_NOISE_SD**2 / 2)
+        * SHOPPABLE_VIEW_FACTOR
+    )
     unit_price = CATEGORY_PRICE[category] * MARKET_PRICE[campaigns["market"][camp]]
-    per_post = (views * BASE_ORDERS_PER_VIEW * creators["sales_effect"][who] * fit
-                * unit_price * campaigns["appeal"][camp] * (0.5 + 5.0 * commission))
+    per_post = (
+        views
+        * BASE_ORDERS_PER_VIEW
+        * creators["sales_effect"][who]
+        * fit
+        * unit_price
+        * campaigns["appeal"][camp]
+        * (0.5 + 5.0 * commission)
+    )
     expected = p_answer * p_accept * (1.0 + lam) * p_deliver * per_post
 
     answered = rng.random(len(camp)) < p_answer
     accepted = answered & (rng.random(len(camp)) < p_accept)
     promised = 1 + rng.poisson(lam)
     delivered = rng.binomial(promised, p_deliver)
-    latent = delivered * per_post * np.exp(rng.normal(-CAMPAIGN_NOISE_SD ** 2 / 2,
-                                                      CAMPAIGN_NOISE_SD, len(camp)))
+    latent = (
+        delivered
+        * per_post
+        * np.exp(rng.normal(-(CAMPAIGN_NOISE_SD**2) / 2, CAMPAIGN_NOISE_SD, len(camp)))
+    )
     orders = np.where(accepted, rng.poisson(latent / unit_price), 0)
     gmv = np.round(orders * unit_price * np.exp(rng.normal(-0.02, 0.2, len(camp))), 2)
     response_hours = rng.exponential(36.0 * np.exp(-0.6 * coop)) + 0.1
     return dict(
-        invited=invited, answered=answered, accepted=accepted,
+        invited=invited,
+        answered=answered,
+        accepted=accepted,
         responded=invited + response_hours / 24.0,
-        promised=promised, delivered=delivered, orders=orders, gmv=gmv,
+        promised=promised,
+        delivered=delivered,
+        orders=orders,
+        gmv=gmv,
         expected=expected,
     )

@@ -15,8 +15,18 @@ START = pd.Timestamp("2024-07-01", tz="UTC")
 MARKETS = ("ID", "VN", "TH", "PH", "MY", "GB", "SG")
 MARKET_SHARE = np.array([0.24, 0.17, 0.16, 0.15, 0.10, 0.12, 0.06])
 MARKET_PRICE = np.array([0.7, 0.7, 0.9, 0.7, 1.0, 2.0, 1.8])
-CATEGORIES = ("beauty", "fashion", "food", "home", "electronics", "health", "baby",
-              "sports", "toys", "pets")
+CATEGORIES = (
+    "beauty",
+    "fashion",
+    "food",
+    "home",
+    "electronics",
+    "health",
+    "baby",
+    "sports",
+    "toys",
+    "pets",
+)
 CATEGORY_SHARE = np.array([0.20, 0.18, 0.12, 0.11, 0.09, 0.08, 0.06, 0.06, 0.05, 0.05])
 CATEGORY_PRICE = np.array([14.0, 22.0, 7.0, 18.0, 45.0, 16.0, 20.0, 25.0, 15.0, 12.0])
 
@@ -50,17 +60,30 @@ class Scenario:
     new_share: float = 0.35
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("default", "the reference world"),
-    Scenario("sales-led", "selling skill drives sales far more than reach",
-             sales_weight=1.1, view_quality_weight=0.3),
-    Scenario("engagement-led", "reach and content quality drive sales; selling skill less",
-             sales_weight=0.35, view_quality_weight=0.8),
-    Scenario("heavy-fake", "a quarter of creators buy engagement and followers",
-             fake_share=0.25),
-    Scenario("many-new", "most creators join during the period: short histories",
-             new_share=0.75),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("default", "the reference world"),
+        Scenario(
+            "sales-led",
+            "selling skill drives sales far more than reach",
+            sales_weight=1.1,
+            view_quality_weight=0.3,
+        ),
+        Scenario(
+            "engagement-led",
+            "reach and content quality drive sales; selling skill less",
+            sales_weight=0.35,
+            view_quality_weight=0.8,
+        ),
+        Scenario(
+            "heavy-fake", "a quarter of creators buy engagement and followers", fake_share=0.25
+        ),
+        Scenario(
+            "many-new", "most creators join during the period: short histories", new_share=0.75
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -76,12 +99,14 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
-            raise ValueError(f"--scenario: unknown {self.scenario!r}; choose from "
-                             f"{', '.join(SCENARIOS)}")
+            raise ValueError(
+                f"--scenario: unknown {self.scenario!r}; choose from {', '.join(SCENARIOS)}"
+            )
         unknown = sorted(set(self.markets) - set(MARKETS))
         if unknown or not self.markets:
-            raise ValueError(f"--markets: {', '.join(unknown) or 'none given'}; "
-                             f"choose from {', '.join(MARKETS)}")
+            raise ValueError(
+                f"--markets: {', '.join(unknown) or 'none given'}; choose from {', '.join(MARKETS)}"
+            )
         if self.creators < 10:
             raise ValueError(f"--creators must be at least 10, got {self.creators}")
         if self.days < 120:

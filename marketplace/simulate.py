@@ -120,12 +120,33 @@ def nullable_ints(values: np.ndarray, known: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(values, dtype="Int64")).where(known)
 
 
-TABLE_ORDER = ("creators", "follower_snapshots", "posts", "campaigns", "invitations",
-               "campaign_results")
+TABLE_ORDER = (
+    "creators",
+    "follower_snapshots",
+    "posts",
+    "campaigns",
+    "invitations",
+    "campaign_results",
+)
 # What the campaign stage needs of every creator (the rest stays in its block).
-POPULATION_KEYS = ("market", "log10_f0", "cooperation", "diligence", "regularity", "churn_day",
-                   "joined_day", "declared", "cats", "cat_weights", "sales_effect",
-                   "view_quality", "trend", "quality", "viral_day", "viral_boost")
+POPULATION_KEYS = (
+    "market",
+    "log10_f0",
+    "cooperation",
+    "diligence",
+    "regularity",
+    "churn_day",
+    "joined_day",
+    "declared",
+    "cats",
+    "cat_weights",
+    "sales_effect",
+    "view_quality",
+    "trend",
+    "quality",
+    "viral_day",
+    "viral_boost",
+)
 
 
 def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
@@ -134,15 +155,20 @@ def simulate(cfg: SimConfig) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     pieces: dict[str, list[pd.DataFrame]] = {}
     for name, piece in simulate_parts(cfg):
         pieces.setdefault(name, []).append(piece)
-    joined = {name: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-              for name, frames in pieces.items()}
+    joined = {
+        name: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        for name, frames in pieces.items()
+    }
     tables = {name: joined[name] for name in TABLE_ORDER}
-    truth = {name.split("/", 1)[1]: frame for name, frame in joined.items() if name.startswith("truth/")}
+    truth = {
+        name.split("/", 1)[1]: frame for name, frame in joined.items() if name.startswith("truth/")
+    }
     return tables, truth
 
 
-def simulate_parts(cfg: SimConfig, chunk_creators: int | None = None,
-                   progress=lambda message: None):
+def simulate_parts(
+    cfg: SimConfig, chunk_creators: int | None = None, progress=lambda message: None
+):
     """Yield (table, piece) pairs; each table's pieces, concatenated in order, are the table
     (truth tables are named ``truth/<name>``). Memory stays bounded by a chunk of
     creators (``chunk_creators``, rounded up to whole blocks; default all) and a week of
@@ -170,8 +196,10 @@ def simulate_parts(cfg: SimConfig, chunk_creators: int | None = None,
             real_parts.append(real.astype(np.float32))
         for name, frames in chunk_pieces.items():
             yield name, pd.concat(frames, ignore_index=True)
-        progress(f"creators {blocks[min(first + per_chunk, len(blocks)) - 1][1]:,} of "
-                 f"{cfg.creators:,}: {post_offset:,} posts")
+        progress(
+            f"creators {blocks[min(first + per_chunk, len(blocks)) - 1][1]:,} of "
+            f"{cfg.creators:,}: {post_offset:,} posts"
+        )
     creators = {key: np.concatenate([p[key] for p in population]) for key in POPULATION_KEYS}
     del population
     followers = np.concatenate(followers_parts)
@@ -189,51 +217,74 @@ def simulate_creator_block(cfg: SimConfig, b: int, lo: int, hi: int, post_offset
     creators = draw_creators(rng, cfg, hi - lo)
     owner, day = draw_post_times(rng, creators, cfg.days)
     is_live, is_shop, post_category = draw_post_kinds(rng, creators, owner)
-    real_views, real_followers = grow_audience(rng, creators, owner, day, is_live, is_shop,
-                                               cfg.weeks)
+    real_views, real_followers = grow_audience(
+        rng, creators, owner, day, is_live, is_shop, cfg.weeks
+    )
     followers = real_followers + bought_followers(rng, creators, real_followers)
-    metrics = draw_post_metrics(rng, creators, owner, day, real_views, is_live, is_shop,
-                                post_category, followers)
+    metrics = draw_post_metrics(
+        rng, creators, owner, day, real_views, is_live, is_shop, post_category, followers
+    )
     creator_id = string_ids("c", np.arange(lo, hi))
     pieces = {
-        "creators": pd.DataFrame(dict(
-            creator_id=pick(creator_id, np.arange(hi - lo)),
-            market=pick(MARKETS, creators["market"]),
-            joined_at=timestamps(creators["joined_day"]),
-            primary_category=pick(CATEGORIES, creators["declared"]),
-        )),
+        "creators": pd.DataFrame(
+            dict(
+                creator_id=pick(creator_id, np.arange(hi - lo)),
+                market=pick(MARKETS, creators["market"]),
+                joined_at=timestamps(creators["joined_day"]),
+                primary_category=pick(CATEGORIES, creators["declared"]),
+            )
+        ),
         "follower_snapshots": snapshot_table(creators, followers, creator_id, cfg.days),
-        "posts": pd.DataFrame(dict(
-            post_id=pick(string_ids("p", post_offset + np.arange(len(owner))), np.arange(len(owner))),
-            creator_id=pick(creator_id, owner),
-            posted_at=timestamps(day),
-            format=pick(("video", "live"), is_live.astype(np.int64)),
-            category=pick(CATEGORIES, post_category),
-            is_shoppable=is_shop,
-            **metrics,
-        )),
-        "truth/creator_traits": traits_table(creators, pick(creator_id, np.arange(hi - lo)),
-                                             real_followers),
+        "posts": pd.DataFrame(
+            dict(
+                post_id=pick(
+                    string_ids("p", post_offset + np.arange(len(owner))), np.arange(len(owner))
+                ),
+                creator_id=pick(creator_id, owner),
+                posted_at=timestamps(day),
+                format=pick(("video", "live"), is_live.astype(np.int64)),
+                category=pick(CATEGORIES, post_category),
+                is_shoppable=is_shop,
+                **metrics,
+            )
+        ),
+        "truth/creator_traits": traits_table(
+            creators, pick(creator_id, np.arange(hi - lo)), real_followers
+        ),
     }
     return creators, pieces, followers, real_followers
 
 
-def simulate_campaigns(cfg: SimConfig, creators: dict, followers: np.ndarray,
-                       real_followers: np.ndarray, progress=lambda message: None):
+def simulate_campaigns(
+    cfg: SimConfig,
+    creators: dict,
+    followers: np.ndarray,
+    real_followers: np.ndarray,
+    progress=lambda message: None,
+):
     """Yield the campaigns table, then the invitations, campaign_results and
     truth/expected_gmv pieces, one batch of campaigns created in the same week at a time."""
     campaigns = draw_campaigns(np.random.default_rng([cfg.seed, 2]), cfg)
     campaign_id = string_ids("k", np.arange(cfg.campaigns))
-    yield "campaigns", pd.DataFrame(dict(
-        campaign_id=pick(campaign_id, np.arange(cfg.campaigns)),
-        brand_id=pick(string_ids("b", np.arange(campaigns["brand"].max() + 1)), campaigns["brand"]),
-        market=pick(MARKETS, campaigns["market"]),
-        category=pick(CATEGORIES, campaigns["category"]),
-        created_at=timestamps(campaigns["created"]),
-        start_at=timestamps(campaigns["start"]),
-        end_at=timestamps(campaigns["end"]),
-        commission_rate=np.where(campaigns["commission_known"], campaigns["commission"], np.nan),
-    ))
+    yield (
+        "campaigns",
+        pd.DataFrame(
+            dict(
+                campaign_id=pick(campaign_id, np.arange(cfg.campaigns)),
+                brand_id=pick(
+                    string_ids("b", np.arange(campaigns["brand"].max() + 1)), campaigns["brand"]
+                ),
+                market=pick(MARKETS, campaigns["market"]),
+                category=pick(CATEGORIES, campaigns["category"]),
+                created_at=timestamps(campaigns["created"]),
+                start_at=timestamps(campaigns["start"]),
+                end_at=timestamps(campaigns["end"]),
+                commission_rate=np.where(
+                    campaigns["commission_known"], campaigns["commission"], np.nan
+                ),
+            )
+        ),
+    )
     week = (campaigns["created"] // 7).astype(np.int64)  # created is sorted
     invited = 0
     for w in np.unique(week):
@@ -243,54 +294,88 @@ def simulate_campaigns(cfg: SimConfig, creators: dict, followers: np.ndarray,
         outcome = draw_outcomes(rng, creators, campaigns, camp, who, real_followers)
         accepted = outcome["accepted"]
         invited += len(camp)
-        yield "invitations", pd.DataFrame(dict(
-            campaign_id=pick(campaign_id, camp),
-            creator_id=pick(string_ids("c", who), np.arange(len(who))),
-            invited_at=timestamps(outcome["invited"]),
-            response=pick(("no_response", "declined", "accepted"),
-                          outcome["answered"].astype(np.int64) + accepted),
-            responded_at=timestamps(outcome["responded"]).where(outcome["answered"]),
-            posts_promised=nullable_ints(outcome["promised"], accepted),
-            posts_delivered=nullable_ints(outcome["delivered"], accepted),
-        ))
-        yield "campaign_results", pd.DataFrame(dict(
-            campaign_id=pick(campaign_id, camp[accepted]),
-            creator_id=pick(string_ids("c", who[accepted]), np.arange(int(accepted.sum()))),
-            gmv=outcome["gmv"][accepted],
-            orders=outcome["orders"][accepted].astype(np.int64),
-        ))
-        yield "truth/expected_gmv", pd.DataFrame(dict(
-            campaign_id=pick(campaign_id, camp),
-            creator_id=pick(string_ids("c", who), np.arange(len(who))),
-            expected_gmv=outcome["expected"],
-        ))
+        yield (
+            "invitations",
+            pd.DataFrame(
+                dict(
+                    campaign_id=pick(campaign_id, camp),
+                    creator_id=pick(string_ids("c", who), np.arange(len(who))),
+                    invited_at=timestamps(outcome["invited"]),
+                    response=pick(
+                        ("no_response", "declined", "accepted"),
+                        outcome["answered"].astype(np.int64) + accepted,
+                    ),
+                    responded_at=timestamps(outcome["responded"]).where(outcome["answered"]),
+                    posts_promised=nullable_ints(outcome["promised"], accepted),
+                    posts_delivered=nullable_ints(outcome["delivered"], accepted),
+                )
+            ),
+        )
+        yield (
+            "campaign_results",
+            pd.DataFrame(
+                dict(
+                    campaign_id=pick(campaign_id, camp[accepted]),
+                    creator_id=pick(string_ids("c", who[accepted]), np.arange(int(accepted.sum()))),
+                    gmv=outcome["gmv"][accepted],
+                    orders=outcome["orders"][accepted].astype(np.int64),
+                )
+            ),
+        )
+        yield (
+            "truth/expected_gmv",
+            pd.DataFrame(
+                dict(
+                    campaign_id=pick(campaign_id, camp),
+                    creator_id=pick(string_ids("c", who), np.arange(len(who))),
+                    expected_gmv=outcome["expected"],
+                )
+            ),
+        )
     progress(f"campaigns {cfg.campaigns:,}: {invited:,} invitations")
 
 
-def snapshot_table(creators: dict, followers: np.ndarray, creator_id: pa.Array,
-                   days: int) -> pd.DataFrame:
+def snapshot_table(
+    creators: dict, followers: np.ndarray, creator_id: pa.Array, days: int
+) -> pd.DataFrame:
     """Weekly follower counts at the end of each week's last day, from joining to the end."""
     weeks = followers.shape[1]
     snap_day = 7 * np.arange(weeks) + 6
     live = (snap_day[None, :] >= creators["joined_day"][:, None]) & (snap_day[None, :] < days)
     who, week = np.nonzero(live)
-    return pd.DataFrame(dict(
-        creator_id=pick(creator_id, who),
-        snapshot_date=timestamps(snap_day[week].astype(float)),
-        followers=np.round(followers[who, week]).astype(np.int64),
-    ))
+    return pd.DataFrame(
+        dict(
+            creator_id=pick(creator_id, who),
+            snapshot_date=timestamps(snap_day[week].astype(float)),
+            followers=np.round(followers[who, week]).astype(np.int64),
+        )
+    )
 
 
-def traits_table(creators: dict, creator_id: pd.Series, real_followers: np.ndarray
-                 ) -> pd.DataFrame:
+def traits_table(creators: dict, creator_id: pd.Series, real_followers: np.ndarray) -> pd.DataFrame:
     """Every hidden trait per creator (the truth a model can only approximate), and
     ``real_growth_90d``: log real (unbought) followers at the last week against 13 weeks
     earlier, the creator's true audience growth at the end of the data."""
     out = pd.DataFrame(dict(creator_id=creator_id))
-    for name in ("quality", "sales_skill", "cooperation", "diligence", "trend",
-                 "posting_rate", "regularity", "joined_day", "churn_day", "fake",
-                 "viral", "viral_day", "viral_boost",
-                 "log10_f0", "follow_rate", "live_share", "shoppable_share"):
+    for name in (
+        "quality",
+        "sales_skill",
+        "cooperation",
+        "diligence",
+        "trend",
+        "posting_rate",
+        "regularity",
+        "joined_day",
+        "churn_day",
+        "fake",
+        "viral",
+        "viral_day",
+        "viral_boost",
+        "log10_f0",
+        "follow_rate",
+        "live_share",
+        "shoppable_share",
+    ):
         out[name] = creators[name]
     last = real_followers.shape[1] - 1
     out["real_growth_90d"] = np.log(real_followers[:, last] / real_followers[:, max(last - 13, 0)])

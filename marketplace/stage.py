@@ -21,9 +21,13 @@ def _quiet(message: str) -> None:
     pass
 
 
-def simulate_to_directory(cfg: SimConfig, out: Path, csv: bool = False,
-                          chunk_creators: int | None = None,
-                          progress: Callable[[str], None] = _quiet) -> dict[str, int]:
+def simulate_to_directory(
+    cfg: SimConfig,
+    out: Path,
+    csv: bool = False,
+    chunk_creators: int | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> dict[str, int]:
     """Simulate ``cfg`` and write the six raw tables to ``out`` (Parquet, or CSV with
     ``csv``) and the truth to ``out/truth/``, replacing ``out`` at once: written to a
     staging folder beside it, then renamed, so a failure leaves no partial directory.
@@ -43,8 +47,9 @@ def simulate_to_directory(cfg: SimConfig, out: Path, csv: bool = False,
             write_tables(tables, staging, fmt="csv" if csv else "parquet")
             (staging / "truth").mkdir()
             for name, frame in truth.items():
-                frame.to_parquet(staging / "truth" / f"{name}.parquet", index=False,
-                                 compression="zstd")
+                frame.to_parquet(
+                    staging / "truth" / f"{name}.parquet", index=False, compression="zstd"
+                )
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -56,8 +61,9 @@ def simulate_to_directory(cfg: SimConfig, out: Path, csv: bool = False,
 PART_ROWS = 2_000_000  # pieces are gathered into parts of about this many rows
 
 
-def write_simulation_parts(cfg: SimConfig, chunk_creators: int, directory: Path,
-                           progress: Callable[[str], None] = _quiet) -> dict[str, int]:
+def write_simulation_parts(
+    cfg: SimConfig, chunk_creators: int, directory: Path, progress: Callable[[str], None] = _quiet
+) -> dict[str, int]:
     """Write every table as ``<table>/part-NNNNN.parquet`` (truth: ``truth/<name>/``), a
     chunk of creators at a time; returns each table's row count."""
     buffers: dict[str, list[pd.DataFrame]] = {}

@@ -54,8 +54,15 @@ def table_overview(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for name, frame in tables.items():
         column = TIME_COLUMNS.get(name)
         times = frame[column] if column is not None else pd.Series(dtype="datetime64[us, UTC]")
-        rows.append({"table": name, "rows": len(frame), "time_column": column or "",
-                     "first": times.min(), "last": times.max()})
+        rows.append(
+            {
+                "table": name,
+                "rows": len(frame),
+                "time_column": column or "",
+                "first": times.min(),
+                "last": times.max(),
+            }
+        )
     return pd.DataFrame(rows).set_index("table")
 
 
@@ -68,13 +75,20 @@ def creator_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     accepted, posts_promised, posts_delivered, campaign_gmv (sum of campaign results).
     """
     creators = tables["creators"].set_index("creator_id")
-    out = pd.DataFrame({
-        "market": creators["market"].astype(str),
-        "category": creators["primary_category"].astype(object).where(
-            creators["primary_category"].notna(), NO_CATEGORY).astype(str),
-    }, index=creators.index)
+    out = pd.DataFrame(
+        {
+            "market": creators["market"].astype(str),
+            "category": creators["primary_category"]
+            .astype(object)
+            .where(creators["primary_category"].notna(), NO_CATEGORY)
+            .astype(str),
+        },
+        index=creators.index,
+    )
     snaps = tables["follower_snapshots"].sort_values(["creator_id", "snapshot_date"])
-    out["followers"] = snaps.groupby("creator_id")["followers"].last().reindex(out.index).astype(float)
+    out["followers"] = (
+        snaps.groupby("creator_id")["followers"].last().reindex(out.index).astype(float)
+    )
     out["tier"] = follower_tier(out["followers"])
 
     posts = tables["posts"]
@@ -118,23 +132,35 @@ def group_summary(creators: pd.DataFrame, by="market") -> pd.DataFrame:
     (of all campaign gmv). Empty tiers are left out.
     """
     groups = creators.groupby(by, observed=True, sort=True)
-    sums = groups[["posts", "shoppable_posts", "post_gmv", "invitations", "accepted",
-                   "posts_promised", "posts_delivered", "campaign_gmv"]].sum()
+    sums = groups[
+        [
+            "posts",
+            "shoppable_posts",
+            "post_gmv",
+            "invitations",
+            "accepted",
+            "posts_promised",
+            "posts_delivered",
+            "campaign_gmv",
+        ]
+    ].sum()
     size = groups.size()
-    table = pd.DataFrame({
-        "creators": size,
-        "creator_share": size / len(creators),
-        "median_followers": groups["followers"].median(),
-        "posts_per_creator": sums["posts"] / size,
-        "shoppable_share": _share(sums["shoppable_posts"], sums["posts"]),
-        "post_gmv_per_creator": sums["post_gmv"] / size,
-        "invitations_per_creator": sums["invitations"] / size,
-        "invited_share": groups["invitations"].apply(lambda s: float((s > 0).mean())),
-        "acceptance_rate": _share(sums["accepted"], sums["invitations"]),
-        "delivery_rate": _share(sums["posts_delivered"], sums["posts_promised"]),
-        "campaign_gmv": sums["campaign_gmv"],
-        "campaign_gmv_share": _share(sums["campaign_gmv"], creators["campaign_gmv"].sum()),
-    })
+    table = pd.DataFrame(
+        {
+            "creators": size,
+            "creator_share": size / len(creators),
+            "median_followers": groups["followers"].median(),
+            "posts_per_creator": sums["posts"] / size,
+            "shoppable_share": _share(sums["shoppable_posts"], sums["posts"]),
+            "post_gmv_per_creator": sums["post_gmv"] / size,
+            "invitations_per_creator": sums["invitations"] / size,
+            "invited_share": groups["invitations"].apply(lambda s: float((s > 0).mean())),
+            "acceptance_rate": _share(sums["accepted"], sums["invitations"]),
+            "delivery_rate": _share(sums["posts_delivered"], sums["posts_promised"]),
+            "campaign_gmv": sums["campaign_gmv"],
+            "campaign_gmv_share": _share(sums["campaign_gmv"], creators["campaign_gmv"].sum()),
+        }
+    )
     return table
 
 
@@ -149,14 +175,24 @@ def market_tier_crosstab(creators: pd.DataFrame, value: str | None = None) -> pd
     """Markets (rows, pilot-market order) x follower tiers (columns, small to large):
     the number of creators, or the sum of ``value`` (e.g. ``"campaign_gmv"``), with totals."""
     if value is None:
-        table = pd.crosstab(creators["market"], creators["tier"], margins=True,
-                            margins_name="all", dropna=False)
+        table = pd.crosstab(
+            creators["market"], creators["tier"], margins=True, margins_name="all", dropna=False
+        )
     else:
-        table = pd.crosstab(creators["market"], creators["tier"], values=creators[value],
-                            aggfunc="sum", margins=True, margins_name="all",
-                            dropna=False).fillna(0.0)
-    markets = [m for m in MARKETS if m in table.index] + \
-              [m for m in table.index if m not in MARKETS and m != "all"] + ["all"]
+        table = pd.crosstab(
+            creators["market"],
+            creators["tier"],
+            values=creators[value],
+            aggfunc="sum",
+            margins=True,
+            margins_name="all",
+            dropna=False,
+        ).fillna(0.0)
+    markets = (
+        [m for m in MARKETS if m in table.index]
+        + [m for m in table.index if m not in MARKETS and m != "all"]
+        + ["all"]
+    )
     tiers = [t for t in TIER_LABELS if t in table.columns] + ["all"]
     return table.reindex(index=markets, columns=tiers)
 
@@ -169,30 +205,38 @@ def campaign_summary(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     market_of = campaigns.set_index("campaign_id")["market"]
     invitations = tables["invitations"]
     results = tables["campaign_results"]
-    invited = pd.DataFrame({
-        "market": invitations["campaign_id"].map(market_of).to_numpy(),
-        "answered": (invitations["response"] != "no_response").to_numpy(),
-        "accepted": (invitations["response"] == "accepted").to_numpy(),
-    }).groupby("market")
-    sold = pd.DataFrame({"market": results["campaign_id"].map(market_of).to_numpy(),
-                         "gmv": results["gmv"].to_numpy()}).groupby("market")["gmv"]
+    invited = pd.DataFrame(
+        {
+            "market": invitations["campaign_id"].map(market_of).to_numpy(),
+            "answered": (invitations["response"] != "no_response").to_numpy(),
+            "accepted": (invitations["response"] == "accepted").to_numpy(),
+        }
+    ).groupby("market")
+    sold = pd.DataFrame(
+        {
+            "market": results["campaign_id"].map(market_of).to_numpy(),
+            "gmv": results["gmv"].to_numpy(),
+        }
+    ).groupby("market")["gmv"]
     by_market = campaigns.groupby("market")
     count = by_market.size()
     n_invited = invited.size().reindex(count.index).fillna(0)
     gmv = sold.sum().reindex(count.index).fillna(0.0)
     selling = sold.apply(lambda g: int((g > 0).sum())).reindex(count.index).fillna(0)
-    table = pd.DataFrame({
-        "campaigns": count,
-        "invitations_per_campaign": n_invited / count,
-        "answer_rate": _share(invited["answered"].sum().reindex(count.index), n_invited),
-        "acceptance_rate": _share(invited["accepted"].sum().reindex(count.index), n_invited),
-        "selling_share": _share(selling, n_invited),
-        "gmv": gmv,
-        "gmv_per_campaign": gmv / count,
-        "median_commission": by_market["commission_rate"].median(),
-        "first_created": by_market["created_at"].min(),
-        "last_created": by_market["created_at"].max(),
-    })
+    table = pd.DataFrame(
+        {
+            "campaigns": count,
+            "invitations_per_campaign": n_invited / count,
+            "answer_rate": _share(invited["answered"].sum().reindex(count.index), n_invited),
+            "acceptance_rate": _share(invited["accepted"].sum().reindex(count.index), n_invited),
+            "selling_share": _share(selling, n_invited),
+            "gmv": gmv,
+            "gmv_per_campaign": gmv / count,
+            "median_commission": by_market["commission_rate"].median(),
+            "first_created": by_market["created_at"].min(),
+            "last_created": by_market["created_at"].max(),
+        }
+    )
     order = [m for m in MARKETS if m in table.index] + [m for m in table.index if m not in MARKETS]
     return table.reindex(order)
 
@@ -228,13 +272,17 @@ def plot_creator_distributions(creators: pd.DataFrame) -> Figure:
     invited = creators[creators["invitations"] > 0]
     per_invite = invited["campaign_gmv"] / invited["invitations"]
     d.hist(np.log10(1 + per_invite), bins=40, color="tab:green")
-    d.set(xlabel="log10(1 + campaign gmv per invitation)", ylabel="invited creators",
-          title=f"Campaign gmv of invited creators ({(per_invite == 0).mean():.0%} sold nothing)")
+    d.set(
+        xlabel="log10(1 + campaign gmv per invitation)",
+        ylabel="invited creators",
+        title=f"Campaign gmv of invited creators ({(per_invite == 0).mean():.0%} sold nothing)",
+    )
     return fig
 
 
-def plot_group_summary(table: pd.DataFrame, columns=("creator_share", "campaign_gmv_share"),
-                       title: str = "") -> Figure:
+def plot_group_summary(
+    table: pd.DataFrame, columns=("creator_share", "campaign_gmv_share"), title: str = ""
+) -> Figure:
     """Side-by-side bars of ``columns`` of a ``group_summary`` table, one group per bar
     position (e.g. each tier's share of creators against its share of campaign gmv)."""
     fig = Figure(figsize=(7, 4), layout="constrained")

@@ -41,8 +41,14 @@ from marketplace.io import (
     table_path,
 )
 
-__all__ = ["InvalidData", "Violation", "is_partitioned", "load_valid_tables", "validate_parts",
-           "validate_tables"]
+__all__ = [
+    "InvalidData",
+    "Violation",
+    "is_partitioned",
+    "load_valid_tables",
+    "validate_parts",
+    "validate_tables",
+]
 
 _PANDERA_RULES = {
     "not_nullable": NOT_NULL,
@@ -118,10 +124,14 @@ def _from_failure_cases(cases: pd.DataFrame, frame: pd.DataFrame, table: str) ->
     return violations
 
 
-def _grouped_violation(frame: pd.DataFrame, table: str, column: str, rule: str, rows: pd.Series) -> Violation:
+def _grouped_violation(
+    frame: pd.DataFrame, table: str, column: str, rule: str, rows: pd.Series
+) -> Violation:
     positions = rows.dropna().astype(np.int64).unique()
     if len(positions):
-        return Violation(table, column, rule, len(positions), example_ids_at(frame, table, positions[:5]))
+        return Violation(
+            table, column, rule, len(positions), example_ids_at(frame, table, positions[:5])
+        )
     whole_column = len(frame) if rule in _TYPE_RULES else 0  # a wrong type affects every row
     return Violation(table, column, rule, whole_column)
 
@@ -179,7 +189,10 @@ def _response_mismatch(t: Tables) -> np.ndarray:
 
 def _fk(table: str, column: str, parent: str) -> CrossRule:
     return CrossRule(
-        table, column, f"must be in {parent}", ((table, column), (parent, column)),
+        table,
+        column,
+        f"must be in {parent}",
+        ((table, column), (parent, column)),
         lambda t: _in(t[table][column], t[parent][column]),
     )
 
@@ -191,39 +204,60 @@ CROSS_RULES: tuple[CrossRule, ...] = (
     _fk("follower_snapshots", "creator_id", "creators"),
     _fk("posts", "creator_id", "creators"),
     CrossRule(
-        "campaigns", "start_at", "must be >= created_at",
+        "campaigns",
+        "start_at",
+        "must be >= created_at",
         (("campaigns", "created_at"), ("campaigns", "start_at")),
         lambda t: (t["campaigns"]["start_at"] < t["campaigns"]["created_at"]).to_numpy(),
     ),
     CrossRule(
-        "campaigns", "end_at", "must be > start_at",
+        "campaigns",
+        "end_at",
+        "must be > start_at",
         (("campaigns", "start_at"), ("campaigns", "end_at")),
         lambda t: (t["campaigns"]["end_at"] <= t["campaigns"]["start_at"]).to_numpy(),
     ),
     _fk(_INV, "campaign_id", "campaigns"),
     _fk(_INV, "creator_id", "creators"),
     CrossRule(
-        _INV, "invited_at", "must be >= the campaign's created_at",
-        ((_INV, "campaign_id"), (_INV, "invited_at"), ("campaigns", "campaign_id"), ("campaigns", "created_at")),
+        _INV,
+        "invited_at",
+        "must be >= the campaign's created_at",
+        (
+            (_INV, "campaign_id"),
+            (_INV, "invited_at"),
+            ("campaigns", "campaign_id"),
+            ("campaigns", "created_at"),
+        ),
         lambda t: (t[_INV]["invited_at"] < _campaign_created_at(t)).to_numpy(),
     ),
     CrossRule(
-        _INV, "responded_at", "must be null exactly when response is no_response",
+        _INV,
+        "responded_at",
+        "must be null exactly when response is no_response",
         ((_INV, "response"), (_INV, "responded_at")),
         _response_mismatch,
     ),
     CrossRule(
-        _INV, "responded_at", "must be >= invited_at",
+        _INV,
+        "responded_at",
+        "must be >= invited_at",
         ((_INV, "invited_at"), (_INV, "responded_at")),
         lambda t: (t[_INV]["responded_at"] < t[_INV]["invited_at"]).to_numpy(),
     ),
     CrossRule(
-        _INV, "posts_promised", "must be set when response is accepted",
+        _INV,
+        "posts_promised",
+        "must be set when response is accepted",
         ((_INV, "response"), (_INV, "posts_promised")),
-        lambda t: ((t[_INV]["response"] == "accepted") & t[_INV]["posts_promised"].isna()).to_numpy(),
+        lambda t: (
+            (t[_INV]["response"] == "accepted") & t[_INV]["posts_promised"].isna()
+        ).to_numpy(),
     ),
     CrossRule(
-        "campaign_results", "/".join(_PAIR), "must be a row of invitations",
+        "campaign_results",
+        "/".join(_PAIR),
+        "must be a row of invitations",
         tuple(("campaign_results", c) for c in _PAIR) + tuple((_INV, c) for c in _PAIR),
         lambda t: _pair_missing(t["campaign_results"], t[_INV], _PAIR),
     ),
@@ -308,8 +342,9 @@ def validate_parts(directory) -> tuple[list[Violation], dict[str, int]]:
     return found.violations(), rows
 
 
-def _part_cross(frame: pd.DataFrame, name: str, looked_up: dict[str, pd.DataFrame],
-                usable: set[tuple[str, str]]):
+def _part_cross(
+    frame: pd.DataFrame, name: str, looked_up: dict[str, pd.DataFrame], usable: set[tuple[str, str]]
+):
     """(rule, violation) of the cross rules on one part of table ``name``: those whose
     other tables are already checked (the table's own columns are judged at the end)."""
     frames = {**looked_up, name: frame}
@@ -345,7 +380,7 @@ def _duplicates(parts: list[Path], hashes: list[np.ndarray], name: str) -> list[
         inside = duplicated[(duplicated >= starts[i]) & (duplicated < starts[i + 1])]
         if len(inside) and len(examples) < 5:
             frame = read_path(part, name)
-            examples += example_ids_at(frame, name, inside[:5 - len(examples)] - starts[i])
+            examples += example_ids_at(frame, name, inside[: 5 - len(examples)] - starts[i])
     return [Violation(name, "/".join(KEYS[name]), UNIQUE, len(duplicated), tuple(examples))]
 
 
@@ -359,8 +394,9 @@ class _Merged:
         key = (v.table, v.column, v.rule)
         old = self._by_key.get(key)
         if old is not None:
-            v = Violation(v.table, v.column, v.rule, old.rows + v.rows,
-                          (old.examples + v.examples)[:5])
+            v = Violation(
+                v.table, v.column, v.rule, old.rows + v.rows, (old.examples + v.examples)[:5]
+            )
         self._by_key[key] = v
 
     def extend(self, violations) -> None:

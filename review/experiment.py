@@ -38,29 +38,41 @@ VALID_CURVE_PREFIX = "valid_ndcg_at_"
 def quick_config() -> TrainConfig:
     """The default config made small for notebooks and tests: 40 rounds at most, one
     objective (lambdarank), one thread, no earlier backtest folds."""
-    return dataclasses.replace(load_config(), max_rounds=40, objectives=("lambdarank",),
-                               num_threads=1, backtest_folds=1)
+    return dataclasses.replace(
+        load_config(), max_rounds=40, objectives=("lambdarank",), num_threads=1, backtest_folds=1
+    )
 
 
-def quick_experiment(data_dir, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT,
-                     cfg: TrainConfig | None = None, register: str | None = None) -> LoggedRun:
+def quick_experiment(
+    data_dir,
+    tracking_uri: str,
+    experiment: str = DEFAULT_EXPERIMENT,
+    cfg: TrainConfig | None = None,
+    register: str | None = None,
+) -> LoggedRun:
     """Train on the data directory ``data_dir`` (with the oracle when
     ``data_dir/truth/expected_gmv.parquet`` exists) and log the run to ``tracking_uri``:
     ``training.stage.run_training``, what ``python -m training`` runs; ``cfg`` defaults to
     ``quick_config()``. Returns the logged run (run_id, model_uri). With an SQLite URI the
     artifacts go beside the database (``training.tracking.experiment_id``)."""
     truth_dir = Path(data_dir) / "truth"
-    _, logged = run_training(Path(data_dir), tracking_uri, experiment, cfg or quick_config(),
-                             truth_dir=truth_dir if (truth_dir / "expected_gmv.parquet").is_file()
-                             else None, register=register)
+    _, logged = run_training(
+        Path(data_dir),
+        tracking_uri,
+        experiment,
+        cfg or quick_config(),
+        truth_dir=truth_dir if (truth_dir / "expected_gmv.parquet").is_file() else None,
+        register=register,
+    )
     return logged
 
 
 # ----------------------------------------------------------------------------- runs from MLflow
 
 
-def latest_runs(tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, n: int = 5
-                ) -> pd.DataFrame:
+def latest_runs(
+    tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, n: int = 5
+) -> pd.DataFrame:
     """The test metrics of the ``n`` latest finished runs of ``experiment`` as a tidy
     frame: one row per (run, metric, k, scorer) with columns run_id, run_name,
     start_time (UTC), objective, test_queries, metric (``ndcg`` or ``gmv_capture``),
@@ -68,18 +80,38 @@ def latest_runs(tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT, n: int 
     run first. An unknown experiment or one without runs gives an empty frame."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    columns = ["run_id", "run_name", "start_time", "objective", "test_queries", "metric",
-               "k", "scorer", "value"]
+    columns = [
+        "run_id",
+        "run_name",
+        "start_time",
+        "objective",
+        "test_queries",
+        "metric",
+        "k",
+        "scorer",
+        "value",
+    ]
     if found is None:
         return pd.DataFrame(columns=columns)
-    runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=n)
-    return tidy_run_metrics([
-        {"run_id": run.info.run_id, "run_name": run.info.run_name,
-         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
-         "objective": run.data.params.get("chosen_objective", ""),
-         "metrics": run.data.metrics}
-        for run in runs], columns)
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=n,
+    )
+    return tidy_run_metrics(
+        [
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+                "objective": run.data.params.get("chosen_objective", ""),
+                "metrics": run.data.metrics,
+            }
+            for run in runs
+        ],
+        columns,
+    )
 
 
 def tidy_run_metrics(runs: list[dict], columns=None) -> pd.DataFrame:
@@ -92,20 +124,33 @@ def tidy_run_metrics(runs: list[dict], columns=None) -> pd.DataFrame:
         for name, value in metrics.items():
             match = METRIC_NAME.match(name)
             if match:
-                rows.append({
-                    "run_id": run["run_id"], "run_name": run.get("run_name", ""),
-                    "start_time": run.get("start_time"), "objective": run.get("objective", ""),
-                    "test_queries": metrics.get("test_queries", np.nan),
-                    "metric": match["metric"], "k": int(match["k"]),
-                    "scorer": match["scorer"], "value": float(value)})
+                rows.append(
+                    {
+                        "run_id": run["run_id"],
+                        "run_name": run.get("run_name", ""),
+                        "start_time": run.get("start_time"),
+                        "objective": run.get("objective", ""),
+                        "test_queries": metrics.get("test_queries", np.nan),
+                        "metric": match["metric"],
+                        "k": int(match["k"]),
+                        "scorer": match["scorer"],
+                        "value": float(value),
+                    }
+                )
     frame = pd.DataFrame(rows, columns=columns or None)
     if frame.empty:
         return frame
     order = frame.groupby("run_id", sort=False)["start_time"].transform("first")
-    return (frame.assign(_start=order)
-            .sort_values(["_start", "run_id", "metric", "k", "scorer"],
-                         ascending=[False, True, True, True, True], kind="stable")
-            .drop(columns="_start").reset_index(drop=True))
+    return (
+        frame.assign(_start=order)
+        .sort_values(
+            ["_start", "run_id", "metric", "k", "scorer"],
+            ascending=[False, True, True, True, True],
+            kind="stable",
+        )
+        .drop(columns="_start")
+        .reset_index(drop=True)
+    )
 
 
 def runs_overview(runs: pd.DataFrame, metric: str = "ndcg", k: int = 10) -> pd.DataFrame:
@@ -114,7 +159,8 @@ def runs_overview(runs: pd.DataFrame, metric: str = "ndcg", k: int = 10) -> pd.D
     chosen = runs[(runs["metric"] == metric) & (runs["k"] == k)]
     values = chosen.pivot(index="run_id", columns="scorer", values="value")
     about = chosen.drop_duplicates("run_id").set_index("run_id")[
-        ["start_time", "objective", "test_queries"]]
+        ["start_time", "objective", "test_queries"]
+    ]
     table = about.join(values[_scorer_order(values.columns)])
     table.columns.name = None
     return table.sort_values("start_time", ascending=False, kind="stable")
@@ -125,15 +171,18 @@ def run_metrics(runs: pd.DataFrame, run_id: str | None = None) -> pd.DataFrame:
     first, oracle last), a column per ``metric@k``; the shape of ``metrics_table``."""
     run = runs[runs["run_id"] == (run_id or latest_run_id(runs))]
     table = run.assign(column=run["metric"] + "@" + run["k"].astype(str)).pivot(
-        index="scorer", columns="column", values="value")
+        index="scorer", columns="column", values="value"
+    )
     ks = sorted(run["k"].unique())
-    columns = [f"{m}@{k}" for m in ("ndcg", "gmv_capture") for k in ks
-               if f"{m}@{k}" in table.columns]
+    columns = [
+        f"{m}@{k}" for m in ("ndcg", "gmv_capture") for k in ks if f"{m}@{k}" in table.columns
+    ]
     return table.reindex(index=_scorer_order(table.index), columns=columns)
 
 
-def metric_curves(runs: pd.DataFrame, metric: str = "ndcg", run_id: str | None = None
-                  ) -> pd.DataFrame:
+def metric_curves(
+    runs: pd.DataFrame, metric: str = "ndcg", run_id: str | None = None
+) -> pd.DataFrame:
     """``metric`` at each k (rows) for every scorer (columns, model first) of one run
     (the latest when ``run_id`` is None) of a ``latest_runs`` frame."""
     run = runs[(runs["run_id"] == (run_id or latest_run_id(runs))) & (runs["metric"] == metric)]
@@ -165,7 +214,7 @@ def validation_curves(tracking_uri: str, run_id: str) -> pd.DataFrame:
     curves = {}
     for name in names:
         history = client.get_metric_history(run_id, name)
-        objective = name[len(VALID_CURVE_PREFIX):].split("_", 1)[1]
+        objective = name[len(VALID_CURVE_PREFIX) :].split("_", 1)[1]
         curves[objective] = pd.Series({m.step: m.value for m in history}).sort_index()
     frame = pd.DataFrame(curves)
     frame.index.name = "trees"
@@ -176,8 +225,9 @@ def run_model_uri(tracking_uri: str, run_id: str) -> str:
     """The URI of the model logged by run ``run_id`` (``models:/m-...``)."""
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.get_run(run_id).info.experiment_id
-    models = client.search_logged_models(experiment_ids=[experiment_id],
-                                         filter_string=f"source_run_id = '{run_id}'")
+    models = client.search_logged_models(
+        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
     if not models:
         raise ValueError(f"run {run_id} logged no model")
     return models[0].model_uri
@@ -192,10 +242,13 @@ def run_config(tracking_uri: str, run_id: str) -> TrainConfig:
     """The resolved training config a run logged (``config.json``)."""
     client = MlflowClient(tracking_uri=tracking_uri)
     with using_tracking_uri(tracking_uri):
-        values = mlflow.artifacts.load_dict(f"{client.get_run(run_id).info.artifact_uri}/config.json")
+        values = mlflow.artifacts.load_dict(
+            f"{client.get_run(run_id).info.artifact_uri}/config.json"
+        )
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    known: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                             for k, v in values.items() if k in fields}
+    known: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields
+    }
     return TrainConfig(**known)
 
 

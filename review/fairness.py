@@ -38,8 +38,9 @@ def creator_groups(pairs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.D
         follower_tier=follower_tier(pd.Series(followers, index=pairs.index)),
         market=ids.map(creators["market"].astype(object)).astype(str),
         category=category.where(category.notna(), NO_CATEGORY).astype(str),
-        past_sales=pd.Categorical(np.where(sold, SOLD_BEFORE, NEVER_SOLD),
-                                  categories=[NEVER_SOLD, SOLD_BEFORE]),
+        past_sales=pd.Categorical(
+            np.where(sold, SOLD_BEFORE, NEVER_SOLD), categories=[NEVER_SOLD, SOLD_BEFORE]
+        ),
     )
 
 
@@ -48,18 +49,24 @@ def selected_in_top(pairs: pd.DataFrame, rank_by: str = "score", top: int = 10) 
     ``rank_by`` descending, ties by creator_id (as serving ranks); a campaign with
     ``top`` invitees or fewer has all of them selected. NaN ranks last."""
     key = pairs[rank_by].astype(float).fillna(-np.inf)
-    order = (pd.DataFrame({"campaign_id": pairs["campaign_id"].to_numpy(), "key": key.to_numpy(),
-                           "creator_id": pairs["creator_id"].astype(str).to_numpy()})
-             .sort_values(["campaign_id", "key", "creator_id"], ascending=[True, False, True],
-                          kind="stable"))
+    order = pd.DataFrame(
+        {
+            "campaign_id": pairs["campaign_id"].to_numpy(),
+            "key": key.to_numpy(),
+            "creator_id": pairs["creator_id"].astype(str).to_numpy(),
+        }
+    ).sort_values(
+        ["campaign_id", "key", "creator_id"], ascending=[True, False, True], kind="stable"
+    )
     position = order.groupby("campaign_id", sort=False).cumcount()
     selected = pd.Series(False, index=pairs.index)
     selected.iloc[order.index.to_numpy()] = (position < top).to_numpy()
     return selected
 
 
-def fairness_table(pairs: pd.DataFrame, by: str, score: str = "score",
-                   rank_by: str | None = None, top: int = 10) -> pd.DataFrame:
+def fairness_table(
+    pairs: pd.DataFrame, by: str, score: str = "score", rank_by: str | None = None, top: int = 10
+) -> pd.DataFrame:
     """Per group of ``by`` among the invitees in ``pairs`` (campaign_id, creator_id,
     gmv, ``score``; ``rank_by`` ranks within campaigns, ``score`` when None):
 
@@ -77,10 +84,15 @@ def fairness_table(pairs: pd.DataFrame, by: str, score: str = "score",
     campaign) is the fairer comparison.
     """
     selected = selected_in_top(pairs, rank_by or score, top)
-    frame = pd.DataFrame({"group": pairs[by], "score": pairs[score].astype(float),
-                          "selected": selected.astype("int64"),
-                          "gmv": pairs["gmv"].astype(float),
-                          "seller": (pairs["gmv"] > 0).astype("int64")})
+    frame = pd.DataFrame(
+        {
+            "group": pairs[by],
+            "score": pairs[score].astype(float),
+            "selected": selected.astype("int64"),
+            "gmv": pairs["gmv"].astype(float),
+            "seller": (pairs["gmv"] > 0).astype("int64"),
+        }
+    )
     frame["selected_gmv"] = frame["gmv"] * frame["selected"]
     summed = ["selected", "gmv", "seller", "selected_gmv"]
     groups = frame.groupby("group", observed=True, sort=True)
@@ -89,18 +101,20 @@ def fairness_table(pairs: pd.DataFrame, by: str, score: str = "score",
     invitees = pd.concat([groups.size(), pd.Series({"all": len(frame)})])
     mean_score = pd.concat([groups["score"].mean(), pd.Series({"all": frame["score"].mean()})])
     total_selected, total_gmv = sums.loc["all", "selected"], sums.loc["all", "gmv"]
-    table = pd.DataFrame({
-        "invitees": invitees,
-        "invitee_share": invitees / len(frame),
-        "mean_score": mean_score,
-        "selected": sums["selected"].astype("int64"),
-        "selection_rate": sums["selected"] / invitees,
-        "selected_share": sums["selected"] / total_selected if total_selected else np.nan,
-        "sellers_rate": sums["seller"] / invitees,
-        "gmv": sums["gmv"],
-        "gmv_share": sums["gmv"] / total_gmv if total_gmv else np.nan,
-        "gmv_per_invitee": sums["gmv"] / invitees,
-    })
+    table = pd.DataFrame(
+        {
+            "invitees": invitees,
+            "invitee_share": invitees / len(frame),
+            "mean_score": mean_score,
+            "selected": sums["selected"].astype("int64"),
+            "selection_rate": sums["selected"] / invitees,
+            "selected_share": sums["selected"] / total_selected if total_selected else np.nan,
+            "sellers_rate": sums["seller"] / invitees,
+            "gmv": sums["gmv"],
+            "gmv_share": sums["gmv"] / total_gmv if total_gmv else np.nan,
+            "gmv_per_invitee": sums["gmv"] / invitees,
+        }
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         table["selection_vs_gmv"] = table["selected_share"] / table["gmv_share"]
     table["gmv_captured"] = sums["selected_gmv"] / sums["gmv"].where(sums["gmv"] > 0)
@@ -108,7 +122,12 @@ def fairness_table(pairs: pd.DataFrame, by: str, score: str = "score",
     return table
 
 
-def fairness_tables(pairs: pd.DataFrame, by=GROUP_COLUMNS, score: str = "score",
-                    rank_by: str | None = None, top: int = 10) -> dict[str, pd.DataFrame]:
+def fairness_tables(
+    pairs: pd.DataFrame,
+    by=GROUP_COLUMNS,
+    score: str = "score",
+    rank_by: str | None = None,
+    top: int = 10,
+) -> dict[str, pd.DataFrame]:
     """``fairness_table`` for each grouping column of ``by``."""
     return {column: fairness_table(pairs, column, score, rank_by, top) for column in by}

@@ -19,11 +19,17 @@ def plot_metric_curves(curves: pd.DataFrame, metric: str = "ndcg") -> Figure:
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
     for scorer in curves.columns:
-        style: dict[str, dict[str, Any]] = {"model": dict(lw=3, color="black"),
-                                            "oracle": dict(ls="--", color="grey")}
+        style: dict[str, dict[str, Any]] = {
+            "model": dict(lw=3, color="black"),
+            "oracle": dict(ls="--", color="grey"),
+        }
         ax.plot(curves.index, curves[scorer], marker="o", label=scorer, **style.get(scorer, {}))
-    ax.set(xlabel="k", ylabel=f"{metric}@k (test)", xticks=list(curves.index),
-           title=f"{metric}@k: model against baselines")
+    ax.set(
+        xlabel="k",
+        ylabel=f"{metric}@k (test)",
+        xticks=list(curves.index),
+        title=f"{metric}@k: model against baselines",
+    )
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
@@ -59,10 +65,16 @@ def plot_score_distribution(pairs: pd.DataFrame, score: str = "score", bins: int
     ax = fig.subplots()
     edges = np.linspace(0, 100, bins + 1).tolist()
     sold = pairs["gmv"] > 0
-    ax.hist(pairs.loc[~sold, score], bins=edges, density=True, alpha=0.6,
-            label=f"no sales ({(~sold).sum():,})")
-    ax.hist(pairs.loc[sold, score], bins=edges, density=True, alpha=0.6,
-            label=f"sold ({sold.sum():,})")
+    ax.hist(
+        pairs.loc[~sold, score],
+        bins=edges,
+        density=True,
+        alpha=0.6,
+        label=f"no sales ({(~sold).sum():,})",
+    )
+    ax.hist(
+        pairs.loc[sold, score], bins=edges, density=True, alpha=0.6, label=f"sold ({sold.sum():,})"
+    )
     ax.set(xlabel=f"{score} (0-100)", ylabel="density", title="Score of test invitees by outcome")
     ax.legend()
     return fig
@@ -76,9 +88,13 @@ def plot_fairness(table: pd.DataFrame, title: str | None = None) -> Figure:
     fig = Figure(figsize=(13, 4), layout="constrained")
     left, right, captured = fig.subplots(1, 3, gridspec_kw={"width_ratios": [2, 1, 1]})
     x = np.arange(len(groups))
-    for j, (column, label) in enumerate((("invitee_share", "invitees"),
-                                         ("selected_share", "selected by the model"),
-                                         ("gmv_share", "realised gmv"))):
+    for j, (column, label) in enumerate(
+        (
+            ("invitee_share", "invitees"),
+            ("selected_share", "selected by the model"),
+            ("gmv_share", "realised gmv"),
+        )
+    ):
         left.bar(x + (j - 1) * 0.27, groups[column], 0.27, label=label)
     rotation = 30 if len(groups) > 5 else 0
     left.set_xticks(x, groups.index, rotation=rotation)
@@ -89,10 +105,12 @@ def plot_fairness(table: pd.DataFrame, title: str | None = None) -> Figure:
     right.set(ylabel="mean score (0-100)", title="Mean model score")
     captured.bar(x, groups["gmv_captured"], color="tab:green")
     if "all" in table.index:
-        captured.axhline(table.loc["all", "gmv_captured"], color="black", ls="--", lw=1,
-                         label="all")
+        captured.axhline(
+            table.loc["all", "gmv_captured"], color="black", ls="--", lw=1, label="all"
+        )
         captured.legend(fontsize="small")
     captured.set_xticks(x, groups.index, rotation=rotation)
-    captured.set(ylabel="share of the group's gmv", ylim=(0, 1),
-                 title="Gmv of the group's selected")
+    captured.set(
+        ylabel="share of the group's gmv", ylim=(0, 1), title="Gmv of the group's selected"
+    )
     return fig

@@ -17,9 +17,12 @@ from training.model import Scorer
 from training.split import time_split
 
 
-def scored_test_pairs(tables: dict[str, pd.DataFrame], scorer: Scorer,
-                      cfg: TrainConfig | None = None, history: History | None = None
-                      ) -> pd.DataFrame:
+def scored_test_pairs(
+    tables: dict[str, pd.DataFrame],
+    scorer: Scorer,
+    cfg: TrainConfig | None = None,
+    history: History | None = None,
+) -> pd.DataFrame:
     """The test pairs of the contract's time split (``cfg``'s fractions; the default
     config's when None) with the model's ``raw_score`` and 0-100 ``score``: the pairs
     training evaluates on, as a model (any model) sees them."""
@@ -37,9 +40,13 @@ def family_summary(scorer: Scorer, pairs: pd.DataFrame) -> pd.DataFrame:
     contribution_share (of the sum of those means)."""
     importance = family_importance(scorer.booster)
     contribution = family_mean_abs_contribution(scorer, pairs).reindex(importance.index)
-    return pd.DataFrame({"gain_share": importance,
-                         "mean_abs_contribution": contribution,
-                         "contribution_share": contribution / contribution.sum()})
+    return pd.DataFrame(
+        {
+            "gain_share": importance,
+            "mean_abs_contribution": contribution,
+            "contribution_share": contribution / contribution.sum(),
+        }
+    )
 
 
 def score_distribution(pairs: pd.DataFrame, score: str = "score", bins=None) -> pd.DataFrame:

@@ -24,10 +24,16 @@ def pair_schema():
     """The Spark schema of the pair table: ids, created_at, gmv and every feature."""
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
-    kinds = {"campaign_id": StringType(), "creator_id": StringType(),
-             "created_at": TimestampType(), "gmv": DoubleType()}
-    return StructType([StructField(c, kinds[c]) for c in PAIR_COLUMNS]
-                      + [StructField(f, DoubleType()) for f in FEATURE_NAMES])
+    kinds = {
+        "campaign_id": StringType(),
+        "creator_id": StringType(),
+        "created_at": TimestampType(),
+        "gmv": DoubleType(),
+    }
+    return StructType(
+        [StructField(c, kinds[c]) for c in PAIR_COLUMNS]
+        + [StructField(f, DoubleType()) for f in FEATURE_NAMES]
+    )
 
 
 def bucket_pairs(campaigns) -> Callable[[pd.DataFrame], pd.DataFrame]:

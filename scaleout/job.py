@@ -17,8 +17,11 @@ STAGES = ("features", "training", "serving")
 def main(argv: list[str]) -> int:
     """Run the command of STAGE (``argv[0]``) on the rest of ``argv``; its exit status."""
     if not argv or argv[0] not in STAGES:
-        print(f"usage: spark-submit [options] scaleout/job.py {{{','.join(STAGES)}}} ARGS "
-              "(the stage's own arguments, with --engine spark)", file=sys.stderr)
+        print(
+            f"usage: spark-submit [options] scaleout/job.py {{{','.join(STAGES)}}} ARGS "
+            "(the stage's own arguments, with --engine spark)",
+            file=sys.stderr,
+        )
         return 2
     stage, args = argv[0], argv[1:]
     if stage == "features":

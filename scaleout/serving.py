@@ -37,9 +37,11 @@ _SCORERS: dict[str, lgb.Booster] = {}  # per Python worker: LightGBM text -> boo
 def scorer_parts(scorer: Scorer) -> dict:
     """What a worker needs to rebuild ``scorer``: LightGBM text, score map, median."""
     booster = scorer.booster
-    return {"model": booster.model_to_string(num_iteration=booster.best_iteration or None),
-            "score_map": scorer.score_map,
-            "commission_rate_median": scorer.commission_rate_median}
+    return {
+        "model": booster.model_to_string(num_iteration=booster.best_iteration or None),
+        "score_map": scorer.score_map,
+        "commission_rate_median": scorer.commission_rate_median,
+    }
 
 
 def _scorer(shared) -> Scorer:
@@ -48,38 +50,54 @@ def _scorer(shared) -> Scorer:
     if parts["model"] not in _SCORERS:
         _SCORERS.clear()
         _SCORERS[parts["model"]] = lgb.Booster(model_str=parts["model"])
-    return Scorer(booster=_SCORERS[parts["model"]], score_map=parts["score_map"],
-                  commission_rate_median=parts["commission_rate_median"])
+    return Scorer(
+        booster=_SCORERS[parts["model"]],
+        score_map=parts["score_map"],
+        commission_rate_median=parts["commission_rate_median"],
+    )
 
 
 def candidate_schema():
     """The Spark schema of the candidate rows: brief number, creator_id and every feature."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-    return StructType([StructField(BRIEF, LongType()), StructField("creator_id", StringType())]
-                      + [StructField(f, DoubleType()) for f in FEATURE_NAMES])
+    return StructType(
+        [StructField(BRIEF, LongType()), StructField("creator_id", StringType())]
+        + [StructField(f, DoubleType()) for f in FEATURE_NAMES]
+    )
 
 
 def partner_schema():
     """The Spark schema of the partner-list rows: brief number and the contract's columns."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-    kinds = {"brief_id": StringType(), "creator_id": StringType(), "rank": LongType(),
-             "reasons": StringType(), "model_version": StringType()}
-    return StructType([StructField(BRIEF, LongType())]
-                      + [StructField(c, kinds.get(c, DoubleType())) for c in PARTNER_COLUMNS])
+    kinds = {
+        "brief_id": StringType(),
+        "creator_id": StringType(),
+        "rank": LongType(),
+        "reasons": StringType(),
+        "model_version": StringType(),
+    }
+    return StructType(
+        [StructField(BRIEF, LongType())]
+        + [StructField(c, kinds.get(c, DoubleType())) for c in PARTNER_COLUMNS]
+    )
 
 
 def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function of step 1 (broadcast campaigns and checked briefs)."""
+
     def candidates_of(rows: pd.DataFrame) -> pd.DataFrame:
         tables = bucket_tables(rows, campaigns.value)
         history = index_history(tables)
-        pairs = find_candidates(tables, briefs.value, history,
-                                market_creators(tables, history))
+        pairs = find_candidates(tables, briefs.value, history, market_creators(tables, history))
         features = build_features(tables, feature_requests(briefs.value, pairs), history)
-        out = pd.DataFrame({BRIEF: pairs["brief"].to_numpy(np.int64),
-                            "creator_id": pairs["creator_id"].to_numpy(dtype=object)})
+        out = pd.DataFrame(
+            {
+                BRIEF: pairs["brief"].to_numpy(np.int64),
+                "creator_id": pairs["creator_id"].to_numpy(dtype=object),
+            }
+        )
         return pd.concat([out, features.reset_index(drop=True)], axis=1)
 
     return candidates_of
@@ -87,12 +105,17 @@ def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFram
 
 def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function of step 2: one brief's candidates in, its rows out."""
+
     def rows_of(candidates: pd.DataFrame) -> pd.DataFrame:
         candidates = candidates.sort_values("creator_id", kind="stable").reset_index(drop=True)
         position = int(candidates[BRIEF].iloc[0])
         chunk = briefs.value.iloc[[position]].reset_index(drop=True)
-        pairs = pd.DataFrame({"brief": np.zeros(len(candidates), np.int64),
-                              "creator_id": candidates["creator_id"].astype("str")})
+        pairs = pd.DataFrame(
+            {
+                "brief": np.zeros(len(candidates), np.int64),
+                "creator_id": candidates["creator_id"].astype("str"),
+            }
+        )
         features = candidates[list(FEATURE_NAMES)]
         out = explained_top(chunk, pairs, features, _scorer(scorer), model_version)
         return out.assign(**{BRIEF: position})[[BRIEF, *PARTNER_COLUMNS]]
@@ -103,31 +126,45 @@ def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], p
 def bin_count_rows(reference: dict) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The mapInPandas function counting a partition's candidates per feature and
     reference bin: rows (feature, bin, count)."""
+
     def counts_of(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         total = None
         for batch in batches:
             total = add_counts(total, batch, reference)
         if total is not None:
-            yield pd.DataFrame([(name, b, float(n)) for name, counts in total.items()
-                                for b, n in enumerate(counts)], columns=["feature", "bin", "count"])
+            yield pd.DataFrame(
+                [
+                    (name, b, float(n))
+                    for name, counts in total.items()
+                    for b, n in enumerate(counts)
+                ],
+                columns=["feature", "bin", "count"],
+            )
 
     return counts_of
 
 
 def drift_counts(candidates, reference: dict) -> dict[str, np.ndarray]:
     """Every candidate's counts per feature and reference bin (``serving.drift``)."""
-    rows = candidates.mapInPandas(bin_count_rows(reference),
-                                  schema="feature string, bin int, count double").toPandas()
+    rows = candidates.mapInPandas(
+        bin_count_rows(reference), schema="feature string, bin int, count double"
+    ).toPandas()
     counts = {name: np.zeros(len(bins["edges"]) + 2) for name, bins in reference.items()}
     for row in rows.itertuples(index=False):
         counts[row.feature][row.bin] += row.count
     return counts
 
 
-def spark_partner_lists(spark, directory, campaigns: pd.DataFrame, briefs: pd.DataFrame,
-                        scorer: Scorer, model_version: str, buckets: int,
-                        reference: dict | None = None
-                        ) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
+def spark_partner_lists(
+    spark,
+    directory,
+    campaigns: pd.DataFrame,
+    briefs: pd.DataFrame,
+    scorer: Scorer,
+    model_version: str,
+    buckets: int,
+    reference: dict | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
     """The partner lists of ``briefs`` (checked, with the model's defaults) on the data
     of ``directory``, as the in-memory ``partner_lists`` returns them, and with
     ``reference`` (``serving.drift.data_reference`` of the model's bins) the candidates'
@@ -138,17 +175,21 @@ def spark_partner_lists(spark, directory, campaigns: pd.DataFrame, briefs: pd.Da
     shared_briefs = context.broadcast(briefs.reset_index(drop=True))
     rows = bucketed_rows(spark, directory, buckets)
     candidates = rows.groupBy(BUCKET).applyInPandas(
-        bucket_candidates(context.broadcast(campaigns), shared_briefs), schema=candidate_schema())
+        bucket_candidates(context.broadcast(campaigns), shared_briefs), schema=candidate_schema()
+    )
     if reference:
         candidates = candidates.persist(StorageLevel.DISK_ONLY)  # built once, read twice
     lists = candidates.groupBy(BRIEF).applyInPandas(
         brief_rows(shared_briefs, context.broadcast(scorer_parts(scorer)), model_version),
-        schema=partner_schema())
+        schema=partner_schema(),
+    )
     result = lists.orderBy(BRIEF, "rank").toPandas()
     counts = drift_counts(candidates, reference) if reference else None
     candidates.unpersist()
     if result.empty:
         return empty_partner_list(), counts
     template = empty_partner_list()
-    return (result[list(PARTNER_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True),
-            counts)
+    return (
+        result[list(PARTNER_COLUMNS)].astype(template.dtypes.to_dict()).reset_index(drop=True),
+        counts,
+    )

@@ -18,8 +18,10 @@ from pathlib import Path
 import marketplace
 from marketplace.cli import UserError
 
-JAVA_NEEDED = ("Java 17 is needed for --engine spark: no `java` on PATH (nor in "
-               "$JAVA_HOME/bin); on Debian: apt-get install openjdk-17-jre-headless")
+JAVA_NEEDED = (
+    "Java 17 is needed for --engine spark: no `java` on PATH (nor in "
+    "$JAVA_HOME/bin); on Debian: apt-get install openjdk-17-jre-headless"
+)
 SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Parquet written by pandas may hold nanosecond timestamps, which Spark refuses;
@@ -73,15 +75,19 @@ def first_line(err: BaseException) -> str:
     """The line of a Spark or Python worker error that says what went wrong."""
     text = str(getattr(err, "desc", "") or err).strip()
     raised = re.findall(r"^(?:\w+\.)*(\w+(?:Error|Exception)): (.+)$", text, flags=re.M)
-    python = [f"{kind}: {message}" for kind, message in raised
-              if not kind.startswith(("Py4J", "Spark", "Python", "Task", "Org"))]
+    python = [
+        f"{kind}: {message}"
+        for kind, message in raised
+        if not kind.startswith(("Py4J", "Spark", "Python", "Task", "Org"))
+    ]
     if python:
         return python[-1]
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def spark_session(master: str | None = None, app: str = "creator-scores",
-                  conf: dict[str, str] | None = None):
+def spark_session(
+    master: str | None = None, app: str = "creator-scores", conf: dict[str, str] | None = None
+):
     """A SparkSession on ``master`` (None: local[*] or spark-submit's) with
     ``SESSION_CONF`` and ``conf``; SparkError (one line) when it cannot start."""
     if not java_available():
@@ -105,7 +111,9 @@ def spark_session(master: str | None = None, app: str = "creator-scores",
     try:
         spark = builder.getOrCreate()
     except Exception as err:  # noqa: BLE001 - JVM start-up errors: one line, no stack trace
-        raise SparkError(f"cannot start Spark on {master or 'local[*]'}: {first_line(err)}") from None
+        raise SparkError(
+            f"cannot start Spark on {master or 'local[*]'}: {first_line(err)}"
+        ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -124,14 +132,25 @@ def run_job(action):
 
 def add_engine_arguments(parser) -> None:
     """``--engine``, ``--spark-master`` and ``--buckets``, the same for every stage."""
-    parser.add_argument("--engine", choices=("memory", "spark"), default="memory",
-                        help="memory (default): one process; spark: the same computation "
-                             "per creator bucket on Apache Spark (needs Java 17)")
-    parser.add_argument("--spark-master", metavar="URL",
-                        help="Spark master (default: local[*], or spark-submit's --master)")
-    parser.add_argument("--buckets", type=int, metavar="N",
-                        help="creator buckets for --engine spark (default: the cores, or "
-                             "one per million posts if more)")
+    parser.add_argument(
+        "--engine",
+        choices=("memory", "spark"),
+        default="memory",
+        help="memory (default): one process; spark: the same computation "
+        "per creator bucket on Apache Spark (needs Java 17)",
+    )
+    parser.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master (default: local[*], or spark-submit's --master)",
+    )
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        metavar="N",
+        help="creator buckets for --engine spark (default: the cores, or "
+        "one per million posts if more)",
+    )
 
 
 POSTS_PER_BUCKET = 1_000_000  # a bucket's rows are one pandas frame in one worker

@@ -61,7 +61,8 @@ def bucketed_rows(spark, directory, buckets: int):
         part = table.select(
             F.pmod(F.xxhash64("creator_id"), F.lit(buckets)).alias(BUCKET),
             F.lit(name).alias(TABLE),
-            *[F.col(c).alias(f"{name}{SEP}{c}") for c in COLUMNS[name]])
+            *[F.col(c).alias(f"{name}{SEP}{c}") for c in COLUMNS[name]],
+        )
         wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
     return wide
 

@@ -33,34 +33,66 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m serving",
         description="Score briefs into partner lists (data contract): for each brief, the "
-                    "creators of its market who posted in the 90 days before its as_of "
-                    "(and have at least min_followers), ranked by the model; its top_k "
-                    "with rank, score, the nine 0-100 indices, raw_score, per-family "
-                    "contributions, reasons and the model version. The data is validated "
-                    "first; the output is written atomically. A one-line warning names "
-                    f"the feature families whose drift from the training pairs exceeds "
-                    f"PSI {THRESHOLD}.")
-    parser.add_argument("--model", required=True, metavar="URI",
-                        help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
-                             "runs:/RUN_ID/model (an alias is reported as its version)")
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR",
-                        help="data directory (the six raw tables)")
-    parser.add_argument("--briefs", required=True, type=Path, metavar="FILE",
-                        help="briefs, .csv or .parquet: brief_id, market, category, as_of; "
-                             f"optional top_k (default {DEFAULT_TOP_K}), min_followers, "
-                             "commission_rate (default: the model's training median)")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE",
-                        help="partner list, .parquet or .csv (written atomically)")
-    parser.add_argument("--show", type=int, default=0, metavar="N",
-                        help="also print the top N rows of each of the first briefs "
-                             "(rank, creator, score, reasons)")
-    parser.add_argument("--drift-report", type=Path, metavar="FILE",
-                        help="write the population stability index of every feature and "
-                             "family (scored candidates against the model's training "
-                             "pairs), .csv or .parquet; on either engine")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                             "sqlite:///mlflow.db in the working directory)")
+        "creators of its market who posted in the 90 days before its as_of "
+        "(and have at least min_followers), ranked by the model; its top_k "
+        "with rank, score, the nine 0-100 indices, raw_score, per-family "
+        "contributions, reasons and the model version. The data is validated "
+        "first; the output is written atomically. A one-line warning names "
+        f"the feature families whose drift from the training pairs exceeds "
+        f"PSI {THRESHOLD}.",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="URI",
+        help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
+        "runs:/RUN_ID/model (an alias is reported as its version)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="data directory (the six raw tables)",
+    )
+    parser.add_argument(
+        "--briefs",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="briefs, .csv or .parquet: brief_id, market, category, as_of; "
+        f"optional top_k (default {DEFAULT_TOP_K}), min_followers, "
+        "commission_rate (default: the model's training median)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="partner list, .parquet or .csv (written atomically)",
+    )
+    parser.add_argument(
+        "--show",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the top N rows of each of the first briefs "
+        "(rank, creator, score, reasons)",
+    )
+    parser.add_argument(
+        "--drift-report",
+        type=Path,
+        metavar="FILE",
+        help="write the population stability index of every feature and "
+        "family (scored candidates against the model's training "
+        "pairs), .csv or .parquet; on either engine",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working directory)",
+    )
     add_engine_arguments(parser)
     return parser.parse_args(argv)
 
@@ -77,8 +109,10 @@ def main(argv=None) -> int:
         briefs = read_briefs(args.briefs)
         scorer, version = load_model(args.model, args.tracking_uri)
         if args.drift_report and not scorer.reference:
-            raise UserError(f"model {version} has no reference bins (trained before drift "
-                            "checks): retrain it to get a --drift-report")
+            raise UserError(
+                f"model {version} has no reference bins (trained before drift "
+                "checks): retrain it to get a --drift-report"
+            )
         if args.engine == "spark":
             result, report = spark_lists(args, briefs, scorer, version)
         else:
@@ -88,16 +122,22 @@ def main(argv=None) -> int:
             write_frame_atomically(report, args.drift_report)
     except (UserError, BriefError, ModelError, SparkError) as err:
         return fail(str(err))
-    log(f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
-        f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s")
+    log(
+        f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
+        f"{len(briefs):,} briefs in {time.perf_counter() - started:.1f}s"
+    )
     if not scorer.reference:
-        log(f"warning: model {version} has no reference bins (trained before drift checks): "
-            "drift not checked")
+        log(
+            f"warning: model {version} has no reference bins (trained before drift checks): "
+            "drift not checked"
+        )
     elif report is not None and (message := drift_warning(report)):
         log(f"warning: {message}")
     if args.drift_report and report is not None:
-        log(f"wrote {args.drift_report}: drift of {(report['kind'] == 'feature').sum()} "
-            "features and their families")
+        log(
+            f"wrote {args.drift_report}: drift of {(report['kind'] == 'feature').sum()} "
+            "features and their families"
+        )
     if args.show > 0:
         print(preview(result, args.show))
     return 0
@@ -108,27 +148,39 @@ def warn(message: str) -> None:
     log(f"warning: {message}")
 
 
-def memory_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str,
-                 started: float) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def memory_lists(
+    args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str, started: float
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The partner lists in one process, and the drift report of the scored candidates
     against the model's training pairs (None when the model has no reference)."""
     tables = load_tables_or_report(args.data)
     history = index_history(tables, release_posts=True)  # memory: see its docstring
-    log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
-        f"and indexed {args.data} in {time.perf_counter() - started:.1f}s")
+    log(
+        f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
+        f"and indexed {args.data} in {time.perf_counter() - started:.1f}s"
+    )
     counts: dict = {}
     reference = data_reference(scorer.reference or {})
 
     def observe(features: pd.DataFrame) -> None:
         counts["all"] = add_counts(counts.get("all"), features, reference)
 
-    result = partner_lists(tables, briefs, scorer, version, history, progress=log, warn=warn,
-                           observe=observe if scorer.reference else None)
+    result = partner_lists(
+        tables,
+        briefs,
+        scorer,
+        version,
+        history,
+        progress=log,
+        warn=warn,
+        observe=observe if scorer.reference else None,
+    )
     return result, drift_report(counts["all"], reference) if counts else None
 
 
-def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str
-                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def spark_lists(
+    args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``memory_lists`` computed on Spark (``scaleout.serving``), with the same checks,
     warnings and drift report."""
     from scaleout.serving import spark_partner_lists
@@ -138,12 +190,23 @@ def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version:
     check_features(scorer, version)
     rows = rows_or_report(args.data)
     spark, buckets = start_job(args.spark_master, args.buckets, rows)
-    log(f"model {version}; {len(briefs):,} briefs from {args.briefs}; Spark "
-        f"{spark.version} on {spark.sparkContext.master}, {buckets} creator buckets ...")
+    log(
+        f"model {version}; {len(briefs):,} briefs from {args.briefs}; Spark "
+        f"{spark.version} on {spark.sparkContext.master}, {buckets} creator buckets ..."
+    )
     reference = data_reference(scorer.reference or {}) or None
-    result, counts = run_job(lambda: spark_partner_lists(
-        spark, args.data, read_table(args.data, "campaigns"), briefs, scorer, version, buckets,
-        reference))
+    result, counts = run_job(
+        lambda: spark_partner_lists(
+            spark,
+            args.data,
+            read_table(args.data, "campaigns"),
+            briefs,
+            scorer,
+            version,
+            buckets,
+            reference,
+        )
+    )
     for position in np.flatnonzero(~briefs["brief_id"].isin(result["brief_id"]).to_numpy()):
         warn(no_candidates_message(briefs.iloc[position]))
     return result, drift_report(counts, reference) if counts and reference else None
@@ -151,10 +214,19 @@ def spark_lists(args: argparse.Namespace, briefs: pd.DataFrame, scorer, version:
 
 def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
     """The top ``rows`` of the first ``briefs`` briefs as plain text."""
-    shown = partners[partners["brief_id"].isin(partners["brief_id"].unique()[:briefs])
-                     & (partners["rank"] <= rows)]
-    columns = ["brief_id", "rank", "creator_id", "score", "sales_index", "cooperation_index",
-               "reasons"]
+    shown = partners[
+        partners["brief_id"].isin(partners["brief_id"].unique()[:briefs])
+        & (partners["rank"] <= rows)
+    ]
+    columns = [
+        "brief_id",
+        "rank",
+        "creator_id",
+        "score",
+        "sales_index",
+        "cooperation_index",
+        "reasons",
+    ]
     with pd.option_context("display.max_colwidth", 120, "display.width", 250):
         return shown[columns].to_string(index=False, float_format=lambda x: f"{x:.0f}")
 

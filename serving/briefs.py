@@ -75,25 +75,33 @@ def check_briefs(frame: pd.DataFrame, source: str = "briefs") -> pd.DataFrame:
     duplicated = brief_id.duplicated(keep=False)
     if duplicated.any():
         names = ", ".join(dict.fromkeys(brief_id[duplicated]))
-        raise BriefError(f"{source}: column brief_id: must be unique (duplicated: "
-                         f"{_shorten(names)})")
+        raise BriefError(
+            f"{source}: column brief_id: must be unique (duplicated: {_shorten(names)})"
+        )
     market = check.text("market")
-    check.rule("market", ~market.str.fullmatch(MARKET_PATTERN).fillna(False).astype(bool),
-               "must be an upper-case 2-letter country code")
+    check.rule(
+        "market",
+        ~market.str.fullmatch(MARKET_PATTERN).fillna(False).astype(bool),
+        "must be an upper-case 2-letter country code",
+    )
     category = check.text("category")
     check.rule("category", category.isna() | (category == ""), "must not be empty")
-    out = pd.DataFrame({
-        "brief_id": brief_id, "market": market, "category": category,
-        "as_of": check.timestamp("as_of"),
-        "top_k": check.integer("top_k", DEFAULT_TOP_K, minimum=1),
-        "min_followers": check.integer("min_followers", DEFAULT_MIN_FOLLOWERS, minimum=0),
-        "commission_rate": check.rate("commission_rate"),
-    })
+    out = pd.DataFrame(
+        {
+            "brief_id": brief_id,
+            "market": market,
+            "category": category,
+            "as_of": check.timestamp("as_of"),
+            "top_k": check.integer("top_k", DEFAULT_TOP_K, minimum=1),
+            "min_followers": check.integer("min_followers", DEFAULT_MIN_FOLLOWERS, minimum=0),
+            "commission_rate": check.rate("commission_rate"),
+        }
+    )
     return out
 
 
 def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _show(value) -> str:
@@ -109,22 +117,25 @@ class _Checker:
         self.frame, self.source = frame, source
         self.ids: pd.Series | None = None
 
-    def rule(self, column: str, bad, rule: str, by_row: bool = False, show_values: bool = False
-             ) -> None:
+    def rule(
+        self, column: str, bad, rule: str, by_row: bool = False, show_values: bool = False
+    ) -> None:
         bad = np.asarray(bad, dtype=bool)
         if not bad.any():
             return
         rows = np.flatnonzero(bad)
         examples = []
         for row in rows[:EXAMPLES]:
-            label = (f"row {row + 1}" if by_row or self.ids is None
-                     else f"brief {self.ids.iloc[row]}")
+            label = (
+                f"row {row + 1}" if by_row or self.ids is None else f"brief {self.ids.iloc[row]}"
+            )
             if show_values:
                 label += f": {_show(self.frame[column].iloc[row])}"
             examples.append(label)
         more = f" and {len(rows) - EXAMPLES} more" if len(rows) > EXAMPLES else ""
-        raise BriefError(f"{self.source}: column {column}: {rule} "
-                         f"({_shorten(', '.join(examples))}{more})")
+        raise BriefError(
+            f"{self.source}: column {column}: {rule} ({_shorten(', '.join(examples))}{more})"
+        )
 
     def text(self, column: str) -> pd.Series:
         values = self.frame[column]
@@ -135,8 +146,9 @@ class _Checker:
             not_text = values.notna() & ~is_text
             self.rule(column, not_text, "must be a string", show_values=True)
         elif not pd.api.types.is_string_dtype(values.dtype):
-            raise BriefError(f"{self.source}: column {column}: must be a string "
-                             f"(found {values.dtype})")
+            raise BriefError(
+                f"{self.source}: column {column}: must be a string (found {values.dtype})"
+            )
         return values.astype(STRING_DTYPE)
 
     def timestamp(self, column: str) -> pd.Series:
@@ -146,13 +158,19 @@ class _Checker:
         elif values.dtype.kind == "M":
             parsed = values.dt.tz_localize("UTC")
         elif pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
-            parsed = pd.to_datetime(values.astype(STRING_DTYPE).str.strip(), utc=True,
-                                    format="ISO8601", errors="coerce")
+            parsed = pd.to_datetime(
+                values.astype(STRING_DTYPE).str.strip(), utc=True, format="ISO8601", errors="coerce"
+            )
         else:
-            raise BriefError(f"{self.source}: column {column}: must be a timestamp "
-                             f"(found {values.dtype})")
-        self.rule(column, parsed.isna(), "must be a timestamp (ISO-8601, UTC when no zone)",
-                  show_values=True)
+            raise BriefError(
+                f"{self.source}: column {column}: must be a timestamp (found {values.dtype})"
+            )
+        self.rule(
+            column,
+            parsed.isna(),
+            "must be a timestamp (ISO-8601, UTC when no zone)",
+            show_values=True,
+        )
         return parsed.astype(TIMESTAMP_DTYPE)
 
     def _numbers(self, column: str, kind: str) -> pd.Series | None:
@@ -164,12 +182,13 @@ class _Checker:
         if pd.api.types.is_numeric_dtype(values.dtype):
             present = values.notna().to_numpy()
             numbers = values.astype("Float64").astype(float)
-        else:   # text: an empty cell is a missing value
+        else:  # text: an empty cell is a missing value
             text = values.astype(STRING_DTYPE).str.strip()
             present = (text.notna() & (text != "")).to_numpy()
             numbers = pd.to_numeric(text.where(present), errors="coerce").astype(float)
-        self.rule(column, present & ~np.isfinite(numbers.to_numpy()), f"must be {kind}",
-                  show_values=True)
+        self.rule(
+            column, present & ~np.isfinite(numbers.to_numpy()), f"must be {kind}", show_values=True
+        )
         return numbers
 
     def integer(self, column: str, default: int, minimum: int) -> pd.Series:
@@ -177,16 +196,20 @@ class _Checker:
         if numbers is None:
             return pd.Series(default, index=self.frame.index, dtype="int64")
         present = numbers.notna()
-        self.rule(column, present & (numbers != np.floor(numbers)), "must be an integer",
-                  show_values=True)
-        self.rule(column, present & (numbers < minimum), f"must be >= {minimum}",
-                  show_values=True)
+        self.rule(
+            column, present & (numbers != np.floor(numbers)), "must be an integer", show_values=True
+        )
+        self.rule(column, present & (numbers < minimum), f"must be >= {minimum}", show_values=True)
         return numbers.fillna(default).astype("int64")
 
     def rate(self, column: str) -> pd.Series:
         numbers = self._numbers(column, "a number")
         if numbers is None:
             return pd.Series(np.nan, index=self.frame.index, dtype="float64")
-        self.rule(column, numbers.notna() & ((numbers < 0) | (numbers > 1)),
-                  "must be in [0, 1]", show_values=True)
+        self.rule(
+            column,
+            numbers.notna() & ((numbers < 0) | (numbers > 1)),
+            "must be in [0, 1]",
+            show_values=True,
+        )
         return numbers.astype("float64")

@@ -29,8 +29,10 @@ def market_creators(tables: dict[str, pd.DataFrame], history: History) -> dict[s
     codes = history.creator_index.get_indexer(creators["creator_id"])
     keep = codes >= 0
     frame = pd.DataFrame({"market": creators["market"].to_numpy()[keep], "code": codes[keep]})
-    return {market: group["code"].to_numpy(np.int64)
-            for market, group in frame.groupby("market", sort=True)}
+    return {
+        market: group["code"].to_numpy(np.int64)
+        for market, group in frame.groupby("market", sort=True)
+    }
 
 
 def current_followers(history: History, code: np.ndarray, as_of_us: np.ndarray) -> np.ndarray:
@@ -38,8 +40,9 @@ def current_followers(history: History, code: np.ndarray, as_of_us: np.ndarray) 
     return np.nan_to_num(latest_followers(history, code, as_of_us), nan=0.0).astype(np.int64)
 
 
-def recent_posts(history: History, code: np.ndarray, as_of_us: np.ndarray,
-                 window_days: int = ACTIVE_DAYS) -> np.ndarray:
+def recent_posts(
+    history: History, code: np.ndarray, as_of_us: np.ndarray, window_days: int = ACTIVE_DAYS
+) -> np.ndarray:
     """Posts of each creator with ``as_of - window <= posted_at < as_of``."""
     tl = history.posts
     return tl.before(code, as_of_us) - tl.before(code, as_of_us - days(window_days))
@@ -49,14 +52,22 @@ def feature_requests(briefs: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     """The feature builder's request rows for ``find_candidates`` pairs: each candidate
     as of its brief's as_of, in its category, at its commission rate."""
     per_pair = briefs.iloc[pairs["brief"].to_numpy()].reset_index(drop=True)
-    return pd.DataFrame({"creator_id": pairs["creator_id"], "as_of": per_pair["as_of"],
-                         "category": per_pair["category"],
-                         "commission_rate": per_pair["commission_rate"]})
+    return pd.DataFrame(
+        {
+            "creator_id": pairs["creator_id"],
+            "as_of": per_pair["as_of"],
+            "category": per_pair["category"],
+            "commission_rate": per_pair["commission_rate"],
+        }
+    )
 
 
-def find_candidates(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame,
-                    history: History | None = None,
-                    by_market: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def find_candidates(
+    tables: dict[str, pd.DataFrame],
+    briefs: pd.DataFrame,
+    history: History | None = None,
+    by_market: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
     """Every (brief, candidate) pair: ``brief`` (the brief's position in ``briefs``),
     ``creator_id`` and ``followers`` (current), ordered by brief then creator_id.
 
@@ -73,10 +84,13 @@ def find_candidates(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame,
     code = np.concatenate(groups) if groups else none
     as_of = micros(briefs["as_of"])[brief]
     followers = current_followers(history, code, as_of)
-    keep = ((recent_posts(history, code, as_of) > 0)
-            & (followers >= briefs["min_followers"].to_numpy(np.int64)[brief]))
-    return pd.DataFrame({
-        "brief": brief[keep],
-        "creator_id": pd.Series(history.creator_index[code[keep]], dtype=STRING_DTYPE),
-        "followers": followers[keep],
-    })
+    keep = (recent_posts(history, code, as_of) > 0) & (
+        followers >= briefs["min_followers"].to_numpy(np.int64)[brief]
+    )
+    return pd.DataFrame(
+        {
+            "brief": brief[keep],
+            "creator_id": pd.Series(history.creator_index[code[keep]], dtype=STRING_DTYPE),
+            "followers": followers[keep],
+        }
+    )

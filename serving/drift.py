@@ -42,27 +42,42 @@ def psi(expected: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def add_counts(total: dict[str, np.ndarray] | None, frame: pd.DataFrame, reference: dict
-               ) -> dict[str, np.ndarray]:
+def add_counts(
+    total: dict[str, np.ndarray] | None, frame: pd.DataFrame, reference: dict
+) -> dict[str, np.ndarray]:
     """``total`` (None at first) plus the bin counts of ``frame``'s rows."""
     counts = bin_counts(frame, reference)
     return counts if total is None else {name: total[name] + counts[name] for name in counts}
 
 
-def drift_report(counts: dict[str, np.ndarray], reference: dict,
-                 threshold: float = THRESHOLD) -> pd.DataFrame:
+def drift_report(
+    counts: dict[str, np.ndarray], reference: dict, threshold: float = THRESHOLD
+) -> pd.DataFrame:
     """One row per family (families first, worst first) and per feature: kind
     (``family`` or ``feature``), name, family, psi and drifted (psi > threshold)."""
-    features = pd.DataFrame({
-        "kind": "feature", "name": list(counts),
-        "family": [family_of(name) for name in counts],
-        "psi": [psi(reference[name]["shares"], counts[name]) for name in counts]})
+    features = pd.DataFrame(
+        {
+            "kind": "feature",
+            "name": list(counts),
+            "family": [family_of(name) for name in counts],
+            "psi": [psi(reference[name]["shares"], counts[name]) for name in counts],
+        }
+    )
     order = [f for f in (*FAMILIES, OTHER) if f in set(features["family"])]
-    families = (features.groupby("family")["psi"].mean().reindex(order).reset_index()
-                .assign(kind="family", name=lambda t: t["family"]))
-    report = pd.concat([families.sort_values("psi", ascending=False, kind="stable"),
-                        features.sort_values(["family", "psi"], ascending=[True, False],
-                                             kind="stable")], ignore_index=True)
+    families = (
+        features.groupby("family")["psi"]
+        .mean()
+        .reindex(order)
+        .reset_index()
+        .assign(kind="family", name=lambda t: t["family"])
+    )
+    report = pd.concat(
+        [
+            families.sort_values("psi", ascending=False, kind="stable"),
+            features.sort_values(["family", "psi"], ascending=[True, False], kind="stable"),
+        ],
+        ignore_index=True,
+    )
     report["drifted"] = report["psi"] > threshold
     return report[list(REPORT_COLUMNS)]
 
@@ -74,5 +89,7 @@ def drift_warning(report: pd.DataFrame, threshold: float = THRESHOLD, worst: int
         return None
     named = ", ".join(f"{r.name} {r.psi:.2f}" for r in families.head(worst).itertuples())
     more = f" and {len(families) - worst} more" if len(families) > worst else ""
-    return (f"drift: the scored candidates differ from the model's training pairs "
-            f"(PSI > {threshold}): {named}{more}; scores may be unreliable")
+    return (
+        f"drift: the scored candidates differ from the model's training pairs "
+        f"(PSI > {threshold}): {named}{more}; scores may be unreliable"
+    )

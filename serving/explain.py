@@ -46,14 +46,16 @@ def waterfall(row, sort: bool = False) -> pd.DataFrame:
     ends = base + contrib.cumsum()
     if abs(ends.iloc[-1] - raw) > TOLERANCE * max(1.0, abs(raw)):
         raise ValueError(f"contributions add up to {ends.iloc[-1]:.6g}, not raw_score {raw:.6g}")
-    index = [float(row.get(index_name(f), np.nan)) if f != OTHER else np.nan
-             for f in contrib.index]
-    steps = pd.DataFrame({
-        "contribution": [base, *contrib.to_numpy(), raw],
-        "start": [0.0, *(ends - contrib).to_numpy(), 0.0],
-        "end": [base, *ends.to_numpy(), raw],
-        "index": [np.nan, *index, np.nan],
-    }, index=pd.Index([BASE, *contrib.index, TOTAL], name="step"))
+    index = [float(row.get(index_name(f), np.nan)) if f != OTHER else np.nan for f in contrib.index]
+    steps = pd.DataFrame(
+        {
+            "contribution": [base, *contrib.to_numpy(), raw],
+            "start": [0.0, *(ends - contrib).to_numpy(), 0.0],
+            "end": [base, *ends.to_numpy(), raw],
+            "index": [np.nan, *index, np.nan],
+        },
+        index=pd.Index([BASE, *contrib.index, TOTAL], name="step"),
+    )
     return steps
 
 
@@ -64,32 +66,46 @@ def plot_waterfall(steps: pd.DataFrame, title: str | None = None) -> Figure:
     fig = Figure(figsize=(8, 0.42 * len(steps) + 1.2), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(steps))[::-1]
-    colors = ["tab:grey" if name in (BASE, TOTAL) else
-              ("tab:green" if value >= 0 else "tab:red")
-              for name, value in zip(steps.index, steps["contribution"], strict=True)]
+    colors = [
+        "tab:grey" if name in (BASE, TOTAL) else ("tab:green" if value >= 0 else "tab:red")
+        for name, value in zip(steps.index, steps["contribution"], strict=True)
+    ]
     left = np.minimum(steps["start"], steps["end"])
     width = (steps["end"] - steps["start"]).abs()
     ax.barh(y, width, left=left, color=colors)
     for yi, (name, step) in zip(y, steps.iterrows(), strict=True):
-        ax.annotate(f"{step['contribution']:+.3f}" if name not in (BASE, TOTAL)
-                    else f"{step['contribution']:.3f}",
-                    (max(step["start"], step["end"]), yi), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize="small")
-    labels = [name if np.isnan(step["index"]) else f"{name} ({step['index']:.0f})"
-              for name, step in steps.iterrows()]
+        ax.annotate(
+            f"{step['contribution']:+.3f}"
+            if name not in (BASE, TOTAL)
+            else f"{step['contribution']:.3f}",
+            (max(step["start"], step["end"]), yi),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+        )
+    labels = [
+        name if np.isnan(step["index"]) else f"{name} ({step['index']:.0f})"
+        for name, step in steps.iterrows()
+    ]
     ax.set_yticks(y, labels)
     ax.axvline(0, color="black", lw=0.6)
     for yi, end in zip(y[:-1], steps["end"].to_numpy()[:-1], strict=True):
         ax.plot([end, end], [yi - 0.4, yi - 0.6], color="black", lw=0.6)
     ax.margins(x=0.1)
-    ax.set(xlabel="raw score (model output)",
-           title=title or "Family contributions: base to raw score")
+    ax.set(
+        xlabel="raw score (model output)", title=title or "Family contributions: base to raw score"
+    )
     return fig
 
 
-def example_brief(tables: dict[str, pd.DataFrame], market: str | None = None,
-                  category: str | None = None, top_k: int = 20,
-                  as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def example_brief(
+    tables: dict[str, pd.DataFrame],
+    market: str | None = None,
+    category: str | None = None,
+    top_k: int = 20,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """A one-row briefs frame for a data directory's tables: ``market`` (default: the
     market with the most creators), ``category`` (default: the most frequent campaign
     category of that market), as of ``as_of`` (default: midnight after the latest post)
@@ -102,9 +118,15 @@ def example_brief(tables: dict[str, pd.DataFrame], market: str | None = None,
         category = str(counts.idxmax()) if len(counts) else "beauty"
     if as_of is None:
         as_of = tables["posts"]["posted_at"].max().normalize() + pd.Timedelta(days=1)
-    return pd.DataFrame({"brief_id": [f"{market}-{category}".lower()], "market": [market],
-                         "category": [category], "as_of": [pd.Timestamp(as_of)],
-                         "top_k": [top_k]})
+    return pd.DataFrame(
+        {
+            "brief_id": [f"{market}-{category}".lower()],
+            "market": [market],
+            "category": [category],
+            "as_of": [pd.Timestamp(as_of)],
+            "top_k": [top_k],
+        }
+    )
 
 
 def partner_view(partner_list: pd.DataFrame, brief_id: str | None = None) -> pd.DataFrame:
@@ -119,13 +141,21 @@ def partner_view(partner_list: pd.DataFrame, brief_id: str | None = None) -> pd.
     return view.rename(columns=lambda c: c.removesuffix("_index"))
 
 
-def creator_row(partner_list: pd.DataFrame, brief_id: str | None = None, rank: int = 1,
-                creator_id: str | None = None) -> pd.Series:
+def creator_row(
+    partner_list: pd.DataFrame,
+    brief_id: str | None = None,
+    rank: int = 1,
+    creator_id: str | None = None,
+) -> pd.Series:
     """One row of a partner list: the creator ``creator_id``, else the one at ``rank``,
     of brief ``brief_id`` (the first brief when None). KeyError when absent."""
     brief_id = brief_id if brief_id is not None else partner_list["brief_id"].iloc[0]
     rows = partner_list[partner_list["brief_id"] == brief_id]
-    hit = rows[rows["creator_id"] == creator_id] if creator_id is not None else rows[rows["rank"] == rank]
+    hit = (
+        rows[rows["creator_id"] == creator_id]
+        if creator_id is not None
+        else rows[rows["rank"] == rank]
+    )
     if hit.empty:
         raise KeyError(f"brief {brief_id}: no creator {creator_id or f'at rank {rank}'}")
     return hit.iloc[0]

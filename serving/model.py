@@ -49,10 +49,12 @@ def check_serving_tracking_uri(uri: str) -> None:
     except TrackingError as err:
         raise ModelError(str(err)) from None
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
+        path = Path(uri[len("sqlite:///") :])
         if not path.is_file():
-            raise ModelError(f"tracking URI {uri}: no tracking database at {path} (give "
-                             "--tracking-uri or set MLFLOW_TRACKING_URI)")
+            raise ModelError(
+                f"tracking URI {uri}: no tracking database at {path} (give "
+                "--tracking-uri or set MLFLOW_TRACKING_URI)"
+            )
 
 
 def resolve_model_version(model_uri: str, client: MlflowClient) -> str:
@@ -75,13 +77,20 @@ def check_features(scorer: Scorer, model_version: str = "model") -> None:
     unknown = [f for f in found if f not in expected]
     lacking = [f for f in expected if f not in found]
     if unknown or lacking:
-        detail = "; ".join(part for part in (
-            f"unknown to the builder: {', '.join(unknown[:3])}" if unknown else "",
-            f"not in the model: {', '.join(lacking[:3])}" if lacking else "") if part)
+        detail = "; ".join(
+            part
+            for part in (
+                f"unknown to the builder: {', '.join(unknown[:3])}" if unknown else "",
+                f"not in the model: {', '.join(lacking[:3])}" if lacking else "",
+            )
+            if part
+        )
     else:
         detail = "same names in another order"
-    raise ModelError(f"model {model_version}: its {len(found)} features do not match the "
-                     f"feature builder's {len(expected)} ({detail})")
+    raise ModelError(
+        f"model {model_version}: its {len(found)} features do not match the "
+        f"feature builder's {len(expected)} ({detail})"
+    )
 
 
 def load_model(model_uri: str, tracking_uri: str | None = None) -> tuple[Scorer, str]:
@@ -101,7 +110,9 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> tuple[Scorer,
     except (MlflowException, TrackingError, OSError) as err:
         raise ModelError(f"model {model_uri}: {_first_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - a foreign or broken model: one line, no traceback
-        raise ModelError(f"model {model_uri}: cannot be loaded as a creator-scores model "
-                         f"({type(err).__name__}: {_first_line(err)})") from None
+        raise ModelError(
+            f"model {model_uri}: cannot be loaded as a creator-scores model "
+            f"({type(err).__name__}: {_first_line(err)})"
+        ) from None
     check_features(scorer, version)
     return scorer, version

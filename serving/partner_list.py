@@ -43,8 +43,17 @@ from serving.model import check_features
 from training.model import CONTRIB_COLUMNS, Scorer
 
 INDEX_COLUMNS = tuple(index_name(f) for f in FAMILIES)
-PARTNER_COLUMNS = ("brief_id", "creator_id", "rank", "score", *INDEX_COLUMNS, "raw_score",
-                   *CONTRIB_COLUMNS, "reasons", "model_version")
+PARTNER_COLUMNS = (
+    "brief_id",
+    "creator_id",
+    "rank",
+    "score",
+    *INDEX_COLUMNS,
+    "raw_score",
+    *CONTRIB_COLUMNS,
+    "reasons",
+    "model_version",
+)
 # Briefs are scored in chunks of about this many (brief, market creator) pairs: memory
 # stays bounded and progress is reported after each chunk.
 CHUNK_PAIRS = 250_000
@@ -54,24 +63,43 @@ MAX_LIFTS, MAX_DRAGS, MAX_REASONS = 2, 1, 3
 NOTHING_STANDS_OUT = "No single family stands out"
 # family: (when it lifts the score, when it drags it, when the index is null: too little history)
 PHRASES: dict[str, tuple[str, str, str]] = {
-    "engagement": ("content lands well with viewers", "content draws little engagement",
-                   "too few measured posts to judge engagement"),
-    "volume": ("posts a lot", "posts little or has slowed down",
-               "started posting too recently to judge volume"),
-    "consistency": ("posts like clockwork", "posts in irregular bursts",
-                    "too few posts to judge consistency"),
-    "diligence": ("commits to shoppable posts and LIVEs", "posts little shoppable content",
-                  "too few recent posts to judge selling effort"),
-    "cooperation": ("answers brands reliably", "patchy record with brand invitations",
-                    "no track record with brands yet"),
-    "sales": ("sells well", "sells little for its views",
-              "no measured sales yet"),
-    "category": ("strong in {category}", "little presence in {category}",
-                 "too new to judge in {category}"),
-    "growth": ("audience and sales are growing", "momentum is fading",
-               "too new to measure growth"),
-    "authenticity": ("engagement looks genuine", "signs of inflated engagement",
-                     "too little recent engagement to judge authenticity"),
+    "engagement": (
+        "content lands well with viewers",
+        "content draws little engagement",
+        "too few measured posts to judge engagement",
+    ),
+    "volume": (
+        "posts a lot",
+        "posts little or has slowed down",
+        "started posting too recently to judge volume",
+    ),
+    "consistency": (
+        "posts like clockwork",
+        "posts in irregular bursts",
+        "too few posts to judge consistency",
+    ),
+    "diligence": (
+        "commits to shoppable posts and LIVEs",
+        "posts little shoppable content",
+        "too few recent posts to judge selling effort",
+    ),
+    "cooperation": (
+        "answers brands reliably",
+        "patchy record with brand invitations",
+        "no track record with brands yet",
+    ),
+    "sales": ("sells well", "sells little for its views", "no measured sales yet"),
+    "category": (
+        "strong in {category}",
+        "little presence in {category}",
+        "too new to judge in {category}",
+    ),
+    "growth": ("audience and sales are growing", "momentum is fading", "too new to measure growth"),
+    "authenticity": (
+        "engagement looks genuine",
+        "signs of inflated engagement",
+        "too little recent engagement to judge authenticity",
+    ),
 }
 
 
@@ -86,18 +114,29 @@ def _warn(message: str) -> None:
 def empty_partner_list() -> pd.DataFrame:
     """A partner list with no rows and the contract's columns and dtypes."""
     dtypes = {c: "float64" for c in PARTNER_COLUMNS}
-    dtypes.update(brief_id=STRING_DTYPE, creator_id=STRING_DTYPE, rank="int64",
-                  reasons=STRING_DTYPE, model_version=STRING_DTYPE)
+    dtypes.update(
+        brief_id=STRING_DTYPE,
+        creator_id=STRING_DTYPE,
+        rank="int64",
+        reasons=STRING_DTYPE,
+        model_version=STRING_DTYPE,
+    )
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in PARTNER_COLUMNS})
 
 
-def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer: Scorer,
-                  model_version: str, history: History | None = None, *,
-                  progress: Callable[[str], None] = _quiet,
-                  warn: Callable[[str], None] = _warn,
-                  chunk_pairs: int = CHUNK_PAIRS,
-                  by_market: dict[str, np.ndarray] | None = None,
-                  observe: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+def partner_lists(
+    tables: dict[str, pd.DataFrame],
+    briefs: pd.DataFrame,
+    scorer: Scorer,
+    model_version: str,
+    history: History | None = None,
+    *,
+    progress: Callable[[str], None] = _quiet,
+    warn: Callable[[str], None] = _warn,
+    chunk_pairs: int = CHUNK_PAIRS,
+    by_market: dict[str, np.ndarray] | None = None,
+    observe: Callable[[pd.DataFrame], None] | None = None,
+) -> pd.DataFrame:
     """The partner list of every brief: its top_k candidates, ordered by brief (as in
     ``briefs``) then rank, with the contract's ``PARTNER_COLUMNS``.
 
@@ -116,12 +155,15 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
     by_market = by_market if by_market is not None else market_creators(tables, history)
     started, done, candidates, parts = time.perf_counter(), 0, 0, []
     for chunk in _chunks(briefs, by_market, chunk_pairs):
-        part, n_candidates = _score_chunk(tables, chunk, scorer, model_version, history,
-                                          by_market, warn, observe)
+        part, n_candidates = _score_chunk(
+            tables, chunk, scorer, model_version, history, by_market, warn, observe
+        )
         parts.append(part)
         done, candidates = done + len(chunk), candidates + n_candidates
-        progress(f"scored {done:,}/{len(briefs):,} briefs ({candidates:,} candidates) "
-                 f"in {time.perf_counter() - started:.1f}s")
+        progress(
+            f"scored {done:,}/{len(briefs):,} briefs ({candidates:,} candidates) "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty_partner_list()
@@ -130,12 +172,14 @@ def partner_lists(tables: dict[str, pd.DataFrame], briefs: pd.DataFrame, scorer:
 
 def with_model_defaults(briefs: pd.DataFrame, scorer: Scorer) -> pd.DataFrame:
     """Checked briefs with a missing commission_rate set to the model's training median."""
-    return briefs.assign(commission_rate=briefs["commission_rate"].fillna(
-        scorer.commission_rate_median))
+    return briefs.assign(
+        commission_rate=briefs["commission_rate"].fillna(scorer.commission_rate_median)
+    )
 
 
-def _chunks(briefs: pd.DataFrame, by_market: dict[str, np.ndarray], chunk_pairs: int
-            ) -> Iterator[pd.DataFrame]:
+def _chunks(
+    briefs: pd.DataFrame, by_market: dict[str, np.ndarray], chunk_pairs: int
+) -> Iterator[pd.DataFrame]:
     """Consecutive slices of ``briefs`` of about ``chunk_pairs`` market creators each."""
     sizes = np.array([len(by_market.get(m, ())) for m in briefs["market"]], dtype=np.int64)
     start, total = 0, 0
@@ -151,15 +195,24 @@ def _chunks(briefs: pd.DataFrame, by_market: dict[str, np.ndarray], chunk_pairs:
 def rank_candidates(brief: np.ndarray, raw: np.ndarray, creator_id: pd.Series) -> np.ndarray:
     """1-based rank of each row within its brief: raw desc, then creator_id asc."""
     frame = pd.DataFrame({"brief": brief, "raw": raw, "creator_id": creator_id.to_numpy()})
-    order = frame.sort_values(["brief", "raw", "creator_id"], ascending=[True, False, True],
-                              kind="stable").index.to_numpy()
+    order = frame.sort_values(
+        ["brief", "raw", "creator_id"], ascending=[True, False, True], kind="stable"
+    ).index.to_numpy()
     rank = np.empty(len(frame), np.int64)
     rank[order] = frame.loc[order].groupby("brief", sort=False).cumcount().to_numpy() + 1
     return rank
 
 
-def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str,
-                 history: History, by_market, warn, observe=None) -> tuple[pd.DataFrame, int]:
+def _score_chunk(
+    tables,
+    chunk: pd.DataFrame,
+    scorer: Scorer,
+    model_version: str,
+    history: History,
+    by_market,
+    warn,
+    observe=None,
+) -> tuple[pd.DataFrame, int]:
     pairs = find_candidates(tables, chunk, history, by_market)
     present = np.bincount(pairs["brief"], minlength=len(chunk)) > 0
     for position in np.flatnonzero(~present):
@@ -174,14 +227,21 @@ def _score_chunk(tables, chunk: pd.DataFrame, scorer: Scorer, model_version: str
 
 def no_candidates_message(brief: pd.Series) -> str:
     """The warning for a brief (a row of checked briefs) without candidates."""
-    return (f"brief {brief['brief_id']}: no candidates (no creator of market {brief['market']} "
-            f"with a post in the {ACTIVE_DAYS} days before {brief['as_of'].isoformat()} and "
-            f"at least {brief['min_followers']} followers); it gets no rows")
+    return (
+        f"brief {brief['brief_id']}: no candidates (no creator of market {brief['market']} "
+        f"with a post in the {ACTIVE_DAYS} days before {brief['as_of'].isoformat()} and "
+        f"at least {brief['min_followers']} followers); it gets no rows"
+    )
 
 
-def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFrame,
-                  scorer: Scorer, model_version: str, indices: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
+def explained_top(
+    briefs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    features: pd.DataFrame,
+    scorer: Scorer,
+    model_version: str,
+    indices: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The partner-list rows of ``briefs`` (checked, with the model's defaults) from
     their candidates: ``pairs`` as from ``find_candidates`` (``brief`` position,
     ``creator_id``) and the features of those pairs, row for row. Every candidate is
@@ -190,27 +250,29 @@ def explained_top(briefs: pd.DataFrame, pairs: pd.DataFrame, features: pd.DataFr
     brief = pairs["brief"].to_numpy()
     raw = scorer.raw(features)
     rank = rank_candidates(brief, raw, pairs["creator_id"])
-    if indices is None:                                      # among ALL the brief's candidates
+    if indices is None:  # among ALL the brief's candidates
         indices = family_indices(features, peers=brief)
     top = rank <= briefs["top_k"].to_numpy()[brief]
     rows = np.flatnonzero(top)
-    rows = rows[np.lexsort((rank[rows], brief[rows]))]       # by brief, then rank
+    rows = rows[np.lexsort((rank[rows], brief[rows]))]  # by brief, then rank
     selected = features.iloc[rows]
     contrib = scorer.contributions(selected).reset_index(drop=True)
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
     categories = briefs["category"].to_numpy()[brief[rows]]
-    out = pd.DataFrame({
-        "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
-        "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
-        "rank": rank[rows],
-        "score": scorer.score(top_raw).astype(float),
-        **{c: top_indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
-        "raw_score": top_raw.astype(float),
-        **{c: contrib[c].to_numpy(dtype=float) for c in CONTRIB_COLUMNS},
-        "reasons": pd.Series(reasons(contrib, top_indices, categories), dtype=STRING_DTYPE),
-        "model_version": pd.Series([model_version] * len(rows), dtype=STRING_DTYPE),
-    })
+    out = pd.DataFrame(
+        {
+            "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
+            "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
+            "rank": rank[rows],
+            "score": scorer.score(top_raw).astype(float),
+            **{c: top_indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
+            "raw_score": top_raw.astype(float),
+            **{c: contrib[c].to_numpy(dtype=float) for c in CONTRIB_COLUMNS},
+            "reasons": pd.Series(reasons(contrib, top_indices, categories), dtype=STRING_DTYPE),
+            "model_version": pd.Series([model_version] * len(rows), dtype=STRING_DTYPE),
+        }
+    )
     return out[list(PARTNER_COLUMNS)]
 
 
@@ -232,11 +294,13 @@ def reasons_text(contrib: np.ndarray, index: np.ndarray, category: str) -> str:
     lifts = [j for j in by_size if contrib[j] > 0]
     drags = [j for j in by_size if contrib[j] < 0]
     chosen = lifts[:MAX_LIFTS] + drags[:MAX_DRAGS]
-    chosen += [j for j in by_size if j not in chosen][:MAX_REASONS - len(chosen)]
+    chosen += [j for j in by_size if j not in chosen][: MAX_REASONS - len(chosen)]
     if not chosen:
         return NOTHING_STANDS_OUT
-    ordered = ([j for j in lifts if j in chosen]            # largest lift first
-               + [j for j in drags if j in chosen])         # then the largest drag
+    ordered = (
+        [j for j in lifts if j in chosen]  # largest lift first
+        + [j for j in drags if j in chosen]
+    )  # then the largest drag
     phrases = [_phrase(FAMILIES[j], contrib[j], index[j], category) for j in ordered]
     text = "; ".join(phrases)
     return text[:1].upper() + text[1:]

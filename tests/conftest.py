@@ -30,17 +30,36 @@ from training.run import TrainResult, train
 DAY = pd.Timedelta(days=1)
 # The partner list's columns, in the data contract's order.
 CONTRACT_COLUMNS = [
-    "brief_id", "creator_id", "rank", "score",
-    "engagement_index", "volume_index", "consistency_index", "diligence_index",
-    "cooperation_index", "sales_index", "category_index", "growth_index", "authenticity_index",
-    "raw_score", "contrib_base", "contrib_engagement", "contrib_volume", "contrib_consistency",
+    "brief_id",
+    "creator_id",
+    "rank",
+    "score",
+    "engagement_index",
+    "volume_index",
+    "consistency_index",
+    "diligence_index",
+    "cooperation_index",
+    "sales_index",
+    "category_index",
+    "growth_index",
+    "authenticity_index",
+    "raw_score",
+    "contrib_base",
+    "contrib_engagement",
+    "contrib_volume",
+    "contrib_consistency",
     "contrib_diligence",
-    "contrib_cooperation", "contrib_sales", "contrib_category", "contrib_growth",
-    "contrib_authenticity", "contrib_other", "reasons", "model_version",
+    "contrib_cooperation",
+    "contrib_sales",
+    "contrib_category",
+    "contrib_growth",
+    "contrib_authenticity",
+    "contrib_other",
+    "reasons",
+    "model_version",
 ]
 INDEX_COLUMNS = [c for c in CONTRACT_COLUMNS if c.endswith("_index")]
 CONTRIB_COLUMNS = [c for c in CONTRACT_COLUMNS if c.startswith("contrib_")]
-
 
 
 def ids(*values) -> pd.Series:
@@ -51,7 +70,9 @@ def ids(*values) -> pd.Series:
 def times(*values) -> pd.Series:
     """A timestamp column of the contract's type from ISO-8601 texts or Timestamps (None:
     null)."""
-    return pd.Series(pd.to_datetime(list(values), utc=True, format="ISO8601")).astype(TIMESTAMP_DTYPE)
+    return pd.Series(pd.to_datetime(list(values), utc=True, format="ISO8601")).astype(
+        TIMESTAMP_DTYPE
+    )
 
 
 def triples(violations) -> list[tuple[str, str, str]]:
@@ -68,66 +89,93 @@ def write_briefs(directory: Path, text: str, name: str = "briefs.csv") -> Path:
 
 def make_tiny_tables() -> dict[str, pd.DataFrame]:
     """Three creators (one with the numeric-looking id "00123"), two campaigns, 8 posts."""
-    creators = pd.DataFrame({
-        "creator_id": ids("00123", "c2", "c3"),
-        "market": ids("ID", "MY", "GB"),
-        "joined_at": times("2024-01-10T08:00:00Z", "2024-02-01T00:00:00Z", "2024-03-05T12:30:00Z"),
-        "primary_category": ids("beauty", None, "fashion"),
-    })
-    follower_snapshots = pd.DataFrame({
-        "creator_id": ids("00123", "00123", "c2", "c3"),
-        "snapshot_date": times("2025-01-01", "2025-01-02", "2025-01-01", "2025-01-01"),
-        "followers": np.array([1000, 1010, 500, 20000], dtype="int64"),
-    })
-    posts = pd.DataFrame({
-        "post_id": ids("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"),
-        "creator_id": ids("00123", "00123", "00123", "c2", "c2", "c3", "c3", "c3"),
-        "posted_at": times(
-            "2025-01-03T10:15:00Z", "2025-01-04T20:00:00Z", "2025-01-05T18:00:00.250000Z",
-            "2025-01-03T09:00:00Z", "2025-01-06T11:00:00Z", "2025-01-02T07:45:00Z",
-            "2025-01-04T21:30:00Z", "2025-01-07T13:00:00Z",
-        ),
-        "format": ids("video", "live", "video", "video", "live", "video", "video", "live"),
-        "category": ids("beauty", "beauty", None, "home", "home", "fashion", "fashion", "beauty"),
-        "is_shoppable": np.array([True, True, False, False, True, True, False, True]),
-        "views": np.array([1200, 5400, 300, 80, 950, 20000, 15000, 7000], dtype="int64"),
-        "likes": np.array([100, 320, 12, 3, 40, 1500, 900, 410], dtype="int64"),
-        "comments": np.array([10, 45, 0, 0, 6, 120, 70, 52], dtype="int64"),
-        "shares": np.array([4, 9, 0, 0, 1, 60, 33, 12], dtype="int64"),
-        "orders": np.array([3, 12, 0, 0, 2, 25, 0, 9], dtype="int64"),
-        "gmv": np.array([45.5, 310.25, 0.0, 0.0, 19.99, 612.0, 0.0, 1 / 3]),
-    })
-    campaigns = pd.DataFrame({
-        "campaign_id": ids("k1", "k2"),
-        "brand_id": ids("b1", "b2"),
-        "market": ids("ID", "GB"),
-        "category": ids("beauty", "fashion"),
-        "created_at": times("2025-02-01T09:00:00Z", "2025-02-15T00:00:00Z"),
-        "start_at": times("2025-02-10T00:00:00Z", "2025-02-15T00:00:00Z"),
-        "end_at": times("2025-03-10T00:00:00Z", "2025-03-01T00:00:00Z"),
-        "commission_rate": np.array([0.1, np.nan]),
-    })
-    invitations = pd.DataFrame({
-        "campaign_id": ids("k1", "k1", "k1", "k2", "k2"),
-        "creator_id": ids("00123", "c2", "c3", "c3", "00123"),
-        "invited_at": times(
-            "2025-02-01T10:00:00Z", "2025-02-01T10:00:00Z", "2025-02-02T08:00:00Z",
-            "2025-02-15T01:00:00Z", "2025-02-15T01:00:00Z",
-        ),
-        "response": ids("accepted", "declined", "no_response", "accepted", "declined"),
-        "responded_at": times(
-            "2025-02-02T12:00:00Z", "2025-02-03T09:30:00Z", None,
-            "2025-02-15T03:00:00Z", "2025-02-16T00:00:00Z",
-        ),
-        "posts_promised": pd.array([2, None, None, 1, None], dtype="Int64"),
-        "posts_delivered": pd.array([2, None, None, 0, None], dtype="Int64"),
-    })
-    campaign_results = pd.DataFrame({
-        "campaign_id": ids("k1", "k2"),
-        "creator_id": ids("00123", "c3"),
-        "gmv": np.array([250.5, 0.0]),
-        "orders": np.array([5, 0], dtype="int64"),
-    })
+    creators = pd.DataFrame(
+        {
+            "creator_id": ids("00123", "c2", "c3"),
+            "market": ids("ID", "MY", "GB"),
+            "joined_at": times(
+                "2024-01-10T08:00:00Z", "2024-02-01T00:00:00Z", "2024-03-05T12:30:00Z"
+            ),
+            "primary_category": ids("beauty", None, "fashion"),
+        }
+    )
+    follower_snapshots = pd.DataFrame(
+        {
+            "creator_id": ids("00123", "00123", "c2", "c3"),
+            "snapshot_date": times("2025-01-01", "2025-01-02", "2025-01-01", "2025-01-01"),
+            "followers": np.array([1000, 1010, 500, 20000], dtype="int64"),
+        }
+    )
+    posts = pd.DataFrame(
+        {
+            "post_id": ids("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"),
+            "creator_id": ids("00123", "00123", "00123", "c2", "c2", "c3", "c3", "c3"),
+            "posted_at": times(
+                "2025-01-03T10:15:00Z",
+                "2025-01-04T20:00:00Z",
+                "2025-01-05T18:00:00.250000Z",
+                "2025-01-03T09:00:00Z",
+                "2025-01-06T11:00:00Z",
+                "2025-01-02T07:45:00Z",
+                "2025-01-04T21:30:00Z",
+                "2025-01-07T13:00:00Z",
+            ),
+            "format": ids("video", "live", "video", "video", "live", "video", "video", "live"),
+            "category": ids(
+                "beauty", "beauty", None, "home", "home", "fashion", "fashion", "beauty"
+            ),
+            "is_shoppable": np.array([True, True, False, False, True, True, False, True]),
+            "views": np.array([1200, 5400, 300, 80, 950, 20000, 15000, 7000], dtype="int64"),
+            "likes": np.array([100, 320, 12, 3, 40, 1500, 900, 410], dtype="int64"),
+            "comments": np.array([10, 45, 0, 0, 6, 120, 70, 52], dtype="int64"),
+            "shares": np.array([4, 9, 0, 0, 1, 60, 33, 12], dtype="int64"),
+            "orders": np.array([3, 12, 0, 0, 2, 25, 0, 9], dtype="int64"),
+            "gmv": np.array([45.5, 310.25, 0.0, 0.0, 19.99, 612.0, 0.0, 1 / 3]),
+        }
+    )
+    campaigns = pd.DataFrame(
+        {
+            "campaign_id": ids("k1", "k2"),
+            "brand_id": ids("b1", "b2"),
+            "market": ids("ID", "GB"),
+            "category": ids("beauty", "fashion"),
+            "created_at": times("2025-02-01T09:00:00Z", "2025-02-15T00:00:00Z"),
+            "start_at": times("2025-02-10T00:00:00Z", "2025-02-15T00:00:00Z"),
+            "end_at": times("2025-03-10T00:00:00Z", "2025-03-01T00:00:00Z"),
+            "commission_rate": np.array([0.1, np.nan]),
+        }
+    )
+    invitations = pd.DataFrame(
+        {
+            "campaign_id": ids("k1", "k1", "k1", "k2", "k2"),
+            "creator_id": ids("00123", "c2", "c3", "c3", "00123"),
+            "invited_at": times(
+                "2025-02-01T10:00:00Z",
+                "2025-02-01T10:00:00Z",
+                "2025-02-02T08:00:00Z",
+                "2025-02-15T01:00:00Z",
+                "2025-02-15T01:00:00Z",
+            ),
+            "response": ids("accepted", "declined", "no_response", "accepted", "declined"),
+            "responded_at": times(
+                "2025-02-02T12:00:00Z",
+                "2025-02-03T09:30:00Z",
+                None,
+                "2025-02-15T03:00:00Z",
+                "2025-02-16T00:00:00Z",
+            ),
+            "posts_promised": pd.array([2, None, None, 1, None], dtype="Int64"),
+            "posts_delivered": pd.array([2, None, None, 0, None], dtype="Int64"),
+        }
+    )
+    campaign_results = pd.DataFrame(
+        {
+            "campaign_id": ids("k1", "k2"),
+            "creator_id": ids("00123", "c3"),
+            "gmv": np.array([250.5, 0.0]),
+            "orders": np.array([5, 0], dtype="int64"),
+        }
+    )
     return {
         "creators": creators,
         "follower_snapshots": follower_snapshots,
@@ -177,8 +225,9 @@ def training_market() -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]
 def quick_cfg() -> TrainConfig:
     """The default config with at most 200 trees, early stopping after 30, one thread
     (LightGBM's threads crawl when another process holds the second core)."""
-    return dataclasses.replace(load_config(), max_rounds=200, early_stopping_rounds=30,
-                               num_threads=1)
+    return dataclasses.replace(
+        load_config(), max_rounds=200, early_stopping_rounds=30, num_threads=1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +263,13 @@ def logged_store(tmp_path_factory) -> worlds.LoggedStore:
 def scored_briefs(serving_world) -> pd.DataFrame:
     """The partner lists of ``serving_world``'s briefs, with the warnings given (attrs)."""
     warnings_seen: list[str] = []
-    out = partner_lists(serving_world.tables, serving_world.briefs, serving_world.scorer,
-                        "models:/cs/1", serving_world.history, warn=warnings_seen.append)
+    out = partner_lists(
+        serving_world.tables,
+        serving_world.briefs,
+        serving_world.scorer,
+        "models:/cs/1",
+        serving_world.history,
+        warn=warnings_seen.append,
+    )
     out.attrs["warnings"] = warnings_seen
     return out

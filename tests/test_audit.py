@@ -68,8 +68,11 @@ def test_genuine_fast_growers_exist_and_viral_creators_are_never_fake(market):
     traits = market[1]["creator_traits"]
     assert not (traits["viral"] & traits["fake"]).any()
     # Creators whose viral burst falls in the last 90 days grow faster than 9 in 10 others.
-    bursting = traits["viral"] & traits["viral_day"].between(540 - 90, 540 - 20) \
+    bursting = (
+        traits["viral"]
+        & traits["viral_day"].between(540 - 90, 540 - 20)
         & ~np.isfinite(traits["churn_day"])
+    )
     others = traits.loc[~traits["viral"], "real_growth_90d"]
     assert bursting.sum() >= 10
     assert traits.loc[bursting, "real_growth_90d"].median() > others.quantile(0.9)

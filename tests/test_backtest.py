@@ -18,8 +18,13 @@ from training.split import backtest_splits, time_split
 
 def campaigns_frame(n: int) -> pd.DataFrame:
     created = pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 3, unit="D")
-    return pd.DataFrame({"campaign_id": [f"k{i:03d}" for i in range(n)], "created_at": created,
-                         "end_at": created + pd.Timedelta(days=20)})
+    return pd.DataFrame(
+        {
+            "campaign_id": [f"k{i:03d}" for i in range(n)],
+            "created_at": created,
+            "end_at": created + pd.Timedelta(days=20),
+        }
+    )
 
 
 def test_time_split_follows_the_contract():
@@ -85,7 +90,9 @@ def test_backtest_table_has_folds_mean_and_intervals(trained, quick_cfg):
 
 
 def test_objective_is_chosen_on_the_folds_validation(trained, quick_cfg):
-    mean_valid = {o: np.mean([fold[o].valid_ndcg for fold in trained.folds]) for o in quick_cfg.objectives}
+    mean_valid = {
+        o: np.mean([fold[o].valid_ndcg for fold in trained.folds]) for o in quick_cfg.objectives
+    }
     assert trained.chosen.objective == max(mean_valid, key=mean_valid.get)
     assert trained.metrics["validation_ndcg@10"] == pytest.approx(mean_valid)
 

@@ -33,7 +33,12 @@ def _replace_csv_line(path, old: str, new: str) -> None:
 
 def test_contract_lists_the_six_tables_with_keys_dtypes_and_schemas():
     assert TABLES == (
-        "creators", "follower_snapshots", "posts", "campaigns", "invitations", "campaign_results",
+        "creators",
+        "follower_snapshots",
+        "posts",
+        "campaigns",
+        "invitations",
+        "campaign_results",
     )
     for name in TABLES:
         assert tuple(DTYPES[name]) == COLUMNS[name]
@@ -95,7 +100,9 @@ def test_csv_uses_iso_utc_timestamps_dates_and_true_false(tiny_tables, write_dir
     invitations = (directory / "invitations.csv").read_text().splitlines()
     assert invitations[1] == "k1,00123,2025-02-01T10:00:00Z,accepted,2025-02-02T12:00:00Z,2,2"
     assert invitations[3] == "k1,c3,2025-02-02T08:00:00Z,no_response,,,"
-    assert (directory / "follower_snapshots.csv").read_text().splitlines()[1] == "00123,2025-01-01,1000"
+    assert (directory / "follower_snapshots.csv").read_text().splitlines()[
+        1
+    ] == "00123,2025-01-01,1000"
     assert ",true,1200," in (directory / "posts.csv").read_text().splitlines()[1]
 
 
@@ -107,7 +114,9 @@ def test_writing_one_format_removes_the_other(tiny_tables, write_dir):
 
 def test_parquet_is_preferred_when_both_files_exist(tiny_tables, write_dir):
     directory = write_dir(tiny_tables, "parquet")
-    (directory / "creators.csv").write_text("creator_id,market,joined_at,primary_category\nzz,ZZ,2024-01-01,\n")
+    (directory / "creators.csv").write_text(
+        "creator_id,market,joined_at,primary_category\nzz,ZZ,2024-01-01,\n"
+    )
     pd.testing.assert_frame_equal(read_table(directory, "creators"), tiny_tables["creators"])
 
 
@@ -150,7 +159,9 @@ def test_extra_columns_are_dropped(tiny_tables, write_dir, fmt):
     posts = tiny_tables["posts"].assign(note="hello", views_30d=1)
     path = directory / f"posts.{fmt}"
     if fmt == "csv":
-        posts.assign(posted_at=posts["posted_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(path, index=False)
+        posts.assign(posted_at=posts["posted_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(
+            path, index=False
+        )
     else:
         posts.to_parquet(path, index=False)
     pd.testing.assert_frame_equal(read_table(directory, "posts"), tiny_tables["posts"])
@@ -158,7 +169,9 @@ def test_extra_columns_are_dropped(tiny_tables, write_dir, fmt):
 
 def test_parquet_with_other_physical_types_is_coerced(tiny_tables, tmp_path):
     posts = tiny_tables["posts"].astype({"views": "int32", "gmv": "float32"})
-    posts["posted_at"] = posts["posted_at"].dt.tz_convert("Asia/Jakarta").astype("datetime64[ns, Asia/Jakarta]")
+    posts["posted_at"] = (
+        posts["posted_at"].dt.tz_convert("Asia/Jakarta").astype("datetime64[ns, Asia/Jakarta]")
+    )
     posts["gmv"] = tiny_tables["posts"]["gmv"].round(2)
     posts.to_parquet(tmp_path / "posts.parquet", index=False)
     back = read_table(tmp_path, "posts")
@@ -177,14 +190,37 @@ def test_parquet_with_other_physical_types_is_coerced(tiny_tables, tmp_path):
         ("posts", ",true,1200,", ",true,12.5,", "views", KIND_RULES["int"], "p1"),
         ("posts", ",true,1200,", ",maybe,1200,", "is_shoppable", KIND_RULES["bool"], "p1"),
         ("posts", ",45.5\n", ",lots\n", "gmv", KIND_RULES["float"], "p1"),
-        ("posts", "2025-01-03T10:15:00.000000Z", "yesterday", "posted_at", KIND_RULES["timestamp"], "p1"),
-        ("follower_snapshots", "00123,2025-01-01,", "00123,2025-13-01,", "snapshot_date", KIND_RULES["date"], "00123/2025-13-01"),
-        ("follower_snapshots", "00123,2025-01-01,", "00123,2025-01-01T10:00:00Z,", "snapshot_date", KIND_RULES["date"], None),
+        (
+            "posts",
+            "2025-01-03T10:15:00.000000Z",
+            "yesterday",
+            "posted_at",
+            KIND_RULES["timestamp"],
+            "p1",
+        ),
+        (
+            "follower_snapshots",
+            "00123,2025-01-01,",
+            "00123,2025-13-01,",
+            "snapshot_date",
+            KIND_RULES["date"],
+            "00123/2025-13-01",
+        ),
+        (
+            "follower_snapshots",
+            "00123,2025-01-01,",
+            "00123,2025-01-01T10:00:00Z,",
+            "snapshot_date",
+            KIND_RULES["date"],
+            None,
+        ),
         ("follower_snapshots", ",1000\n", ",\n", "followers", NOT_NULL, "00123/2025-01-01"),
         ("posts", ",true,1200,", ",,1200,", "is_shoppable", NOT_NULL, "p1"),
     ],
 )
-def test_unparseable_values_are_violations(tiny_tables, write_dir, table, old, new, column, rule, example):
+def test_unparseable_values_are_violations(
+    tiny_tables, write_dir, table, old, new, column, rule, example
+):
     directory = write_dir(tiny_tables, "csv")
     _replace_csv_line(directory / f"{table}.csv", old, new)
     with pytest.raises(InvalidData) as caught:

@@ -71,7 +71,9 @@ def test_a_shifted_family_is_named_worst():
     family = FAMILIES[-1]
     names = [f.name for f in features_of(family)]
     shifted = frame.assign(**{n: frame[n] + 2.0 for n in names})
-    counts = add_counts(add_counts(None, shifted.iloc[:1000], reference), shifted.iloc[1000:], reference)
+    counts = add_counts(
+        add_counts(None, shifted.iloc[:1000], reference), shifted.iloc[1000:], reference
+    )
     assert all((counts[n] == bin_counts(shifted, reference)[n]).all() for n in names)
     report = drift_report(counts, reference)
     families = report[report["kind"] == "family"]
@@ -79,7 +81,8 @@ def test_a_shifted_family_is_named_worst():
     assert set(families["name"]) == {*FAMILIES, OTHER}
     assert set(report.loc[report["kind"] == "feature", "name"]) == set(FEATURE_NAMES)
     assert families[families["name"] == family]["psi"].iloc[0] == pytest.approx(
-        report[(report["kind"] == "feature") & (report["family"] == family)]["psi"].mean())
+        report[(report["kind"] == "feature") & (report["family"] == family)]["psi"].mean()
+    )
     warning = drift_warning(report)
     assert warning.startswith("drift:") and f"{family} " in warning and "\n" not in warning
     assert set(data_reference(reference)) == set(FEATURE_NAMES) - SET_BY_REQUEST
@@ -96,22 +99,40 @@ def served(tmp_path_factory):
     # The same creators with inflated views: every view-based feature moves.
     inflated = dict(tables, posts=tables["posts"].assign(views=tables["posts"]["views"] * 50))
     write_tables(inflated, root / "inflated")
-    cfg = dataclasses.replace(load_config(), max_rounds=30, objectives=("lambdarank",),
-                              num_threads=1, backtest_folds=1)
+    cfg = dataclasses.replace(
+        load_config(), max_rounds=30, objectives=("lambdarank",), num_threads=1, backtest_folds=1
+    )
     uri = f"sqlite:///{root}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     mlflow.create_experiment("drift", artifact_location=(root / "artifacts").as_uri())
     log_training(train(tables, cfg), uri, "drift", register="cs")
     as_of = tables["campaigns"]["created_at"].max()
-    pd.DataFrame({"brief_id": ["a", "b"], "market": ["ID", "VN"], "category": ["beauty", "fashion"],
-                  "as_of": [as_of.isoformat()] * 2}).to_csv(root / "briefs.csv", index=False)
+    pd.DataFrame(
+        {
+            "brief_id": ["a", "b"],
+            "market": ["ID", "VN"],
+            "category": ["beauty", "fashion"],
+            "as_of": [as_of.isoformat()] * 2,
+        }
+    ).to_csv(root / "briefs.csv", index=False)
     return root, uri
 
 
 def serve(root, uri, data: str, report_name: str, capsys):
-    args = ["--model", "models:/cs@champion", "--data", str(root / data), "--briefs",
-            str(root / "briefs.csv"), "--out", str(root / f"{report_name}-out.csv"),
-            "--tracking-uri", uri, "--drift-report", str(root / f"{report_name}.csv")]
+    args = [
+        "--model",
+        "models:/cs@champion",
+        "--data",
+        str(root / data),
+        "--briefs",
+        str(root / "briefs.csv"),
+        "--out",
+        str(root / f"{report_name}-out.csv"),
+        "--tracking-uri",
+        uri,
+        "--drift-report",
+        str(root / f"{report_name}.csv"),
+    ]
     assert serving_main(args) == 0
     return pd.read_csv(root / f"{report_name}.csv"), capsys.readouterr().err
 
@@ -123,8 +144,13 @@ def test_serving_reports_drift_and_warns_in_one_line(served, capsys):
     moved, err_moved = serve(root, uri, "inflated", "moved", capsys)
     for report in (same, moved):
         assert set(report.loc[report["kind"] == "family", "name"]) == {*FAMILIES, OTHER}
-        assert set(report.loc[report["kind"] == "feature", "name"]) == set(FEATURE_NAMES) - SET_BY_REQUEST
-    by_feature = {name: frame.set_index("name")["psi"] for name, frame in (("same", same), ("moved", moved))}
+        assert (
+            set(report.loc[report["kind"] == "feature", "name"])
+            == set(FEATURE_NAMES) - SET_BY_REQUEST
+        )
+    by_feature = {
+        name: frame.set_index("name")["psi"] for name, frame in (("same", same), ("moved", moved))
+    }
     assert by_feature["moved"].max() > by_feature["same"].max()
     families = moved[moved["kind"] == "family"]
     warnings = [line for line in err_moved.splitlines() if line.startswith("warning: drift:")]
@@ -140,11 +166,24 @@ def test_drift_report_needs_a_model_with_reference_bins(served, tmp_path, capsys
     scorer = dataclasses.replace(load_scorer("models:/cs/1"), reference=None)
     paths = scorer.save(tmp_path / "old")
     with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("drift").experiment_id):
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(ENTRY_FILE),
-                                       artifacts={k: str(v) for k, v in paths.items()})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENTRY_FILE),
+            artifacts={k: str(v) for k, v in paths.items()},
+        )
     capsys.readouterr()
-    args = ["--model", info.model_uri, "--data", str(root / "data"), "--briefs",
-            str(root / "briefs.csv"), "--out", str(tmp_path / "out.csv"), "--tracking-uri", uri]
+    args = [
+        "--model",
+        info.model_uri,
+        "--data",
+        str(root / "data"),
+        "--briefs",
+        str(root / "briefs.csv"),
+        "--out",
+        str(tmp_path / "out.csv"),
+        "--tracking-uri",
+        uri,
+    ]
     assert serving_main([*args, "--drift-report", str(tmp_path / "d.csv")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no reference bins" in err[0] and not (tmp_path / "out.csv").exists()

@@ -21,17 +21,22 @@ from training.model import CONTRIB_COLUMNS, Scorer
 def _tiny_scorer() -> Scorer:
     rng = np.random.default_rng(0)
     x = rng.random((200, len(FEATURE_NAMES)))
-    data = lgb.Dataset(x, label=x[:, 0] + x[:, 40] + 0.1 * rng.random(200),
-                       feature_name=list(FEATURE_NAMES))
-    booster = lgb.train({"objective": "regression", "verbosity": -1, "num_threads": 1,
-                         "min_data_in_leaf": 5}, data, num_boost_round=10)
+    data = lgb.Dataset(
+        x, label=x[:, 0] + x[:, 40] + 0.1 * rng.random(200), feature_name=list(FEATURE_NAMES)
+    )
+    booster = lgb.train(
+        {"objective": "regression", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5},
+        data,
+        num_boost_round=10,
+    )
     return Scorer(booster, {"raw": [0.0, 2.0], "score": [0.0, 100.0]}, 0.1)
 
 
 def test_waterfall_adds_up_to_raw_score():
     scorer = _tiny_scorer()
-    features = pd.DataFrame(np.random.default_rng(1).random((5, len(FEATURE_NAMES))),
-                            columns=list(FEATURE_NAMES))
+    features = pd.DataFrame(
+        np.random.default_rng(1).random((5, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES)
+    )
     explained = scorer.explain(features)
     for _, row in explained.iterrows():
         for sort in (False, True):
@@ -50,10 +55,18 @@ def test_waterfall_adds_up_to_raw_score():
 
 
 def test_waterfall_carries_indices_and_rejects_broken_rows():
-    row = pd.Series({**{c: 0.0 for c in CONTRIB_COLUMNS},
-                     "contrib_base": 1.0, "contrib_sales": 0.5, "contrib_growth": -0.25,
-                     "contrib_other": 0.1, "raw_score": 1.35, "sales_index": 91.0,
-                     "growth_index": np.nan})
+    row = pd.Series(
+        {
+            **{c: 0.0 for c in CONTRIB_COLUMNS},
+            "contrib_base": 1.0,
+            "contrib_sales": 0.5,
+            "contrib_growth": -0.25,
+            "contrib_other": 0.1,
+            "raw_score": 1.35,
+            "sales_index": 91.0,
+            "growth_index": np.nan,
+        }
+    )
     steps = explain.waterfall(row)
     assert list(steps.index) == ["base", *FAMILIES, "other", "raw_score"]
     assert steps.loc["sales", ["start", "end", "index"]].tolist() == [1.0, 1.5, 91.0]
@@ -72,15 +85,23 @@ def test_example_brief_partner_view_and_creator_row(tiny_tables):
     brief = explain.example_brief(tiny_tables, top_k=5)
     checked = check_briefs(brief)
     assert checked.loc[0, ["brief_id", "market", "category", "top_k"]].tolist() == [
-        "gb-fashion", "GB", "fashion", 5]
+        "gb-fashion",
+        "GB",
+        "fashion",
+        5,
+    ]
     assert checked.loc[0, "as_of"] == pd.Timestamp("2025-01-08", tz="UTC")  # after the last post
     assert explain.example_brief(tiny_tables, market="ID")["category"].iloc[0] == "beauty"
 
     partners = pd.DataFrame({c: [0.0, 0.0, 0.0] for c in PARTNER_COLUMNS})
-    partners = partners.assign(brief_id=["b1", "b1", "b2"], creator_id=["x", "y", "z"],
-                               rank=[1, 2, 1], score=[97.4, 80.6, 50.0],
-                               reasons=["Sells well", "Posts steadily", "-"],
-                               model_version="m")
+    partners = partners.assign(
+        brief_id=["b1", "b1", "b2"],
+        creator_id=["x", "y", "z"],
+        rank=[1, 2, 1],
+        score=[97.4, 80.6, 50.0],
+        reasons=["Sells well", "Posts steadily", "-"],
+        model_version="m",
+    )
     view = explain.partner_view(partners)
     assert list(view.index) == [1, 2] and view["score"].tolist() == [97.0, 81.0]
     assert list(view.columns) == ["creator_id", "score", *FAMILIES, "reasons"]

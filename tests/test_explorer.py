@@ -28,9 +28,20 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def serving_output(explorer_world: ExplorerWorld, brief: dict, out: Path) -> Path:
     briefs = out.with_name("briefs.csv")
     pd.DataFrame([brief]).to_csv(briefs, index=False)
-    code = serving_main(["--model", "models:/cs@champion", "--data", str(explorer_world.data),
-                         "--briefs", str(briefs), "--out", str(out),
-                         "--tracking-uri", explorer_world.tracking_uri])
+    code = serving_main(
+        [
+            "--model",
+            "models:/cs@champion",
+            "--data",
+            str(explorer_world.data),
+            "--briefs",
+            str(briefs),
+            "--out",
+            str(out),
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+        ]
+    )
     assert code == 0
     return out
 
@@ -38,10 +49,12 @@ def serving_output(explorer_world: ExplorerWorld, brief: dict, out: Path) -> Pat
 # ------------------------------------------------------------------ partner lists
 
 
-@pytest.mark.parametrize("days_back", [0, 3])   # 0: the ready candidates of the last day
+@pytest.mark.parametrize("days_back", [0, 3])  # 0: the ready candidates of the last day
 def test_api_rows_are_python_m_serving_rows(explorer_world, tmp_path, days_back):
     as_of = explorer_world.explorer.last_day - pd.Timedelta(days=days_back)
-    brief = brief_json(explorer_world, as_of=as_of.isoformat(), min_followers=500, commission_rate=0.12)
+    brief = brief_json(
+        explorer_world, as_of=as_of.isoformat(), min_followers=500, commission_rate=0.12
+    )
     expected = pd.read_parquet(serving_output(explorer_world, brief, tmp_path / "list.parquet"))
     answer = explorer_world.client.post("/api/partner-lists", json=brief)
     assert answer.status_code == 200, answer.text
@@ -61,9 +74,12 @@ def test_api_rows_are_python_m_serving_rows(explorer_world, tmp_path, days_back)
 
 def test_csv_download_is_byte_for_byte_the_serving_csv(explorer_world, tmp_path):
     brief = brief_json(explorer_world, top_k=40)
-    del brief["as_of"]       # the default: the data's last day
-    expected = serving_output(explorer_world, {**brief, "as_of": explorer_world.explorer.last_day.isoformat()},
-                              tmp_path / "list.csv").read_bytes()
+    del brief["as_of"]  # the default: the data's last day
+    expected = serving_output(
+        explorer_world,
+        {**brief, "as_of": explorer_world.explorer.last_day.isoformat()},
+        tmp_path / "list.csv",
+    ).read_bytes()
     answer = explorer_world.client.get("/partners.csv", params=brief)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/csv")
@@ -84,38 +100,48 @@ def _shown_creators(page: str) -> list[str]:
 def test_partner_page_sorts_by_an_index_and_filters_by_tier(explorer_world):
     brief = brief_json(explorer_world, top_k=60)
     rows = pd.DataFrame(explorer_world.client.post("/api/partner-lists", json=brief).json()["rows"])
-    page = explorer_world.client.get("/partners", params={**brief, "sort": SORT_COLUMN, "order": "desc"})
+    page = explorer_world.client.get(
+        "/partners", params={**brief, "sort": SORT_COLUMN, "order": "desc"}
+    )
     assert page.status_code == 200
-    by_sales = rows.sort_values([SORT_COLUMN, "rank"], ascending=[False, True],
-                                na_position="last", kind="stable")
+    by_sales = rows.sort_values(
+        [SORT_COLUMN, "rank"], ascending=[False, True], na_position="last", kind="stable"
+    )
     assert _shown_creators(page.text) == list(by_sales["creator_id"])
     by_rank = explorer_world.client.get("/partners", params=brief).text
     assert _shown_creators(by_rank) == list(rows["creator_id"])
     tiers = re.findall(r'<td class="text">([^<]*)</td>\s*<td><strong>', by_rank)
     tier = html.unescape(pd.Series(tiers).value_counts().index[0])
     filtered = explorer_world.client.get("/partners", params={**brief, "tier": tier}).text
-    kept = [c for c, t in zip(_shown_creators(by_rank), tiers, strict=True) if html.unescape(t) == tier]
+    kept = [
+        c for c, t in zip(_shown_creators(by_rank), tiers, strict=True) if html.unescape(t) == tier
+    ]
     assert _shown_creators(filtered) == kept and 0 < len(kept) < len(rows)
 
 
 # ------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"market": "XX"}, "market"),
-    ({"market": "idn"}, "market"),
-    ({"category": "spaceships"}, "category"),
-    ({"as_of": "2001-01-01"}, "as_of"),
-    ({"as_of": "not a date"}, "as_of"),
-    ({"top_k": 0}, "top_k"),
-    ({"top_k": MAX_TOP_K + 1}, "top_k"),
-    ({"top_k": "many"}, "top_k"),
-    ({"min_followers": -1}, "min_followers"),
-    ({"commission_rate": 1.5}, "commission_rate"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"market": "XX"}, "market"),
+        ({"market": "idn"}, "market"),
+        ({"category": "spaceships"}, "category"),
+        ({"as_of": "2001-01-01"}, "as_of"),
+        ({"as_of": "not a date"}, "as_of"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": MAX_TOP_K + 1}, "top_k"),
+        ({"top_k": "many"}, "top_k"),
+        ({"min_followers": -1}, "min_followers"),
+        ({"commission_rate": 1.5}, "commission_rate"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_briefs_are_422_with_one_line_naming_the_field(explorer_world, change, field):
-    answer = explorer_world.client.post("/api/partner-lists", json=brief_json(explorer_world, **change))
+    answer = explorer_world.client.post(
+        "/api/partner-lists", json=brief_json(explorer_world, **change)
+    )
     assert answer.status_code == 422
     detail = answer.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in detail
@@ -126,15 +152,15 @@ def test_bad_briefs_are_422_with_one_line_naming_the_field(explorer_world, chang
 
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", '{"market": "ID"}'])
 def test_malformed_json_is_422(explorer_world, body):
-    answer = explorer_world.client.post("/api/partner-lists", content=body,
-                               headers={"Content-Type": "application/json"})
+    answer = explorer_world.client.post(
+        "/api/partner-lists", content=body, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 422
     detail = answer.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and ":" in detail
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"sort": "bogus"}, "sort"), ({"tier": "huge"}, "tier")])
+@pytest.mark.parametrize("params, field", [({"sort": "bogus"}, "sort"), ({"tier": "huge"}, "tier")])
 def test_unknown_sort_column_or_tier_is_422(explorer_world, params, field):
     page = explorer_world.client.get("/partners", params={**brief_json(explorer_world), **params})
     assert page.status_code == 422
@@ -152,14 +178,18 @@ def test_unknown_creator_is_404_and_bad_creator_query_is_422(explorer_world):
 
 
 def test_text_from_the_data_is_escaped(explorer_world):
-    page = explorer_world.client.get("/partners", params=brief_json(explorer_world, top_k=MAX_TOP_K)).text
+    page = explorer_world.client.get(
+        "/partners", params=brief_json(explorer_world, top_k=MAX_TOP_K)
+    ).text
     assert EVIL_ID in _shown_creators(page)
     assert EVIL_ID not in page and html.escape(EVIL_ID) in page
     profile = explorer_world.client.get(f"/creators/{quote(EVIL_ID, safe='')}")
     assert profile.status_code == 200
     assert EVIL_ID not in profile.text and html.escape(EVIL_ID) in profile.text
-    assert explorer_world.client.get(f"/api/creators/{quote(EVIL_ID, safe='')}").json()["creator_id"] \
+    assert (
+        explorer_world.client.get(f"/api/creators/{quote(EVIL_ID, safe='')}").json()["creator_id"]
         == EVIL_ID
+    )
 
 
 # ------------------------------------------------------------------ the access token
@@ -175,28 +205,61 @@ def test_with_a_token_every_request_without_it_is_401(explorer_world):
         assert client.get(path).status_code == 401, path
         assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.post("/api/partner-lists", json=brief_json(explorer_world)).status_code == 401
-    assert client.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-    assert client.post("/api/partner-lists", json=brief_json(explorer_world),
-                       headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert (
+        client.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    )
+    assert (
+        client.post(
+            "/api/partner-lists",
+            json=brief_json(explorer_world),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ).status_code
+        == 200
+    )
     browser = TestClient(create_app(explorer_world.explorer, token=TOKEN))
     assert browser.get("/", params={"token": TOKEN}).status_code == 200
-    assert browser.get("/api/health").status_code == 200   # the cookie it set
+    assert browser.get("/api/health").status_code == 200  # the cookie it set
 
 
 def test_command_refuses_a_public_address_without_a_token(explorer_world, capsys, monkeypatch):
     monkeypatch.delenv("EXPLORER_TOKEN", raising=False)
-    code = explorer_main(["--model", "models:/cs@champion", "--data", str(explorer_world.data),
-                          "--host", "0.0.0.0", "--tracking-uri", explorer_world.tracking_uri])
+    code = explorer_main(
+        [
+            "--model",
+            "models:/cs@champion",
+            "--data",
+            str(explorer_world.data),
+            "--host",
+            "0.0.0.0",
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and err.startswith("error: --host 0.0.0.0")
 
 
 def test_command_bad_model_or_data_is_one_line(explorer_world, capsys, tmp_path):
-    code = explorer_main(["--model", "models:/nope@champion", "--data", str(explorer_world.data),
-                          "--tracking-uri", explorer_world.tracking_uri])
+    code = explorer_main(
+        [
+            "--model",
+            "models:/nope@champion",
+            "--data",
+            str(explorer_world.data),
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: model models:/nope@champion")
-    code = explorer_main(["--model", "models:/cs@champion", "--data", str(tmp_path / "none"),
-                          "--tracking-uri", explorer_world.tracking_uri])
+    code = explorer_main(
+        [
+            "--model",
+            "models:/cs@champion",
+            "--data",
+            str(tmp_path / "none"),
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+        ]
+    )
     assert code == 1 and "Traceback" not in capsys.readouterr().err
-

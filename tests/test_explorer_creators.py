@@ -21,8 +21,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def test_creator_profile_agrees_with_the_partner_list(explorer_world):
     brief = brief_json(explorer_world, top_k=5)
     row = explorer_world.client.post("/api/partner-lists", json=brief).json()["rows"][2]
-    answer = explorer_world.client.get(f"/api/creators/{quote(row['creator_id'], safe='')}",
-                              params={"category": explorer_world.category, "as_of": brief["as_of"]})
+    answer = explorer_world.client.get(
+        f"/api/creators/{quote(row['creator_id'], safe='')}",
+        params={"category": explorer_world.category, "as_of": brief["as_of"]},
+    )
     assert answer.status_code == 200, answer.text
     p = answer.json()
     assert p["is_candidate"] and p["market"] == explorer_world.market
@@ -53,7 +55,7 @@ def test_counterfactual_moves_only_what_is_worse_for_the_brand():
     targets = pd.Series({n: 10.0 for n in names})
     row = pd.Series({n: 5.0 for n in names} | {"other_feature": 1.0})
     moved = moved_features(row, family, targets)
-    for n in names:   # 5 is worse than 10 when higher is better, better when lower is
+    for n in names:  # 5 is worse than 10 when higher is better, better when lower is
         assert moved[n] == (5.0 if directions[n] < 0 else 10.0)
     row[names[0]] = np.nan
     assert moved_features(row, family, targets)[names[0]] == 10.0
@@ -66,9 +68,10 @@ def test_counterfactual_to_own_values_changes_nothing(explorer_world):
     ex = explorer_world.explorer
     brief = brief_json(explorer_world, top_k=1)
     row = explorer_world.client.post("/api/partner-lists", json=brief).json()["rows"][0]
-    profile = explorer_world.client.get(f"/api/creators/{quote(row['creator_id'], safe='')}",
-                               params={"category": explorer_world.category,
-                                       "as_of": brief["as_of"]}).json()
+    profile = explorer_world.client.get(
+        f"/api/creators/{quote(row['creator_id'], safe='')}",
+        params={"category": explorer_world.category, "as_of": brief["as_of"]},
+    ).json()
     features = pd.Series(profile["features"], dtype=float)
     same = counterfactuals(ex.scorer, features, features)
     assert all(c["change"] == pytest.approx(0.0, abs=1e-12) for c in same)

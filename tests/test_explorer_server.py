@@ -30,15 +30,16 @@ def _free_port() -> int:
 
 
 def _get(url: str, token: str | None = None) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
-                                     if token else {})
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status
     except urllib.error.HTTPError as err:
         return err.code
     except urllib.error.URLError:
-        return 0            # not listening yet
+        return 0  # not listening yet
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,24 @@ def server(explorer_world):
     """``python -m explorer`` on a free 127.0.0.1 port with a token; stopped afterwards."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "explorer", "--model", "models:/cs@champion", "--data",
-         str(explorer_world.data), "--port", str(port), "--tracking-uri", explorer_world.tracking_uri],
-        env={**os.environ, "EXPLORER_TOKEN": TOKEN}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "explorer",
+            "--model",
+            "models:/cs@champion",
+            "--data",
+            str(explorer_world.data),
+            "--port",
+            str(port),
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+        ],
+        env={**os.environ, "EXPLORER_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while _get(f"{base}/api/health", TOKEN) != 200:
@@ -74,9 +89,16 @@ def test_python_dash_m_explorer_serves_with_its_token(server):
 
 
 def _chromium() -> str | None:
-    return next((path for path in (shutil.which(name) for name in
-                                   ("chromium", "chromium-browser", "google-chrome")) if path),
-                None)
+    return next(
+        (
+            path
+            for path in (
+                shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+            )
+            if path
+        ),
+        None,
+    )
 
 
 @pytest.mark.slow
@@ -102,7 +124,7 @@ def test_a_real_browser_submits_a_brief_sorts_and_opens_a_creator(explorer_world
             assert ranks == [str(r) for r in range(1, len(ranks) + 1)] and len(ranks) == 30
             page.click(f"a[data-column={SORT_COLUMN}]")
             page.wait_for_selector(f"th.sorted a[data-column={SORT_COLUMN}]")
-            nth = 6 + INDEX_COLUMNS.index(SORT_COLUMN)   # rank, creator, followers, tier, score
+            nth = 6 + INDEX_COLUMNS.index(SORT_COLUMN)  # rank, creator, followers, tier, score
             sales = page.locator(f"#partners tbody tr td:nth-child({nth})").all_inner_texts()
             values = [float(s.replace("–", "nan")) for s in sales]
             known = [v for v in values if not np.isnan(v)]

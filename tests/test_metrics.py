@@ -21,7 +21,10 @@ def test_ndcg_hand_worked():
     table = per_query(["q"] * 3, [3.0, 0.0, 1.0], [0.9, 0.5, 0.1], k=3)
     assert table.loc["q", "ndcg"] == pytest.approx((3 + 0.5) / (3 + 1 / math.log2(3)))
     # Top 1 holds the best item: ndcg@1 and capture@1 are both 1.
-    assert per_query(["q"] * 3, [3.0, 0.0, 1.0], [0.9, 0.5, 0.1], k=1).loc["q"].tolist() == [1.0, 1.0]
+    assert per_query(["q"] * 3, [3.0, 0.0, 1.0], [0.9, 0.5, 0.1], k=1).loc["q"].tolist() == [
+        1.0,
+        1.0,
+    ]
     # Top 1 holds the second best: capture = 1/3, ndcg = 1/3 too.
     worst = per_query(["q"] * 3, [3.0, 0.0, 1.0], [0.1, 0.5, 0.9], k=1)
     assert worst.loc["q", "gmv_capture"] == pytest.approx(1 / 3)

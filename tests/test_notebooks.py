@@ -17,14 +17,23 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-ENV_VARS = ("CREATOR_SCORES_DATA", "MLFLOW_TRACKING_URI", "CREATOR_SCORES_EXPERIMENT",
-            "CREATOR_SCORES_MODEL", "CREATOR_SCORES_BRIEFS")
+ENV_VARS = (
+    "CREATOR_SCORES_DATA",
+    "MLFLOW_TRACKING_URI",
+    "CREATOR_SCORES_EXPERIMENT",
+    "CREATOR_SCORES_MODEL",
+    "CREATOR_SCORES_BRIEFS",
+)
 CELL_TIMEOUT = 600
 
 
 def test_there_are_four_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01-marketplace.ipynb", "02-experiment-review.ipynb",
-                                           "03-partner-list.ipynb", "04-fairness.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01-marketplace.ipynb",
+        "02-experiment-review.ipynb",
+        "03-partner-list.ipynb",
+        "04-fairness.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -33,8 +42,9 @@ def test_notebook_is_committed_without_outputs(path):
     nbformat.validate(notebook)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, \
+            assert cell.outputs == [] and cell.execution_count is None, (
                 f"{path.name}: clear the outputs before committing"
+            )
     first_code = next(c for c in notebook.cells if c.cell_type == "code")
     assert "parameters" in first_code.metadata.get("tags", [])
     assert "os.environ" in first_code.source
@@ -52,12 +62,17 @@ def execute(path: Path, workdir: Path, monkeypatch, env: dict[str, str] | None =
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     before = path.read_bytes()
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(workdir)}})
-    assert Path(client.kernel_manager_class().kernel_spec_manager.get_kernel_spec(
-        "python3").resource_dir).is_relative_to(sys.prefix)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    assert Path(
+        client.kernel_manager_class().kernel_spec_manager.get_kernel_spec("python3").resource_dir
+    ).is_relative_to(sys.prefix)
     client.execute()
-    assert path.read_bytes() == before                    # never saved back
+    assert path.read_bytes() == before  # never saved back
     assert not (workdir / "mlruns").exists() and not (workdir / "mlflow.db").exists()
 
 
@@ -70,12 +85,16 @@ def test_notebook_runs_on_its_own(path, tmp_path, monkeypatch):
 @pytest.fixture
 def store(logged_store) -> dict[str, str]:
     """Conftest's data directory and MLflow store, as a user would give them."""
-    return {"CREATOR_SCORES_DATA": str(logged_store.data), "MLFLOW_TRACKING_URI": logged_store.uri,
-            "CREATOR_SCORES_EXPERIMENT": logged_store.experiment}
+    return {
+        "CREATOR_SCORES_DATA": str(logged_store.data),
+        "MLFLOW_TRACKING_URI": logged_store.uri,
+        "CREATOR_SCORES_EXPERIMENT": logged_store.experiment,
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "01-marketplace"],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if p.stem != "01-marketplace"], ids=lambda p: p.stem
+)
 def test_notebook_runs_on_given_data_and_store(path, store, tmp_path, monkeypatch):
     execute(path, tmp_path, monkeypatch, env=store)

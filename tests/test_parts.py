@@ -29,9 +29,10 @@ def write_parts(tables: dict[str, pd.DataFrame], directory, parts: int = 2) -> N
         folder.mkdir(parents=True)
         for i, rows in enumerate(np.array_split(np.arange(len(frame)), parts)):
             part = frame.iloc[rows].reset_index(drop=True)
-            pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
-                           folder / f"part-{i:05d}.parquet")
-        (folder / "_SUCCESS").touch()          # what Spark leaves: ignored
+            pq.write_table(
+                pa.Table.from_pandas(part, preserve_index=False), folder / f"part-{i:05d}.parquet"
+            )
+        (folder / "_SUCCESS").touch()  # what Spark leaves: ignored
         (folder / ".part-00000.parquet.crc").touch()
 
 
@@ -56,10 +57,14 @@ def test_parts_read_as_the_whole_table(tiny_tables, tmp_path):
 def _writable_cases():
     """(case, parts): every rule in two parts; uniqueness (checked across parts by key
     hashes, within one part by pandera) in one part too."""
-    cases = [case for case, (mutate, _) in RULE_CASES.items()
-             if "type" not in case and case != "date is midnight"]
-    return ([(case, 2) for case in cases]
-            + [(case, 1) for case in cases if RULE_CASES[case][1][2] == UNIQUE])
+    cases = [
+        case
+        for case, (mutate, _) in RULE_CASES.items()
+        if "type" not in case and case != "date is midnight"
+    ]
+    return [(case, 2) for case in cases] + [
+        (case, 1) for case in cases if RULE_CASES[case][1][2] == UNIQUE
+    ]
 
 
 @pytest.mark.parametrize("case,parts", _writable_cases())
@@ -73,8 +78,9 @@ def test_each_rule_part_by_part_as_on_the_whole_table(tiny_tables, tmp_path, cas
 
 
 @pytest.mark.parametrize("case", [case for case, parts in _writable_cases() if parts == 2])
-def test_each_rule_in_batches_of_a_part_as_on_the_whole_table(tiny_tables, tmp_path, case,
-                                                             monkeypatch):
+def test_each_rule_in_batches_of_a_part_as_on_the_whole_table(
+    tiny_tables, tmp_path, case, monkeypatch
+):
     """A large part is checked BATCH_ROWS rows at a time: here 2, so every table is
     several batches and uniqueness goes by key hashes across them."""
     monkeypatch.setattr(marketplace.validate, "BATCH_ROWS", 2)
@@ -89,17 +95,21 @@ def test_each_rule_in_batches_of_a_part_as_on_the_whole_table(tiny_tables, tmp_p
 def test_duplicates_across_parts_and_unreadable_values(tiny_tables, tmp_path):
     posts = tiny_tables["posts"]
     tiny_tables["posts"] = pd.concat([posts, posts.iloc[[0, 1]]], ignore_index=True)
-    write_parts(tiny_tables, tmp_path)            # the copies land in the second part
+    write_parts(tiny_tables, tmp_path)  # the copies land in the second part
     [found] = validate_parts(tmp_path)[0]
     assert str(found) == "posts.post_id: must be unique (4 rows, e.g. p1, p2, p1, p2)"
     assert [str(found)] == whole_table_lines(tmp_path)
 
     bad = tmp_path / "bad"
-    tiny_tables["posts"] = posts.assign(views=posts["views"].astype(str).where(
-        posts.index != 5, "many"))
+    tiny_tables["posts"] = posts.assign(
+        views=posts["views"].astype(str).where(posts.index != 5, "many")
+    )
     write_parts(tiny_tables, bad)
-    assert [str(v) for v in validate_parts(bad)[0]] == whole_table_lines(bad) == [
-        "posts.views: must be an integer (1 row, e.g. p6)"]
+    assert (
+        [str(v) for v in validate_parts(bad)[0]]
+        == whole_table_lines(bad)
+        == ["posts.views: must be an integer (1 row, e.g. p6)"]
+    )
 
 
 def test_validate_command_checks_a_directory_of_parts(tiny_tables, tmp_path):
@@ -107,9 +117,13 @@ def test_validate_command_checks_a_directory_of_parts(tiny_tables, tmp_path):
     set_views.loc[6, "views"] = -1
     tiny_tables["posts"] = set_views
     write_parts(tiny_tables, tmp_path)
-    done = subprocess.run([sys.executable, "-m", "marketplace", "validate", str(tmp_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "marketplace", "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1
     assert done.stdout == "posts.views: must be >= 0 (1 row, e.g. p7)\n"
     assert done.stderr.strip().splitlines() == [
-        f"error: {tmp_path}: 1 violation(s) of the data contract (listed above)"]
+        f"error: {tmp_path}: 1 violation(s) of the data contract (listed above)"
+    ]

@@ -31,25 +31,34 @@ def change_the_future(tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, see
     snaps = t["follower_snapshots"]
     unknown = snaps["snapshot_date"] + DAY > cutoff
     snaps.loc[unknown, "followers"] = rng.integers(0, 10**7, unknown.sum())
-    t["follower_snapshots"] = snaps[~unknown | (rng.random(len(snaps)) < 0.5)].reset_index(drop=True)
+    t["follower_snapshots"] = snaps[~unknown | (rng.random(len(snaps)) < 0.5)].reset_index(
+        drop=True
+    )
 
-    inv = t["invitations"].merge(t["campaigns"][["campaign_id", "start_at", "end_at"]],
-                                 on="campaign_id", how="left")
-    answer_unknown = np.where(inv["response"] == "no_response", inv["start_at"] >= cutoff,
-                              inv["responded_at"] >= cutoff)
+    inv = t["invitations"].merge(
+        t["campaigns"][["campaign_id", "start_at", "end_at"]], on="campaign_id", how="left"
+    )
+    answer_unknown = np.where(
+        inv["response"] == "no_response", inv["start_at"] >= cutoff, inv["responded_at"] >= cutoff
+    )
     flip = {"accepted": "declined", "declined": "accepted", "no_response": "accepted"}
     inv.loc[answer_unknown, "response"] = inv.loc[answer_unknown, "response"].map(flip)
     # A changed answer is still given after the cutoff (else it would be a past fact).
     inv.loc[answer_unknown, "responded_at"] = (
-        inv.loc[answer_unknown, "invited_at"].clip(lower=cutoff) + 3 * DAY)
+        inv.loc[answer_unknown, "invited_at"].clip(lower=cutoff) + 3 * DAY
+    )
     end_unknown = (inv["end_at"] >= cutoff).to_numpy()
     inv.loc[end_unknown, "posts_promised"] = 9
     inv.loc[end_unknown, "posts_delivered"] = 0
     t["invitations"] = inv[tables["invitations"].columns]
-    results = t["campaign_results"].merge(t["campaigns"][["campaign_id", "end_at"]], on="campaign_id")
+    results = t["campaign_results"].merge(
+        t["campaigns"][["campaign_id", "end_at"]], on="campaign_id"
+    )
     future = (results["end_at"] >= cutoff).to_numpy()
     results.loc[future, "gmv"] = 1e9
-    t["campaign_results"] = results[tables["campaign_results"].columns][~future | (rng.random(len(results)) < 0.5)]
+    t["campaign_results"] = results[tables["campaign_results"].columns][
+        ~future | (rng.random(len(results)) < 0.5)
+    ]
     return t
 
 

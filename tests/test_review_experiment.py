@@ -13,23 +13,38 @@ from review import experiment, plots
 
 
 def _records():
-    metrics = {"test_ndcg_at_5_model": 0.4, "test_ndcg_at_10_model": 0.5,
-               "test_ndcg_at_5_past_gmv": 0.3, "test_ndcg_at_10_past_gmv": 0.35,
-               "test_ndcg_at_10_oracle": 0.7, "test_gmv_capture_at_10_model": 0.8,
-               "test_queries": 12.0, "valid_ndcg_at_10_lambdarank": 0.55}
+    metrics = {
+        "test_ndcg_at_5_model": 0.4,
+        "test_ndcg_at_10_model": 0.5,
+        "test_ndcg_at_5_past_gmv": 0.3,
+        "test_ndcg_at_10_past_gmv": 0.35,
+        "test_ndcg_at_10_oracle": 0.7,
+        "test_gmv_capture_at_10_model": 0.8,
+        "test_queries": 12.0,
+        "valid_ndcg_at_10_lambdarank": 0.55,
+    }
     return [
-        {"run_id": "old", "run_name": "first", "objective": "lambdarank",
-         "start_time": pd.Timestamp("2025-01-01", tz="UTC"),
-         "metrics": {"test_ndcg_at_10_model": 0.1, "test_ndcg_at_10_past_gmv": 0.2}},
-        {"run_id": "new", "run_name": "second", "objective": "rank_xendcg",
-         "start_time": pd.Timestamp("2025-02-01", tz="UTC"), "metrics": metrics},
+        {
+            "run_id": "old",
+            "run_name": "first",
+            "objective": "lambdarank",
+            "start_time": pd.Timestamp("2025-01-01", tz="UTC"),
+            "metrics": {"test_ndcg_at_10_model": 0.1, "test_ndcg_at_10_past_gmv": 0.2},
+        },
+        {
+            "run_id": "new",
+            "run_name": "second",
+            "objective": "rank_xendcg",
+            "start_time": pd.Timestamp("2025-02-01", tz="UTC"),
+            "metrics": metrics,
+        },
     ]
 
 
 def test_tidy_run_metrics_and_views():
     runs = experiment.tidy_run_metrics(_records())
-    assert len(runs) == 8                        # test ranking metrics only
-    assert runs["run_id"].iloc[0] == "new"       # newest first
+    assert len(runs) == 8  # test ranking metrics only
+    assert runs["run_id"].iloc[0] == "new"  # newest first
     row = runs[(runs["run_id"] == "new") & (runs["scorer"] == "past_gmv") & (runs["k"] == 5)]
     assert row[["metric", "value", "test_queries"]].iloc[0].tolist() == ["ndcg", 0.3, 12.0]
     assert experiment.latest_run_id(runs) == "new"
@@ -59,8 +74,15 @@ def test_latest_runs_from_mlflow(logged_store):
     runs = experiment.latest_runs(uri, "review-test")
     assert runs["run_id"].nunique() == 2
     assert experiment.latest_run_id(runs) == logged_store.second.run_id
-    assert set(runs["scorer"]) == {"model", "followers", "engagement_rate", "past_gmv",
-                                   "random", "pointwise", "oracle"}          # truth was found
+    assert set(runs["scorer"]) == {
+        "model",
+        "followers",
+        "engagement_rate",
+        "past_gmv",
+        "random",
+        "pointwise",
+        "oracle",
+    }  # truth was found
     assert set(runs["k"]) == {5, 10, 20} and runs["value"].between(0, 1).all()
     assert experiment.latest_runs(uri, "no-such-experiment").empty
     assert len(experiment.latest_runs(uri, "review-test", n=1)["run_id"].unique()) == 1
@@ -76,5 +98,4 @@ def test_latest_runs_from_mlflow(logged_store):
     curves = experiment.validation_curves(uri, run_id)
     assert list(curves.columns) == ["lambdarank"] and curves.index[0] == 1
     assert len(curves) <= cfg.max_rounds
-    assert not (logged_store.root / "mlruns").exists()      # artifacts beside the database
-
+    assert not (logged_store.root / "mlruns").exists()  # artifacts beside the database

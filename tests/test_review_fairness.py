@@ -15,13 +15,15 @@ from review import fairness, plots
 def invitees() -> pd.DataFrame:
     """Two campaigns. With top 1, a1 (score 90) and b1 (the tie at 80 goes to the
     smaller creator_id) are selected."""
-    return pd.DataFrame({
-        "campaign_id": ["A", "A", "A", "B", "B"],
-        "creator_id": ["a1", "a2", "a3", "b2", "b1"],
-        "tier": ["small", "big", "small", "small", "big"],
-        "score": [90.0, 50.0, 10.0, 80.0, 80.0],
-        "gmv": [0.0, 100.0, 50.0, 0.0, 30.0],
-    })
+    return pd.DataFrame(
+        {
+            "campaign_id": ["A", "A", "A", "B", "B"],
+            "creator_id": ["a1", "a2", "a3", "b2", "b1"],
+            "tier": ["small", "big", "small", "small", "big"],
+            "score": [90.0, 50.0, 10.0, 80.0, 80.0],
+            "gmv": [0.0, 100.0, 50.0, 0.0, 30.0],
+        }
+    )
 
 
 def test_selected_in_top_ties_nan_and_small_campaigns(invitees):
@@ -44,13 +46,13 @@ def test_fairness_table_by_hand(invitees):
     assert small["sellers_rate"] == pytest.approx(1 / 3)
     assert small["gmv"] == 50.0 and small["gmv_share"] == pytest.approx(50 / 180)
     assert small["gmv_per_invitee"] == pytest.approx(50 / 3)
-    assert small["selection_vs_gmv"] == pytest.approx(0.5 / (50 / 180))   # 1.8: over-selected
-    assert small["gmv_captured"] == 0.0                                    # its seller a3 missed
+    assert small["selection_vs_gmv"] == pytest.approx(0.5 / (50 / 180))  # 1.8: over-selected
+    assert small["gmv_captured"] == 0.0  # its seller a3 missed
     # big: a2 (100, not selected), b1 (30, selected)
     assert big["invitees"] == 2 and big["mean_score"] == pytest.approx(65.0)
     assert big["selection_rate"] == 0.5 and big["sellers_rate"] == 1.0
     assert big["gmv_share"] == pytest.approx(130 / 180)
-    assert big["selection_vs_gmv"] == pytest.approx(0.5 / (130 / 180))     # 0.69: under-selected
+    assert big["selection_vs_gmv"] == pytest.approx(0.5 / (130 / 180))  # 0.69: under-selected
     assert big["gmv_captured"] == pytest.approx(30 / 130)
     assert every["invitees"] == 5 and every["selected"] == 2
     assert every["selection_rate"] == pytest.approx(0.4)
@@ -65,13 +67,15 @@ def test_fairness_table_by_hand(invitees):
 
 
 def test_creator_groups(tiny_tables):
-    pairs = pd.DataFrame({
-        "campaign_id": ["k1", "k1", "k1"],
-        "creator_id": ["00123", "c2", "c3"],
-        "gmv": [1.0, 0.0, 0.0],
-        "log_followers": np.log1p([9_000.0, 0.0, 50_000.0]),
-        "log_gmv_per_shoppable_post_all": [0.5, np.nan, 0.0],
-    })
+    pairs = pd.DataFrame(
+        {
+            "campaign_id": ["k1", "k1", "k1"],
+            "creator_id": ["00123", "c2", "c3"],
+            "gmv": [1.0, 0.0, 0.0],
+            "log_followers": np.log1p([9_000.0, 0.0, 50_000.0]),
+            "log_gmv_per_shoppable_post_all": [0.5, np.nan, 0.0],
+        }
+    )
     groups = fairness.creator_groups(pairs, tiny_tables)
     assert groups["follower_tier"].astype(str).tolist() == ["< 10K", "< 10K", "10K-100K"]
     assert groups["market"].tolist() == ["ID", "MY", "GB"]

@@ -13,8 +13,9 @@ from review import experiment, fairness, plots, scores
 
 
 def test_score_distribution_by_hand():
-    pairs = pd.DataFrame({"score": [5.0, 15.0, 95.0, 95.0, 100.0],
-                          "gmv": [0.0, 10.0, 0.0, 5.0, 0.0]})
+    pairs = pd.DataFrame(
+        {"score": [5.0, 15.0, 95.0, 95.0, 100.0], "gmv": [0.0, 10.0, 0.0, 5.0, 0.0]}
+    )
     table = scores.score_distribution(pairs)
     assert len(table) == 10 and table["pairs"].sum() == 5
     top = table.iloc[-1]

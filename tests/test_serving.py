@@ -37,8 +37,18 @@ def run_cli(capsys, *args) -> tuple[int, str]:
 
 
 def cli_args(serving_world, briefs, out, model="models:/cs@champion"):
-    return ["--model", model, "--data", serving_world.data, "--briefs", briefs, "--out", out,
-            "--tracking-uri", serving_world.tracking_uri]
+    return [
+        "--model",
+        model,
+        "--data",
+        serving_world.data,
+        "--briefs",
+        briefs,
+        "--out",
+        out,
+        "--tracking-uri",
+        serving_world.tracking_uri,
+    ]
 
 
 # ------------------------------------------------------------------ models
@@ -93,13 +103,15 @@ def test_command_output_is_deterministic(serving_world, tmp_path, capsys, suffix
     assert run_cli(capsys, *cli_args(serving_world, serving_world.briefs_csv, first))[0] == 0
     assert run_cli(capsys, *cli_args(serving_world, serving_world.briefs_csv, second))[0] == 0
     assert first.read_bytes() == second.read_bytes()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp files left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 def test_command_accepts_a_version_uri(serving_world, tmp_path, capsys):
     out = tmp_path / "v2.csv"
-    briefs = write_briefs(tmp_path, f"brief_id,market,category,as_of,top_k\n"
-                                    f"one,PH,food,{serving_world.as_of.isoformat()},3\n")
+    briefs = write_briefs(
+        tmp_path,
+        f"brief_id,market,category,as_of,top_k\none,PH,food,{serving_world.as_of.isoformat()},3\n",
+    )
     code, err = run_cli(capsys, *cli_args(serving_world, briefs, out, model="models:/cs/2"))
     assert code == 0, err
     written = pd.read_csv(out)
@@ -114,28 +126,53 @@ BAD_BRIEFS = {
 }
 
 
-@pytest.mark.parametrize("case", [
-    "duplicate id", "missing id", "missing column", "bad as_of", "negative top_k",
-    "commission above 1", "unknown alias", "unknown version", "unknown model",
-    "other features", "missing briefs file", "missing data", "no tracking database",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "duplicate id",
+        "missing id",
+        "missing column",
+        "bad as_of",
+        "negative top_k",
+        "commission above 1",
+        "unknown alias",
+        "unknown version",
+        "unknown model",
+        "other features",
+        "missing briefs file",
+        "missing data",
+        "no tracking database",
+    ],
+)
 def test_command_bad_input_is_one_line_and_writes_nothing(serving_world, tmp_path, capsys, case):
     header = "brief_id,market,category,as_of"
-    good = write_briefs(tmp_path, f"{header}\nb1,GB,home,{serving_world.as_of.isoformat()}\n", "good.csv")
-    briefs, model, data, uri = good, "models:/cs@champion", serving_world.data, serving_world.tracking_uri
+    good = write_briefs(
+        tmp_path, f"{header}\nb1,GB,home,{serving_world.as_of.isoformat()}\n", "good.csv"
+    )
+    briefs, model, data, uri = (
+        good,
+        "models:/cs@champion",
+        serving_world.data,
+        serving_world.tracking_uri,
+    )
     if case in BAD_BRIEFS:
         body, message = BAD_BRIEFS[case]
         briefs = write_briefs(tmp_path, f"{header}\n{body}")
     elif case == "missing column":
-        briefs, message = write_briefs(tmp_path, "brief_id,market,as_of\nb1,GB,2025-01-01\n"), \
-            "missing column(s) category"
+        briefs, message = (
+            write_briefs(tmp_path, "brief_id,market,as_of\nb1,GB,2025-01-01\n"),
+            "missing column(s) category",
+        )
     elif case == "negative top_k":
-        briefs, message = write_briefs(tmp_path, f"{header},top_k\nb1,GB,home,2025-01-01,-1\n"), \
-            "top_k: must be >= 1"
+        briefs, message = (
+            write_briefs(tmp_path, f"{header},top_k\nb1,GB,home,2025-01-01,-1\n"),
+            "top_k: must be >= 1",
+        )
     elif case == "commission above 1":
-        briefs, message = write_briefs(
-            tmp_path, f"{header},commission_rate\nb1,GB,home,2025-01-01,1.5\n"), \
-            "commission_rate: must be in [0, 1]"
+        briefs, message = (
+            write_briefs(tmp_path, f"{header},commission_rate\nb1,GB,home,2025-01-01,1.5\n"),
+            "commission_rate: must be in [0, 1]",
+        )
     elif case == "unknown alias":
         model, message = "models:/cs@nope", "models:/cs@nope: Registered model alias nope not found"
     elif case == "unknown version":
@@ -151,8 +188,18 @@ def test_command_bad_input_is_one_line_and_writes_nothing(serving_world, tmp_pat
     elif case == "no tracking database":
         uri, message = f"sqlite:///{tmp_path}/none.db", "no tracking database"
     out = tmp_path / "out.parquet"
-    args = ["--model", model, "--data", data, "--briefs", briefs, "--out", out,
-            "--tracking-uri", uri]
+    args = [
+        "--model",
+        model,
+        "--data",
+        data,
+        "--briefs",
+        briefs,
+        "--out",
+        out,
+        "--tracking-uri",
+        uri,
+    ]
     code, err = run_cli(capsys, *args)
     assert code == 1
     lines = err.strip().splitlines()
@@ -167,10 +214,25 @@ def test_command_bad_input_is_one_line_and_writes_nothing(serving_world, tmp_pat
 def test_python_dash_m_serving_runs_end_to_end(serving_world, tmp_path):
     out = tmp_path / "list.csv"
     env = {**os.environ, "MLFLOW_TRACKING_URI": serving_world.tracking_uri}
-    done = subprocess.run([sys.executable, "-m", "serving", "--model", "models:/cs@champion",
-                           "--data", str(serving_world.data), "--briefs", str(serving_world.briefs_csv),
-                           "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model",
+            "models:/cs@champion",
+            "--data",
+            str(serving_world.data),
+            "--briefs",
+            str(serving_world.briefs_csv),
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert pd.read_csv(out)["model_version"].eq("models:/cs/1").all()
@@ -186,8 +248,9 @@ def _free_port() -> int:
 
 
 def _post_json(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -197,28 +260,57 @@ def test_mlflow_models_serve_answers_like_the_scorer(serving_world, scored_brief
     """The registered pyfunc behind the real ``mlflow models serve`` returns raw_score,
     score and contributions equal to ``Scorer.explain`` of the posted feature rows."""
     requests = scored_briefs[["creator_id"]].assign(
-        as_of=serving_world.as_of, category="beauty", commission_rate=0.12)
-    features = build_features(serving_world.tables, requests, serving_world.history).reset_index(drop=True)
+        as_of=serving_world.as_of, category="beauty", commission_rate=0.12
+    )
+    features = build_features(serving_world.tables, requests, serving_world.history).reset_index(
+        drop=True
+    )
     with_null = features.isna().any(axis=1).to_numpy()
-    features = pd.concat([features[with_null].head(3), features[~with_null].head(3)],
-                         ignore_index=True)
-    assert features.isna().any().any()          # missing values travel as JSON null
+    features = pd.concat(
+        [features[with_null].head(3), features[~with_null].head(3)], ignore_index=True
+    )
+    assert features.isna().any().any()  # missing values travel as JSON null
     expected = serving_world.scorer.explain(features).reset_index(drop=True)
-    payload = {"dataframe_split": {
-        "columns": list(features.columns),
-        "data": [[None if np.isnan(v) else float(v) for v in row]
-                 for row in features.to_numpy(dtype=float)]}}
+    payload = {
+        "dataframe_split": {
+            "columns": list(features.columns),
+            "data": [
+                [None if np.isnan(v) else float(v) for v in row]
+                for row in features.to_numpy(dtype=float)
+            ],
+        }
+    }
 
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # the server is started by name from PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": serving_world.tracking_uri,
-           "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": serving_world.tracking_uri,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/cs@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                "models:/cs@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -245,19 +337,31 @@ def test_mlflow_models_serve_answers_like_the_scorer(serving_world, scored_brief
             pass
     assert list(answer.columns) == list(expected.columns)
     assert {"raw_score", "score", *CONTRIB_COLUMNS} <= set(answer.columns)
-    np.testing.assert_allclose(answer.to_numpy(dtype=float), expected.to_numpy(), rtol=0,
-                               atol=1e-9)
+    np.testing.assert_allclose(answer.to_numpy(dtype=float), expected.to_numpy(), rtol=0, atol=1e-9)
     assert np.abs(answer[CONTRIB_COLUMNS].sum(axis=1) - answer["raw_score"]).max() < 1e-6
 
 
 def test_a_model_from_before_the_index_split_is_refused():
     # The registry before issue 12: cadence-era and authenticity features since replaced.
-    before_split = [name for name in FEATURE_NAMES if name not in (
-        "active_week_ratio_180d", "orders_per_1k_views_90d", "orders_per_1k_views_all",
-        "organic_follower_growth_90d", "follower_jump_180d", "follower_jump_all",
-        "followers_without_views_90d")] + ["followers_gained_per_1k_views_90d"]
-    with pytest.raises(ModelError, match=r"features do not match.*unknown to the builder: "
-                                         r"followers_gained_per_1k_views_90d.*not in the model: "
-                                         r"active_week_ratio_180d") as err:
+    before_split = [
+        name
+        for name in FEATURE_NAMES
+        if name
+        not in (
+            "active_week_ratio_180d",
+            "orders_per_1k_views_90d",
+            "orders_per_1k_views_all",
+            "organic_follower_growth_90d",
+            "follower_jump_180d",
+            "follower_jump_all",
+            "followers_without_views_90d",
+        )
+    ] + ["followers_gained_per_1k_views_90d"]
+    with pytest.raises(
+        ModelError,
+        match=r"features do not match.*unknown to the builder: "
+        r"followers_gained_per_1k_views_90d.*not in the model: "
+        r"active_week_ratio_180d",
+    ) as err:
         check_features(tiny_scorer(before_split), "models:/old/1")
     assert "\n" not in str(err.value)

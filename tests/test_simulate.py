@@ -18,8 +18,11 @@ def market():
 
 
 def files_bytes(directory):
-    return {p.relative_to(directory).as_posix(): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("fmt", [[], ["--csv"]], ids=["parquet", "csv"])
@@ -28,7 +31,9 @@ def test_same_seed_writes_the_same_bytes(tmp_path, fmt):
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     first, second = files_bytes(tmp_path / "a"), files_bytes(tmp_path / "b")
-    assert "truth/expected_gmv.parquet" in first and "posts." + ("csv" if fmt else "parquet") in first
+    assert (
+        "truth/expected_gmv.parquet" in first and "posts." + ("csv" if fmt else "parquet") in first
+    )
     assert first == second
 
 
@@ -106,9 +111,11 @@ def test_fake_engagement_shows_in_comments_per_like_and_sales_per_view(market):
 
 def test_expected_gmv_tracks_realised_gmv(market):
     tables, truth = market
-    realised = (truth["expected_gmv"]
-                .merge(tables["campaign_results"], on=["campaign_id", "creator_id"], how="left")
-                .fillna({"gmv": 0.0}))
+    realised = (
+        truth["expected_gmv"]
+        .merge(tables["campaign_results"], on=["campaign_id", "creator_id"], how="left")
+        .fillna({"gmv": 0.0})
+    )
     rank_corr = realised["expected_gmv"].rank().corr(realised["gmv"].rank())
     assert rank_corr > 0.3
     # An unbiased expectation: totals agree within sampling noise of a heavy tail.
@@ -124,14 +131,19 @@ def mean_ndcg_at_10(pairs: pd.DataFrame, score: str) -> float:
         top = gains[np.argsort(-group[score].to_numpy(), kind="stable")[:10]]
         ideal = np.sort(gains)[::-1][:10]
         if ideal.sum() > 0:
-            values.append((top * discount[:len(top)]).sum() / (ideal * discount[:len(ideal)]).sum())
+            values.append(
+                (top * discount[: len(top)]).sum() / (ideal * discount[: len(ideal)]).sum()
+            )
     return float(np.mean(values))
 
 
 def test_followers_alone_and_engagement_alone_rank_gmv_poorly(market):
     tables, truth = market
-    pairs = truth["expected_gmv"].merge(tables["campaign_results"], how="left",
-                                        on=["campaign_id", "creator_id"]).fillna({"gmv": 0.0})
+    pairs = (
+        truth["expected_gmv"]
+        .merge(tables["campaign_results"], how="left", on=["campaign_id", "creator_id"])
+        .fillna({"gmv": 0.0})
+    )
     latest = tables["follower_snapshots"].groupby("creator_id")["followers"].last()
     posts = tables["posts"].groupby("creator_id")[["likes", "comments", "shares", "views"]].sum()
     engagement = (posts["likes"] + posts["comments"] + posts["shares"]) / posts["views"]
@@ -164,6 +176,7 @@ def test_matches_the_real_sample_within_a_factor_of_two():
 
 def pieces_joined(cfg, chunk):
     from marketplace.simulate import simulate_parts
+
     joined = {}
     for name, piece in simulate_parts(cfg, chunk):
         joined.setdefault(name, []).append(piece)
@@ -182,7 +195,9 @@ def test_chunking_never_changes_the_data():
     # Ids stay unique across blocks, and blocks draw from streams of their own.
     assert tables["posts"]["post_id"].is_unique and tables["creators"]["creator_id"].is_unique
     traits = truth["creator_traits"]
-    assert not np.allclose(traits["quality"].to_numpy()[:250], traits["quality"].to_numpy()[250:500])
+    assert not np.allclose(
+        traits["quality"].to_numpy()[:250], traits["quality"].to_numpy()[250:500]
+    )
 
 
 def test_chunked_command_writes_parts_with_the_same_data(tmp_path, capsys):
@@ -193,8 +208,12 @@ def test_chunked_command_writes_parts_with_the_same_data(tmp_path, capsys):
         parts = sorted((tmp_path / "parts" / name).glob("part-*.parquet"))
         assert parts, name
         read = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        pd.testing.assert_frame_equal(read, pd.read_parquet(tmp_path / "whole" / f"{name}.parquet"),
-                                      check_exact=True, obj=name)
+        pd.testing.assert_frame_equal(
+            read,
+            pd.read_parquet(tmp_path / "whole" / f"{name}.parquet"),
+            check_exact=True,
+            obj=name,
+        )
     assert main([*args, "--chunk-creators", "100", "--csv", "--out", str(tmp_path / "c")]) == 1
     assert "does not go with --chunk-creators" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

@@ -52,8 +52,11 @@ def market_dir(tmp_path_factory):
     tables, _ = simulate(SimConfig(creators=400, days=240, seed=5))
     write_tables({n: f for n, f in tables.items() if n != "posts"}, directory)
     posts = to_arrow(tables["posts"], "posts")
-    posts = posts.set_column(posts.schema.get_field_index("posted_at"), "posted_at",
-                             posts["posted_at"].cast(pa.timestamp("ns", tz="UTC")))
+    posts = posts.set_column(
+        posts.schema.get_field_index("posted_at"),
+        "posted_at",
+        posts["posted_at"].cast(pa.timestamp("ns", tz="UTC")),
+    )
     (directory / "posts").mkdir()
     half = posts.num_rows // 2
     pq.write_table(posts.slice(0, half), directory / "posts" / "part-0.parquet")
@@ -66,8 +69,22 @@ def spark_pairs_dir(spark, market_dir):
     """The pair table of market_dir written by ``python -m features --engine spark``."""
     out = market_dir.parent / "out" / "pairs"
     out.parent.mkdir()
-    assert features_main([str(market_dir), "--out", str(out), "--engine", "spark",
-                          "--spark-master", "local[2]", "--buckets", "3"]) == 0
+    assert (
+        features_main(
+            [
+                str(market_dir),
+                "--out",
+                str(out),
+                "--engine",
+                "spark",
+                "--spark-master",
+                "local[2]",
+                "--buckets",
+                "3",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -90,13 +107,15 @@ CFG = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20
 @pytest.fixture(scope="session")
 def memory_result(memory_tables):
     history = index_history(memory_tables)
-    return train_on_pairs(memory_tables, training_pairs(memory_tables, history),
-                          posts_summary(history), CFG)
+    return train_on_pairs(
+        memory_tables, training_pairs(memory_tables, history), posts_summary(history), CFG
+    )
 
 
 @pytest.mark.slow
-def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir, market_dir,
-                                                                memory_result, monkeypatch):
+def test_training_from_the_pair_parts_gives_the_in_memory_model(
+    spark_pairs_dir, market_dir, memory_result, monkeypatch
+):
     expected = memory_result
     violations, rows = validate_parts(market_dir)
     assert violations == []
@@ -104,8 +123,10 @@ def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir,
     got = train_on_pair_parts(market_dir, rows, spark_pairs_dir, CFG)
     for fold_got, fold_expected in zip(got.folds, expected.folds, strict=True):
         for objective, fitted in fold_got.items():
-            assert (fitted.booster.model_to_string()
-                    == fold_expected[objective].booster.model_to_string())
+            assert (
+                fitted.booster.model_to_string()
+                == fold_expected[objective].booster.model_to_string()
+            )
     assert got.pointwise.booster.model_to_string() == expected.pointwise.booster.model_to_string()
     assert got.scorer.booster.model_to_string() == expected.scorer.booster.model_to_string()
     assert got.served_campaigns == expected.served_campaigns
@@ -119,12 +140,18 @@ def test_training_from_the_pair_parts_gives_the_in_memory_model(spark_pairs_dir,
 
 
 def test_training_rejects_what_is_not_a_pair_table(market_dir, tmp_path, capsys):
-    args = [str(market_dir), "--pairs", str(market_dir / "posts"),
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    args = [
+        str(market_dir),
+        "--pairs",
+        str(market_dir / "posts"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     assert training_main(args) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: {market_dir / 'posts'}: not a pair table of this feature builder "
-        "(missing column(s) campaign_id, created_at, views_per_follower_30d)")
+        "(missing column(s) campaign_id, created_at, views_per_follower_30d)"
+    )
 
 
 @pytest.mark.slow
@@ -159,32 +186,69 @@ def test_unreachable_master_is_one_line():
 
 
 @pytest.mark.slow
-def test_spark_partner_lists_equal_the_in_memory_ones(spark, market_dir, memory_tables,
-                                                      memory_result, tmp_path, capsys):
+def test_spark_partner_lists_equal_the_in_memory_ones(
+    spark, market_dir, memory_tables, memory_result, tmp_path, capsys
+):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
     log_training(memory_result, uri, "test", register="cs")
     as_of = memory_tables["posts"]["posted_at"].max().normalize() - pd.Timedelta(days=14)
-    briefs = pd.DataFrame({
-        "brief_id": ["id-beauty", "th-fashion", "xx-none", "vn-food"],
-        "market": ["ID", "TH", "XX", "VN"],
-        "category": ["beauty", "fashion", "beauty", "food"],
-        "as_of": [as_of.strftime("%Y-%m-%dT%H:%M:%SZ")] * 4,
-        "top_k": [50, 7, 5, 3],
-        "min_followers": [0, 1000, 0, 0],
-    })
+    briefs = pd.DataFrame(
+        {
+            "brief_id": ["id-beauty", "th-fashion", "xx-none", "vn-food"],
+            "market": ["ID", "TH", "XX", "VN"],
+            "category": ["beauty", "fashion", "beauty", "food"],
+            "as_of": [as_of.strftime("%Y-%m-%dT%H:%M:%SZ")] * 4,
+            "top_k": [50, 7, 5, 3],
+            "min_followers": [0, 1000, 0, 0],
+        }
+    )
     briefs.to_csv(tmp_path / "briefs.csv", index=False)
-    common = ["--model", "models:/cs/1", "--data", str(market_dir), "--briefs",
-              str(tmp_path / "briefs.csv"), "--tracking-uri", uri]
-    assert serving_main([*common, "--out", str(tmp_path / "memory.parquet"),
-                         "--drift-report", str(tmp_path / "memory-drift.csv")]) == 0
-    memory_warnings = [line for line in capsys.readouterr().err.splitlines()
-                       if line.startswith("warning")]
-    assert serving_main([*common, "--out", str(tmp_path / "spark.parquet"), "--engine", "spark",
-                         "--buckets", "3", "--drift-report", str(tmp_path / "spark-drift.csv")]) == 0
-    spark_warnings = [line for line in capsys.readouterr().err.splitlines()
-                      if line.startswith("warning")]
+    common = [
+        "--model",
+        "models:/cs/1",
+        "--data",
+        str(market_dir),
+        "--briefs",
+        str(tmp_path / "briefs.csv"),
+        "--tracking-uri",
+        uri,
+    ]
+    assert (
+        serving_main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "memory.parquet"),
+                "--drift-report",
+                str(tmp_path / "memory-drift.csv"),
+            ]
+        )
+        == 0
+    )
+    memory_warnings = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")
+    ]
+    assert (
+        serving_main(
+            [
+                *common,
+                "--out",
+                str(tmp_path / "spark.parquet"),
+                "--engine",
+                "spark",
+                "--buckets",
+                "3",
+                "--drift-report",
+                str(tmp_path / "spark-drift.csv"),
+            ]
+        )
+        == 0
+    )
+    spark_warnings = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")
+    ]
     expected = pd.read_parquet(tmp_path / "memory.parquet")
     assert set(expected["brief_id"]) == {"id-beauty", "th-fashion", "vn-food"}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "spark.parquet"), expected)

@@ -21,7 +21,7 @@ def test_creator_summary_counts_the_tiny_tables(tiny_tables):
     assert list(creators.index) == ["00123", "c2", "c3"]
     assert creators["market"].tolist() == ["ID", "MY", "GB"]
     assert creators["category"].tolist() == ["beauty", "(none)", "fashion"]
-    assert creators["followers"].tolist() == [1010.0, 500.0, 20000.0]     # latest snapshot
+    assert creators["followers"].tolist() == [1010.0, 500.0, 20000.0]  # latest snapshot
     assert creators["tier"].astype(str).tolist() == ["< 10K", "< 10K", "10K-100K"]
     assert creators["posts"].tolist() == [3, 2, 3]
     assert creators["lives"].tolist() == [1, 1, 1]
@@ -39,7 +39,7 @@ def test_creator_summary_counts_the_tiny_tables(tiny_tables):
 def test_group_summary_and_crosstab(tiny_tables):
     creators = summary.creator_summary(tiny_tables)
     by_tier = summary.group_summary(creators, "tier")
-    assert list(by_tier.index) == ["< 10K", "10K-100K"]                  # empty tiers left out
+    assert list(by_tier.index) == ["< 10K", "10K-100K"]  # empty tiers left out
     small = by_tier.loc["< 10K"]
     assert small["creators"] == 2 and small["creator_share"] == pytest.approx(2 / 3)
     assert small["posts_per_creator"] == 2.5
@@ -61,7 +61,7 @@ def test_group_summary_and_crosstab(tiny_tables):
 
 def test_campaign_summary_and_overview(tiny_tables):
     table = summary.campaign_summary(tiny_tables)
-    assert list(table.index) == ["ID", "GB"]                              # pilot-market order
+    assert list(table.index) == ["ID", "GB"]  # pilot-market order
     assert table.loc["ID", "campaigns"] == 1
     assert table.loc["ID", "invitations_per_campaign"] == 3
     assert table.loc["ID", "answer_rate"] == pytest.approx(2 / 3)
@@ -72,8 +72,14 @@ def test_campaign_summary_and_overview(tiny_tables):
     assert math.isnan(table.loc["GB", "median_commission"])
 
     overview = summary.table_overview(tiny_tables)
-    assert overview["rows"].to_dict() == {"creators": 3, "follower_snapshots": 4, "posts": 8,
-                                          "campaigns": 2, "invitations": 5, "campaign_results": 2}
+    assert overview["rows"].to_dict() == {
+        "creators": 3,
+        "follower_snapshots": 4,
+        "posts": 8,
+        "campaigns": 2,
+        "invitations": 5,
+        "campaign_results": 2,
+    }
     assert overview.loc["posts", "first"] == pd.Timestamp("2025-01-02T07:45:00Z")
     assert pd.isna(overview.loc["campaign_results", "first"])
 

@@ -32,7 +32,12 @@ def test_inclusive_bounds_and_event_times():
     tl = Timeline.build(np.array([1, 1, 1, 2]), np.array([10, 20, 20, 5]))
     e = np.array([1, 1, 1, 2])
     assert (tl.before(e, np.array([20, 20, 21, 5])) - tl.first(e)).tolist() == [1, 1, 3, 0]
-    assert (tl.before(e, np.array([20, 19, 21, 5]), inclusive=True) - tl.first(e)).tolist() == [3, 1, 3, 1]
+    assert (tl.before(e, np.array([20, 19, 21, 5]), inclusive=True) - tl.first(e)).tolist() == [
+        3,
+        1,
+        3,
+        1,
+    ]
     assert tl.time_at(np.arange(4)).tolist() == [10, 20, 20, 5]
 
 
@@ -53,6 +58,10 @@ def test_search_sorted_equals_numpy():
     haystack = np.sort(rng.integers(0, 100, 50))
     needles = rng.integers(-5, 105, 200)
     for side in ("left", "right"):
-        assert (search_sorted(haystack, needles, side) == np.searchsorted(haystack, needles, side)).all()
+        assert (
+            search_sorted(haystack, needles, side) == np.searchsorted(haystack, needles, side)
+        ).all()
     order = np.argsort(needles, kind="stable")
-    assert (search_sorted(haystack, needles, order=order) == np.searchsorted(haystack, needles)).all()
+    assert (
+        search_sorted(haystack, needles, order=order) == np.searchsorted(haystack, needles)
+    ).all()

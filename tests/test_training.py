@@ -32,10 +32,14 @@ def test_config_overrides_and_rejects(tmp_path):
     cfg = load_config(good)
     assert cfg.seed == 7 and cfg.learning_rate == 1.0 and cfg.objectives == ("rank_xendcg",)
     assert cfg.num_leaves == load_config().num_leaves
-    for text, message in [("sede = 7\n", "unknown key"), ("num_leaves = 'many'\n", "must be a number"),
-                          ("num_leaves = 2.5\n", "must be an integer"),
-                          ("objectives = ['xgboost']\n", "choose from"),
-                          ("test_fraction = 0.9\n", "test_fraction"), ("seed = \n", "not valid TOML")]:
+    for text, message in [
+        ("sede = 7\n", "unknown key"),
+        ("num_leaves = 'many'\n", "must be a number"),
+        ("num_leaves = 2.5\n", "must be an integer"),
+        ("objectives = ['xgboost']\n", "choose from"),
+        ("test_fraction = 0.9\n", "test_fraction"),
+        ("seed = \n", "not valid TOML"),
+    ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):
@@ -51,7 +55,9 @@ def test_model_beats_baselines_and_nears_the_oracle(trained):
     for baseline in ("followers", "engagement_rate", "past_gmv", "random"):
         assert ndcg["model"] > ndcg[baseline] + 0.05, baseline
     assert ndcg["model"] > 0.8 * ndcg["oracle"]
-    assert set(trained.metrics) >= {f"{m}@{k}" for m in ("ndcg", "gmv_capture") for k in (5, 10, 20)}
+    assert set(trained.metrics) >= {
+        f"{m}@{k}" for m in ("ndcg", "gmv_capture") for k in (5, 10, 20)
+    }
 
 
 def test_training_is_reproducible(training_market, quick_cfg, trained):
@@ -106,8 +112,10 @@ def data_dir(training_market, tmp_path_factory):
     write_tables(tables, root / "data")
     (root / "data" / "truth").mkdir()
     truth["expected_gmv"].to_parquet(root / "data" / "truth" / "expected_gmv.parquet")
-    (root / "quick.toml").write_text("max_rounds = 200\nearly_stopping_rounds = 30\nnum_threads = 1\n"
-                                     "objectives = ['lambdarank']\n")
+    (root / "quick.toml").write_text(
+        "max_rounds = 200\nearly_stopping_rounds = 30\nnum_threads = 1\n"
+        "objectives = ['lambdarank']\n"
+    )
     return root
 
 
@@ -115,22 +123,47 @@ def data_dir(training_market, tmp_path_factory):
 def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     metrics_file = tmp_path / "metrics.json"
-    args = [str(data_dir / "data"), "--config", str(data_dir / "quick.toml"),
-            "--truth", str(data_dir / "data" / "truth"), "--metrics-out", str(metrics_file),
-            "--tracking-uri", uri, "--experiment", "t", "--register", "cs"]
-    state = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"),
-             os.environ.get("MLFLOW_EXPERIMENT_ID"))
+    args = [
+        str(data_dir / "data"),
+        "--config",
+        str(data_dir / "quick.toml"),
+        "--truth",
+        str(data_dir / "data" / "truth"),
+        "--metrics-out",
+        str(metrics_file),
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "t",
+        "--register",
+        "cs",
+    ]
+    state = (
+        mlflow.get_tracking_uri(),
+        os.environ.get("MLFLOW_TRACKING_URI"),
+        os.environ.get("MLFLOW_EXPERIMENT_ID"),
+    )
     assert training_main(args) == 0
     # MLflow's global tracking URI and active experiment are as they were
-    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"),
-            os.environ.get("MLFLOW_EXPERIMENT_ID")) == state
+    assert (
+        mlflow.get_tracking_uri(),
+        os.environ.get("MLFLOW_TRACKING_URI"),
+        os.environ.get("MLFLOW_EXPERIMENT_ID"),
+    ) == state
     out = capsys.readouterr().out
     assert "run id:" in out and "models:/cs/1" in out and "oracle" in out
     assert "gate: first version: champion" in out and "served model: refitted on" in out
     assert "backtest (3 folds, 90% bootstrap intervals" in out and "mean" in out
     metrics = json.loads(metrics_file.read_text())
-    assert set(metrics["ndcg@10"]) == {"model", "followers", "engagement_rate", "past_gmv",
-                                       "random", "pointwise", "oracle"}
+    assert set(metrics["ndcg@10"]) == {
+        "model",
+        "followers",
+        "engagement_rate",
+        "past_gmv",
+        "random",
+        "pointwise",
+        "oracle",
+    }
     assert isinstance(metrics["test_queries"], int)
 
     client = MlflowClient(tracking_uri=uri)
@@ -139,14 +172,25 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     assert run.data.metrics["test_ndcg_at_10_model"] == pytest.approx(metrics["ndcg@10"]["model"])
     assert run.data.metrics["test_queries"] == metrics["test_queries"]
     assert not [name for name in run.data.metrics if name.startswith("test_test")]
-    assert run.data.metrics["backtest_ndcg_at_10_fold3"] == pytest.approx(metrics["ndcg@10"]["model"])
-    assert (run.data.metrics["backtest_ndcg_at_10_mean_lo"] < run.data.metrics["backtest_ndcg_at_10_mean"]
-            < run.data.metrics["backtest_ndcg_at_10_mean_hi"])
+    assert run.data.metrics["backtest_ndcg_at_10_fold3"] == pytest.approx(
+        metrics["ndcg@10"]["model"]
+    )
+    assert (
+        run.data.metrics["backtest_ndcg_at_10_mean_lo"]
+        < run.data.metrics["backtest_ndcg_at_10_mean"]
+        < run.data.metrics["backtest_ndcg_at_10_mean_hi"]
+    )
     assert run.data.params["seed"] == "42"
     assert int(run.data.params["served_trees"]) > int(run.data.params["best_iteration"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.json", "data_fingerprint.json", "feature_registry.csv", "plots", "backtest.csv",
-            "evaluated_model"} <= artifacts
+    assert {
+        "config.json",
+        "data_fingerprint.json",
+        "feature_registry.csv",
+        "plots",
+        "backtest.csv",
+        "evaluated_model",
+    } <= artifacts
     assert "plots/backtest.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert len(client.get_metric_history(run.info.run_id, "valid_ndcg_at_10_lambdarank")) > 1
     datasets = {d.dataset.name: d for d in run.inputs.dataset_inputs}
@@ -159,11 +203,16 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     fast = [*args, "--backtest", "1"]
     assert training_main(fast) == 0
     out = capsys.readouterr().out
-    assert ": tie; v1 stays champion" in out and "test campaigns champion v1 (its evaluated model)" in out
+    assert (
+        ": tie; v1 stays champion" in out
+        and "test campaigns champion v1 (its evaluated model)" in out
+    )
     assert str(client.get_model_version_by_alias("cs", "champion").version) == "1"
     # A crippled model (one tree of two leaves) is refused.
-    (data_dir / "weak.toml").write_text("max_rounds = 1\nnum_leaves = 2\nobjectives = ['rank_xendcg']\n"
-                                        "num_threads = 1\nbacktest_folds = 1\n")
+    (data_dir / "weak.toml").write_text(
+        "max_rounds = 1\nnum_leaves = 2\nobjectives = ['rank_xendcg']\n"
+        "num_threads = 1\nbacktest_folds = 1\n"
+    )
     weak = [a if a != str(data_dir / "quick.toml") else str(data_dir / "weak.toml") for a in args]
     assert training_main(weak) == 0
     assert ": worse; v1 stays champion" in capsys.readouterr().out
@@ -173,8 +222,9 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     assert training_main([*fast[:-3], "cs2", "--backtest", "1"]) == 0
     assert ": better; v2 is champion" in capsys.readouterr().out
     assert str(client.get_model_version_by_alias("cs2", "champion").version) == "2"
-    gate = client.search_runs([client.get_experiment_by_name("t").experiment_id],
-                              order_by=["attributes.start_time DESC"])[0].data.metrics
+    gate = client.search_runs(
+        [client.get_experiment_by_name("t").experiment_id], order_by=["attributes.start_time DESC"]
+    )[0].data.metrics
     assert gate["gate_ndcg_at_10_lo"] > 0 and gate["gate_ndcg_at_10_diff"] > 0
 
     mlflow.set_tracking_uri(uri)
@@ -192,13 +242,16 @@ def train_sample(data_dir):
     return training_pairs(load_valid_tables(data_dir / "data")).tail(50).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--tracking-uri", "http://127.0.0.1:9"], "unreachable"),
-    (["--config", "/nonexistent.toml"], "config file not found"),
-    (["--truth", "/nonexistent"], "truth file not found"),
-    (["--metrics-out", "/nonexistent/m.json"], "folder does not exist"),
-    (["--backtest", "9"], "--backtest 9: backtest_folds x test_fraction: must be <= 0.8"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--tracking-uri", "http://127.0.0.1:9"], "unreachable"),
+        (["--config", "/nonexistent.toml"], "config file not found"),
+        (["--truth", "/nonexistent"], "truth file not found"),
+        (["--metrics-out", "/nonexistent/m.json"], "folder does not exist"),
+        (["--backtest", "9"], "--backtest 9: backtest_folds x test_fraction: must be <= 0.8"),
+    ],
+)
 def test_command_bad_input_is_one_line(data_dir, tmp_path, capsys, extra, message):
     args = [str(data_dir / "data"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db", *extra]
     assert training_main(args) == 1
@@ -211,7 +264,9 @@ def test_command_stops_on_invalid_data(data_dir, tmp_path, capsys):
     tables, _ = simulate(SimConfig(creators=100, days=150, seed=1))
     tables["campaigns"].loc[0, "end_at"] = tables["campaigns"].loc[0, "created_at"]
     write_tables(tables, tmp_path / "bad")
-    assert training_main([str(tmp_path / "bad"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 1
+    assert (
+        training_main([str(tmp_path / "bad"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 1
+    )
     captured = capsys.readouterr()
     assert "campaigns" in captured.out and "error:" in captured.err
     assert not (tmp_path / "m.db").exists()
@@ -230,7 +285,9 @@ def test_served_model_is_refitted_on_every_labelled_campaign(trained, training_m
     assert pd.Timestamp(trained.evaluated.trained_until) < trained.split.t_test
     unlabelled = campaigns.drop(index=list(trained.served_campaigns))
     assert (unlabelled["end_at"] >= served["end_at"].max()).all()
-    assert trained.scorer.booster.num_trees() == trained.served_trees > trained.chosen.best_iteration
+    assert (
+        trained.scorer.booster.num_trees() == trained.served_trees > trained.chosen.best_iteration
+    )
     assert trained.scorer.reference is not None and trained.evaluated.reference is None
 
 
@@ -241,14 +298,20 @@ def test_served_model_learns_from_the_newest_campaigns(training_market, quick_cf
     tables, _ = training_market
     cfg = dataclasses.replace(quick_cfg, backtest_folds=1)
     before = train(tables, cfg)
-    newest = (tables["campaigns"][tables["campaigns"]["campaign_id"].isin(before.served_campaigns)]
-              .sort_values("end_at")["campaign_id"].iloc[-1])
+    newest = (
+        tables["campaigns"][tables["campaigns"]["campaign_id"].isin(before.served_campaigns)]
+        .sort_values("end_at")["campaign_id"]
+        .iloc[-1]
+    )
     changed = dict(tables)
     results = tables["campaign_results"]
     changed["campaign_results"] = results.assign(
-        gmv=np.where(results["campaign_id"] == newest, results["gmv"][::-1].to_numpy(), results["gmv"]))
+        gmv=np.where(
+            results["campaign_id"] == newest, results["gmv"][::-1].to_numpy(), results["gmv"]
+        )
+    )
     after = train(changed, cfg)
-    assert (after.evaluated.booster.model_to_string() == before.evaluated.booster.model_to_string())
+    assert after.evaluated.booster.model_to_string() == before.evaluated.booster.model_to_string()
     assert after.scorer.booster.model_to_string() != before.scorer.booster.model_to_string()
 
 
@@ -261,8 +324,10 @@ def test_monotone_constraints_follow_the_registry(trained):
         known = frame[name].dropna()
         if known.empty:
             continue
-        raws = [trained.scorer.raw(frame.assign(**{name: value}))
-                for value in np.quantile(known, [0.0, 0.25, 0.5, 0.75, 1.0])]
+        raws = [
+            trained.scorer.raw(frame.assign(**{name: value}))
+            for value in np.quantile(known, [0.0, 0.25, 0.5, 0.75, 1.0])
+        ]
         steps = np.diff(np.array(raws), axis=0) * direction
         assert (steps >= -1e-12).all(), name
 
@@ -271,10 +336,14 @@ def test_monotone_constraints_follow_the_registry(trained):
 
 
 def test_metric_names_read_once():
-    names = flat_metrics({"test_queries": 5, "ndcg@10": {"model": 0.5},
-                          "validation_ndcg@10": {"lambdarank": 0.4}})
-    assert names == {"test_queries": 5.0, "test_ndcg_at_10_model": 0.5,
-                     "validation_ndcg_at_10_lambdarank": 0.4}
+    names = flat_metrics(
+        {"test_queries": 5, "ndcg@10": {"model": 0.5}, "validation_ndcg@10": {"lambdarank": 0.4}}
+    )
+    assert names == {
+        "test_queries": 5.0,
+        "test_ndcg_at_10_model": 0.5,
+        "validation_ndcg_at_10_lambdarank": 0.4,
+    }
 
 
 def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample(tmp_path):
@@ -292,14 +361,21 @@ def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample
     sizes = [70_000, 90_000, 50_000]
     parts = [tmp_path / f"part-{i}.parquet" for i in range(3)]
     for path, start, size in zip(parts, np.cumsum([0, *sizes[:-1]]), sizes, strict=True):
-        frame[features].iloc[start:start + size].to_parquet(path, index=False)
+        frame[features].iloc[start : start + size].to_parquet(path, index=False)
     cfg = dataclasses.replace(load_config(), num_threads=1, min_data_in_leaf=500)
     params = {**lgb_params(cfg, "lambdarank"), "seed": 7}
     from_matrix = _dataset(frame, features, cfg, True)
-    from_parts = _dataset(frame[["campaign_id", "gmv"]], features, cfg, True,
-                          rows=PartRows(parts, sizes, np.arange(rows), features))
-    models = [lgb.train(params, data, num_boost_round=5).model_to_string()
-              for data in (from_matrix, from_parts)]
+    from_parts = _dataset(
+        frame[["campaign_id", "gmv"]],
+        features,
+        cfg,
+        True,
+        rows=PartRows(parts, sizes, np.arange(rows), features),
+    )
+    models = [
+        lgb.train(params, data, num_boost_round=5).model_to_string()
+        for data in (from_matrix, from_parts)
+    ]
     assert models[0] == models[1]
 
 
@@ -308,7 +384,7 @@ def test_using_tracking_uri_restores_the_uri_and_its_variable(tmp_path, monkeypa
     inside = f"sqlite:///{tmp_path}/mlflow.db"
     with using_tracking_uri(inside):
         assert mlflow.get_tracking_uri() == inside
-    assert "MLFLOW_TRACKING_URI" not in os.environ       # MLflow's own default again
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # MLflow's own default again
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
     before = mlflow.get_tracking_uri()
     with using_tracking_uri(inside):

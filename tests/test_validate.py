@@ -39,6 +39,7 @@ def set_value(table: str, column: str, row: int, value):
         frame = tables[table].copy()
         frame.loc[row, column] = value
         tables[table] = frame
+
     return mutate
 
 
@@ -50,24 +51,28 @@ def append_copy(table: str, row: int, **changes):
     def mutate(tables):
         extra = tables[table].iloc[[row]].assign(**changes)
         tables[table] = pd.concat([tables[table], extra], ignore_index=True)
+
     return mutate
 
 
 def cast(table: str, column: str, convert):
     def mutate(tables):
         tables[table] = tables[table].assign(**{column: convert(tables[table][column])})
+
     return mutate
 
 
 def drop_column(table: str, column: str):
     def mutate(tables):
         tables[table] = tables[table].drop(columns=column)
+
     return mutate
 
 
 def drop_table(table: str):
     def mutate(tables):
         del tables[table]
+
     return mutate
 
 
@@ -78,38 +83,80 @@ RULE_CASES = {
     "missing table": (drop_table("posts"), ("posts", "", MISSING_TABLE)),
     "missing column": (drop_column("posts", "gmv"), ("posts", "gmv", MISSING_COLUMN)),
     "missing column in a cross rule": (
-        drop_column("invitations", "response"), ("invitations", "response", MISSING_COLUMN)),
+        drop_column("invitations", "response"),
+        ("invitations", "response", MISSING_COLUMN),
+    ),
     # types
-    "string type": (cast("posts", "post_id", lambda s: np.arange(len(s))), ("posts", "post_id", KIND_RULES["string"])),
+    "string type": (
+        cast("posts", "post_id", lambda s: np.arange(len(s))),
+        ("posts", "post_id", KIND_RULES["string"]),
+    ),
     "timestamp type": (
-        cast("posts", "posted_at", lambda s: s.dt.tz_localize(None)), ("posts", "posted_at", KIND_RULES["timestamp"])),
-    "int type": (cast("posts", "views", lambda s: s.astype(float)), ("posts", "views", KIND_RULES["int"])),
-    "float type": (cast("posts", "gmv", lambda s: s.astype(str)), ("posts", "gmv", KIND_RULES["float"])),
+        cast("posts", "posted_at", lambda s: s.dt.tz_localize(None)),
+        ("posts", "posted_at", KIND_RULES["timestamp"]),
+    ),
+    "int type": (
+        cast("posts", "views", lambda s: s.astype(float)),
+        ("posts", "views", KIND_RULES["int"]),
+    ),
+    "float type": (
+        cast("posts", "gmv", lambda s: s.astype(str)),
+        ("posts", "gmv", KIND_RULES["float"]),
+    ),
     "bool type": (
         cast("posts", "is_shoppable", lambda s: s.map({True: "yes", False: "no"})),
-        ("posts", "is_shoppable", KIND_RULES["bool"])),
+        ("posts", "is_shoppable", KIND_RULES["bool"]),
+    ),
     "date is midnight": (
         set_time("follower_snapshots", "snapshot_date", 0, "2025-01-01T10:00:00Z"),
-        ("follower_snapshots", "snapshot_date", KIND_RULES["date"])),
+        ("follower_snapshots", "snapshot_date", KIND_RULES["date"]),
+    ),
     # creators
     "creator_id unique": (append_copy("creators", 1), ("creators", "creator_id", UNIQUE)),
-    "creator_id non-empty": (append_copy("creators", 1, creator_id=" "), ("creators", "creator_id", NOT_EMPTY)),
-    "creator_id not null": (append_copy("creators", 1, creator_id=None), ("creators", "creator_id", NOT_NULL)),
-    "creators market lower case": (set_value("creators", "market", 0, "id"), ("creators", "market", MARKET_CODE)),
-    "creators market 3 letters": (set_value("creators", "market", 0, "IDN"), ("creators", "market", MARKET_CODE)),
-    "creators joined_at not null": (set_time("creators", "joined_at", 0, None), ("creators", "joined_at", NOT_NULL)),
+    "creator_id non-empty": (
+        append_copy("creators", 1, creator_id=" "),
+        ("creators", "creator_id", NOT_EMPTY),
+    ),
+    "creator_id not null": (
+        append_copy("creators", 1, creator_id=None),
+        ("creators", "creator_id", NOT_NULL),
+    ),
+    "creators market lower case": (
+        set_value("creators", "market", 0, "id"),
+        ("creators", "market", MARKET_CODE),
+    ),
+    "creators market 3 letters": (
+        set_value("creators", "market", 0, "IDN"),
+        ("creators", "market", MARKET_CODE),
+    ),
+    "creators joined_at not null": (
+        set_time("creators", "joined_at", 0, None),
+        ("creators", "joined_at", NOT_NULL),
+    ),
     # follower_snapshots
-    "followers >= 0": (set_value("follower_snapshots", "followers", 0, -1), ("follower_snapshots", "followers", NON_NEGATIVE)),
+    "followers >= 0": (
+        set_value("follower_snapshots", "followers", 0, -1),
+        ("follower_snapshots", "followers", NON_NEGATIVE),
+    ),
     "snapshot unique per creator and date": (
-        append_copy("follower_snapshots", 0), ("follower_snapshots", "creator_id/snapshot_date", UNIQUE)),
+        append_copy("follower_snapshots", 0),
+        ("follower_snapshots", "creator_id/snapshot_date", UNIQUE),
+    ),
     "snapshot creator in creators": (
         set_value("follower_snapshots", "creator_id", 0, "ghost"),
-        ("follower_snapshots", "creator_id", "must be in creators")),
+        ("follower_snapshots", "creator_id", "must be in creators"),
+    ),
     # posts
     "post_id unique": (append_copy("posts", 0), ("posts", "post_id", UNIQUE)),
     "post_id non-empty": (set_value("posts", "post_id", 0, ""), ("posts", "post_id", NOT_EMPTY)),
-    "post creator in creators": (set_value("posts", "creator_id", 0, "ghost"), ("posts", "creator_id", "must be in creators")),
-    "posted_at not null": (set_time("posts", "posted_at", 0, None), ("posts", "posted_at", NOT_NULL)),
+    "post creator in creators": (
+        set_value("posts", "creator_id", 0, "ghost"),
+        ("posts", "creator_id", "must be in creators"),
+    ),
+    "posted_at not null": (
+        set_time("posts", "posted_at", 0, None),
+        ("posts", "posted_at", NOT_NULL),
+    ),
     "format enum": (set_value("posts", "format", 0, "story"), ("posts", "format", FORMAT_ENUM)),
     **{
         f"posts {c} >= 0": (set_value("posts", c, 0, -1), ("posts", c, NON_NEGATIVE))
@@ -119,48 +166,101 @@ RULE_CASES = {
     "posts gmv not null": (set_value("posts", "gmv", 0, np.nan), ("posts", "gmv", NOT_NULL)),
     # campaigns
     "campaign_id unique": (append_copy("campaigns", 1), ("campaigns", "campaign_id", UNIQUE)),
-    "campaign_id non-empty": (append_copy("campaigns", 1, campaign_id=""), ("campaigns", "campaign_id", NOT_EMPTY)),
-    "brand_id non-empty": (set_value("campaigns", "brand_id", 0, ""), ("campaigns", "brand_id", NOT_EMPTY)),
-    "campaigns market": (set_value("campaigns", "market", 1, "gb"), ("campaigns", "market", MARKET_CODE)),
-    "campaigns category not null": (set_value("campaigns", "category", 0, None), ("campaigns", "category", NOT_NULL)),
-    "commission_rate <= 1": (set_value("campaigns", "commission_rate", 0, 1.5), ("campaigns", "commission_rate", UNIT_INTERVAL)),
-    "commission_rate >= 0": (set_value("campaigns", "commission_rate", 1, -0.1), ("campaigns", "commission_rate", UNIT_INTERVAL)),
+    "campaign_id non-empty": (
+        append_copy("campaigns", 1, campaign_id=""),
+        ("campaigns", "campaign_id", NOT_EMPTY),
+    ),
+    "brand_id non-empty": (
+        set_value("campaigns", "brand_id", 0, ""),
+        ("campaigns", "brand_id", NOT_EMPTY),
+    ),
+    "campaigns market": (
+        set_value("campaigns", "market", 1, "gb"),
+        ("campaigns", "market", MARKET_CODE),
+    ),
+    "campaigns category not null": (
+        set_value("campaigns", "category", 0, None),
+        ("campaigns", "category", NOT_NULL),
+    ),
+    "commission_rate <= 1": (
+        set_value("campaigns", "commission_rate", 0, 1.5),
+        ("campaigns", "commission_rate", UNIT_INTERVAL),
+    ),
+    "commission_rate >= 0": (
+        set_value("campaigns", "commission_rate", 1, -0.1),
+        ("campaigns", "commission_rate", UNIT_INTERVAL),
+    ),
     "created_at <= start_at": (
         set_time("campaigns", "start_at", 0, "2025-01-31T00:00:00Z"),
-        ("campaigns", "start_at", "must be >= created_at")),
+        ("campaigns", "start_at", "must be >= created_at"),
+    ),
     "start_at < end_at": (
-        set_time("campaigns", "end_at", 1, "2025-02-15T00:00:00Z"), ("campaigns", "end_at", "must be > start_at")),
+        set_time("campaigns", "end_at", 1, "2025-02-15T00:00:00Z"),
+        ("campaigns", "end_at", "must be > start_at"),
+    ),
     # invitations
     "invitation campaign in campaigns": (
-        set_value("invitations", "campaign_id", 1, "k9"), ("invitations", "campaign_id", "must be in campaigns")),
+        set_value("invitations", "campaign_id", 1, "k9"),
+        ("invitations", "campaign_id", "must be in campaigns"),
+    ),
     "invitation creator in creators": (
-        set_value("invitations", "creator_id", 1, "ghost"), ("invitations", "creator_id", "must be in creators")),
+        set_value("invitations", "creator_id", 1, "ghost"),
+        ("invitations", "creator_id", "must be in creators"),
+    ),
     "invitation unique per pair": (append_copy("invitations", 1), ("invitations", _PAIR, UNIQUE)),
     "invited_at >= campaign created_at": (
         set_time("invitations", "invited_at", 1, "2025-01-31T00:00:00Z"),
-        ("invitations", "invited_at", "must be >= the campaign's created_at")),
-    "response enum": (set_value("invitations", "response", 1, "maybe"), ("invitations", "response", RESPONSE_ENUM)),
+        ("invitations", "invited_at", "must be >= the campaign's created_at"),
+    ),
+    "response enum": (
+        set_value("invitations", "response", 1, "maybe"),
+        ("invitations", "response", RESPONSE_ENUM),
+    ),
     "responded_at null for no_response": (
         set_time("invitations", "responded_at", 2, "2025-02-03T00:00:00Z"),
-        ("invitations", "responded_at", "must be null exactly when response is no_response")),
+        ("invitations", "responded_at", "must be null exactly when response is no_response"),
+    ),
     "responded_at set otherwise": (
         set_time("invitations", "responded_at", 1, None),
-        ("invitations", "responded_at", "must be null exactly when response is no_response")),
+        ("invitations", "responded_at", "must be null exactly when response is no_response"),
+    ),
     "responded_at >= invited_at": (
         set_time("invitations", "responded_at", 1, "2025-02-01T09:00:00Z"),
-        ("invitations", "responded_at", "must be >= invited_at")),
-    "posts_promised >= 0": (set_value("invitations", "posts_promised", 0, -1), ("invitations", "posts_promised", NON_NEGATIVE)),
+        ("invitations", "responded_at", "must be >= invited_at"),
+    ),
+    "posts_promised >= 0": (
+        set_value("invitations", "posts_promised", 0, -1),
+        ("invitations", "posts_promised", NON_NEGATIVE),
+    ),
     "posts_promised set when accepted": (
         set_value("invitations", "posts_promised", 0, pd.NA),
-        ("invitations", "posts_promised", "must be set when response is accepted")),
-    "posts_delivered >= 0": (set_value("invitations", "posts_delivered", 3, -1), ("invitations", "posts_delivered", NON_NEGATIVE)),
+        ("invitations", "posts_promised", "must be set when response is accepted"),
+    ),
+    "posts_delivered >= 0": (
+        set_value("invitations", "posts_delivered", 3, -1),
+        ("invitations", "posts_delivered", NON_NEGATIVE),
+    ),
     # campaign_results
     "result is a row of invitations": (
-        set_value("campaign_results", "creator_id", 1, "c2"), ("campaign_results", _PAIR, "must be a row of invitations")),
-    "result unique per pair": (append_copy("campaign_results", 0), ("campaign_results", _PAIR, UNIQUE)),
-    "result gmv >= 0": (set_value("campaign_results", "gmv", 0, -1.0), ("campaign_results", "gmv", NON_NEGATIVE)),
-    "result gmv not null": (set_value("campaign_results", "gmv", 0, np.nan), ("campaign_results", "gmv", NOT_NULL)),
-    "result orders >= 0": (set_value("campaign_results", "orders", 0, -1), ("campaign_results", "orders", NON_NEGATIVE)),
+        set_value("campaign_results", "creator_id", 1, "c2"),
+        ("campaign_results", _PAIR, "must be a row of invitations"),
+    ),
+    "result unique per pair": (
+        append_copy("campaign_results", 0),
+        ("campaign_results", _PAIR, UNIQUE),
+    ),
+    "result gmv >= 0": (
+        set_value("campaign_results", "gmv", 0, -1.0),
+        ("campaign_results", "gmv", NON_NEGATIVE),
+    ),
+    "result gmv not null": (
+        set_value("campaign_results", "gmv", 0, np.nan),
+        ("campaign_results", "gmv", NOT_NULL),
+    ),
+    "result orders >= 0": (
+        set_value("campaign_results", "orders", 0, -1),
+        ("campaign_results", "orders", NON_NEGATIVE),
+    ),
 }
 
 
@@ -211,7 +311,12 @@ def test_examples_are_capped_at_five(tiny_tables):
 def test_wrong_type_is_reported_once_for_the_whole_column(tiny_tables):
     cast("posts", "views", lambda s: s.astype(str))(tiny_tables)
     [found] = validate_tables(tiny_tables)
-    assert (found.column, found.rule, found.rows, found.examples) == ("views", KIND_RULES["int"], 8, ())
+    assert (found.column, found.rule, found.rows, found.examples) == (
+        "views",
+        KIND_RULES["int"],
+        8,
+        (),
+    )
 
 
 def test_logical_types_are_accepted_in_any_width_or_unit(tiny_tables):

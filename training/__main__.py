@@ -22,38 +22,66 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the LightGBM ranker on the campaigns of DIR: features as of each "
-                    "campaign's creation, the data contract's time split (test = last 20 %% "
-                    "of campaigns) and a walk-forward backtest of earlier folds, objective "
-                    "chosen on the folds' validation ndcg@10; evaluate against the "
-                    "baselines (and the oracle with --truth); refit on every labelled "
-                    "campaign for serving; log everything to MLflow; with --register, move "
-                    "the champion alias only when the challenger is better beyond noise.")
+        "campaign's creation, the data contract's time split (test = last 20 %% "
+        "of campaigns) and a walk-forward backtest of earlier folds, objective "
+        "chosen on the folds' validation ndcg@10; evaluate against the "
+        "baselines (and the oracle with --truth); refit on every labelled "
+        "campaign for serving; log everything to MLflow; with --register, move "
+        "the champion alias only when the challenger is better beyond noise.",
+    )
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
-    parser.add_argument("--pairs", type=Path, metavar="PAIRS",
-                        help="train on this pair table of DIR, a directory of Parquet parts "
-                             "(python -m features DIR --out PAIRS --engine spark): DIR is "
-                             "validated part by part and the fit features are read part by "
-                             "part, never whole (for data larger than memory)")
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help=f"TOML file overriding keys of the default ({DEFAULT_CONFIG.name})")
-    parser.add_argument("--truth", type=Path, metavar="DIR",
-                        help="truth directory with expected_gmv.parquet (the simulator's "
-                             "DIR/truth): adds the oracle to the evaluation")
-    parser.add_argument("--metrics-out", type=Path, metavar="FILE",
-                        help="write the test metrics as JSON to FILE")
-    parser.add_argument("--tracking-uri", metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                             "sqlite:///mlflow.db in the working directory)")
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, metavar="NAME",
-                        help="MLflow experiment (default %(default)s)")
-    parser.add_argument("--backtest", type=int, metavar="K",
-                        help="walk-forward folds, each test_fraction of the campaigns, the "
-                             "last one the test set (default: backtest_folds of the config; "
-                             "1 = the test set alone)")
-    parser.add_argument("--register", metavar="NAME",
-                        help="register the model under NAME; alias 'champion' moves to it "
-                             "only if its test ndcg@10 beats the champion's on campaigns the "
-                             "champion never learned from, with a bootstrap interval above 0")
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="PAIRS",
+        help="train on this pair table of DIR, a directory of Parquet parts "
+        "(python -m features DIR --out PAIRS --engine spark): DIR is "
+        "validated part by part and the fit features are read part by "
+        "part, never whole (for data larger than memory)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"TOML file overriding keys of the default ({DEFAULT_CONFIG.name})",
+    )
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        metavar="DIR",
+        help="truth directory with expected_gmv.parquet (the simulator's "
+        "DIR/truth): adds the oracle to the evaluation",
+    )
+    parser.add_argument(
+        "--metrics-out", type=Path, metavar="FILE", help="write the test metrics as JSON to FILE"
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working directory)",
+    )
+    parser.add_argument(
+        "--experiment",
+        default=DEFAULT_EXPERIMENT,
+        metavar="NAME",
+        help="MLflow experiment (default %(default)s)",
+    )
+    parser.add_argument(
+        "--backtest",
+        type=int,
+        metavar="K",
+        help="walk-forward folds, each test_fraction of the campaigns, the "
+        "last one the test set (default: backtest_folds of the config; "
+        "1 = the test set alone)",
+    )
+    parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the model under NAME; alias 'champion' moves to it "
+        "only if its test ndcg@10 beats the champion's on campaigns the "
+        "champion never learned from, with a bootstrap interval above 0",
+    )
     return parser.parse_args(argv)
 
 
@@ -77,9 +105,16 @@ def main(argv=None) -> int:
         uri = resolve_tracking_uri(args.tracking_uri)
         if args.metrics_out and not args.metrics_out.parent.is_dir():
             raise UserError(f"{args.metrics_out.parent}: folder does not exist")
-        result, logged = run_training(args.directory, uri, args.experiment, cfg,
-                                      truth_dir=args.truth, pairs_dir=args.pairs,
-                                      register=args.register, progress=log)
+        result, logged = run_training(
+            args.directory,
+            uri,
+            args.experiment,
+            cfg,
+            truth_dir=args.truth,
+            pairs_dir=args.pairs,
+            register=args.register,
+            progress=log,
+        )
     except (UserError, ConfigError, TrainingError, TrackingError) as err:
         return fail(str(err))
     if args.metrics_out:
@@ -89,17 +124,26 @@ def main(argv=None) -> int:
     if logged.version:
         print(f"registered: version {logged.version}")
         print(f"gate: {logged.champion_note}")
-    print(f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
-          f"{result.metrics['test_queries']} test campaigns")
-    print(f"served model: refitted on {len(result.served_campaigns)} labelled campaigns "
-          f"(until {(result.scorer.trained_until or '')[:10]}), {result.served_trees} trees")
+    print(
+        f"objective: {result.chosen.objective}, {result.chosen.best_iteration} trees; "
+        f"{result.metrics['test_queries']} test campaigns"
+    )
+    print(
+        f"served model: refitted on {len(result.served_campaigns)} labelled campaigns "
+        f"(until {(result.scorer.trained_until or '')[:10]}), {result.served_trees} trees"
+    )
     print(metrics_table(result.metrics))
     k, backtest = cfg.eval_at, result.backtest
     if backtest is not None:
-        shown = [m for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
-                 if m in backtest.columns]
-        print(f"backtest ({len(backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
-              "over test campaigns):")
+        shown = [
+            m
+            for m in (f"ndcg@{k}", f"gmv_capture@{k}", f"oracle_ndcg@{k}")
+            if m in backtest.columns
+        ]
+        print(
+            f"backtest ({len(backtest) - 1} folds, {cfg.confidence:.0%} bootstrap intervals "
+            "over test campaigns):"
+        )
         print(format_backtest(backtest, shown))
     log(f"done in {time.perf_counter() - started:.1f}s")
     return 0

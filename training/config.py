@@ -62,10 +62,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
         if unknown or not self.objectives:
-            raise ConfigError(f"objectives: {unknown or 'empty'}; choose from {', '.join(OBJECTIVES)}")
-        for name, upper in (("test_fraction", 0.5), ("validation_fraction", 0.5),
-                            ("learning_rate", 1.0), ("feature_fraction", 1.0),
-                            ("bagging_fraction", 1.0), ("confidence", 0.999)):
+            raise ConfigError(
+                f"objectives: {unknown or 'empty'}; choose from {', '.join(OBJECTIVES)}"
+            )
+        for name, upper in (
+            ("test_fraction", 0.5),
+            ("validation_fraction", 0.5),
+            ("learning_rate", 1.0),
+            ("feature_fraction", 1.0),
+            ("bagging_fraction", 1.0),
+            ("confidence", 0.999),
+        ):
             value = getattr(self, name)
             if not 0 < value <= upper:
                 raise ConfigError(f"{name}: must be in (0, {upper}], got {value}")
@@ -73,16 +80,26 @@ class TrainConfig:
             raise ConfigError(f"max_grade: must be in 1..30 (LightGBM), got {self.max_grade}")
         if self.grade_steps_per_doubling < 1:
             raise ConfigError("grade_steps_per_doubling: must be >= 1")
-        for name in ("num_leaves", "min_data_in_leaf", "max_rounds", "early_stopping_rounds",
-                     "eval_at", "num_threads", "backtest_folds", "bootstrap_samples",
-                     "gate_min_campaigns"):
+        for name in (
+            "num_leaves",
+            "min_data_in_leaf",
+            "max_rounds",
+            "early_stopping_rounds",
+            "eval_at",
+            "num_threads",
+            "backtest_folds",
+            "bootstrap_samples",
+            "gate_min_campaigns",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
 
         if self.backtest_folds * self.test_fraction > 0.8:
-            raise ConfigError(f"backtest_folds x test_fraction: must be <= 0.8 (folds of "
-                              f"test_fraction each, with older campaigns to fit on), got "
-                              f"{self.backtest_folds} x {self.test_fraction}")
+            raise ConfigError(
+                f"backtest_folds x test_fraction: must be <= 0.8 (folds of "
+                f"test_fraction each, with older campaigns to fit on), got "
+                f"{self.backtest_folds} x {self.test_fraction}"
+            )
 
     def as_dict(self) -> dict:
         """The config as a plain dict (tuples stay tuples), as logged to MLflow."""
@@ -98,8 +115,9 @@ def load_config(path: Path | None = None) -> TrainConfig:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown key(s) {', '.join(unknown)}")
-    return TrainConfig(**{name: _typed(name, value, str(known[name].type), path)
-                          for name, value in values.items()})
+    return TrainConfig(
+        **{name: _typed(name, value, str(known[name].type), path) for name, value in values.items()}
+    )
 
 
 def _typed(name: str, value, expected: str, path):

@@ -21,7 +21,9 @@ def family_importance(booster: lgb.Booster) -> pd.Series:
     return (by / by.sum()).reindex([*FAMILIES, OTHER], fill_value=0.0)
 
 
-def family_mean_abs_contribution(scorer: Scorer, frame: pd.DataFrame, rows: int = 20000) -> pd.Series:
+def family_mean_abs_contribution(
+    scorer: Scorer, frame: pd.DataFrame, rows: int = 20000
+) -> pd.Series:
     """Mean |TreeSHAP contribution| per family (and other) over the first ``rows`` of ``frame``."""
     sample = frame.iloc[:rows]
     contrib = scorer.contributions(sample).drop(columns="contrib_base")
@@ -41,8 +43,11 @@ def review_figures(result: TrainResult) -> dict:
     fig, ax = _figure((6, 4))
     for objective, fitted in result.candidates.items():
         ax.plot(range(1, len(fitted.curve) + 1), fitted.curve, label=objective)
-    ax.set(xlabel="trees", ylabel=f"validation ndcg@{result.config.eval_at} (LightGBM, grade gains)",
-           title="Validation curve")
+    ax.set(
+        xlabel="trees",
+        ylabel=f"validation ndcg@{result.config.eval_at} (LightGBM, grade gains)",
+        title="Validation curve",
+    )
     ax.legend()
     figures["validation_curve"] = fig
 
@@ -75,12 +80,23 @@ def backtest_figure(table: pd.DataFrame, k: int) -> Figure:
     folds = table.drop(index=MEAN)
     x = np.arange(1, len(folds) + 1)
     metric = f"ndcg@{k}"
-    ax.errorbar(x, folds[metric], yerr=[folds[metric] - folds[f"{metric}_lo"],
-                                       folds[f"{metric}_hi"] - folds[metric]],
-                fmt="o", capsize=4, color="black", label="model (fold, interval)")
+    ax.errorbar(
+        x,
+        folds[metric],
+        yerr=[folds[metric] - folds[f"{metric}_lo"], folds[f"{metric}_hi"] - folds[metric]],
+        fmt="o",
+        capsize=4,
+        color="black",
+        label="model (fold, interval)",
+    )
     mean = table.loc[MEAN]
-    ax.axhspan(mean[f"{metric}_lo"], mean[f"{metric}_hi"], color="tab:blue", alpha=0.2,
-               label=f"mean {mean[metric]:.3f}, interval")
+    ax.axhspan(
+        mean[f"{metric}_lo"],
+        mean[f"{metric}_hi"],
+        color="tab:blue",
+        alpha=0.2,
+        label=f"mean {mean[metric]:.3f}, interval",
+    )
     ax.axhline(mean[metric], color="tab:blue")
     if f"oracle_{metric}" in table.columns:
         ax.plot(x, folds[f"oracle_{metric}"], "--", marker="s", color="grey", label="oracle")

@@ -26,12 +26,12 @@ class GateDecision:
     """The gate's decision: promote or not, the verdict and the paired ndcg figures behind it."""
 
     promote: bool
-    verdict: str           # better, worse, tie or not significant
-    campaigns: int         # campaigns compared
-    challenger: float      # mean ndcg@k over them
+    verdict: str  # better, worse, tie or not significant
+    campaigns: int  # campaigns compared
+    challenger: float  # mean ndcg@k over them
     champion: float
-    diff: float            # challenger - champion
-    lo: float              # confidence interval of diff
+    diff: float  # challenger - champion
+    lo: float  # confidence interval of diff
     hi: float
     confidence: float
 
@@ -45,8 +45,12 @@ def fair_campaigns(test: pd.DataFrame, trained_until: str) -> pd.DataFrame:
 def paired_ndcg(test: pd.DataFrame, challenger, champion, k: int = 10) -> pd.DataFrame:
     """Per scorable campaign of ``test``: ndcg@k of the two score arrays."""
     query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
-    return pd.DataFrame({"challenger": per_query(query, gain, challenger, k)["ndcg"],
-                         "champion": per_query(query, gain, champion, k)["ndcg"]})
+    return pd.DataFrame(
+        {
+            "challenger": per_query(query, gain, challenger, k)["ndcg"],
+            "champion": per_query(query, gain, champion, k)["ndcg"],
+        }
+    )
 
 
 def gate_decision(paired: pd.DataFrame, confidence: float, samples: int, seed: int) -> GateDecision:
@@ -64,17 +68,26 @@ def gate_decision(paired: pd.DataFrame, confidence: float, samples: int, seed: i
         verdict = WORSE
     else:
         verdict = NOISE
-    return GateDecision(promote=promote, verdict=verdict, campaigns=len(diff),
-                        challenger=float(paired["challenger"].mean()),
-                        champion=float(paired["champion"].mean()), diff=mean, lo=lo, hi=hi,
-                        confidence=confidence)
+    return GateDecision(
+        promote=promote,
+        verdict=verdict,
+        campaigns=len(diff),
+        challenger=float(paired["challenger"].mean()),
+        champion=float(paired["champion"].mean()),
+        diff=mean,
+        lo=lo,
+        hi=hi,
+        confidence=confidence,
+    )
 
 
 def describe(decision: GateDecision, version: str, champion: str, which: str = "") -> str:
     """One line: the comparison, the interval and the outcome."""
     d = decision
     outcome = f"v{version} is champion" if d.promote else f"v{champion} stays champion"
-    return (f"ndcg@10 on {d.campaigns} test campaigns champion v{champion}{which} never saw: "
-            f"v{version} {d.challenger:.4f}, v{champion} {d.champion:.4f}, difference "
-            f"{d.diff:+.4f}, {d.confidence:.0%} interval [{d.lo:+.4f}, {d.hi:+.4f}]: {d.verdict}; "
-            f"{outcome}")
+    return (
+        f"ndcg@10 on {d.campaigns} test campaigns champion v{champion}{which} never saw: "
+        f"v{version} {d.challenger:.4f}, v{champion} {d.champion:.4f}, difference "
+        f"{d.diff:+.4f}, {d.confidence:.0%} interval [{d.lo:+.4f}, {d.hi:+.4f}]: {d.verdict}; "
+        f"{outcome}"
+    )

@@ -41,8 +41,10 @@ def per_query(query, gain, score, k: int) -> pd.DataFrame:
     size = np.bincount(codes, minlength=n)
     total = np.bincount(codes, gain, minlength=n)
     ok = (size >= 2) & (total > 0)
-    return pd.DataFrame({"ndcg": dcg[ok] / idcg[ok], "gmv_capture": top[ok] / ideal_top[ok]},
-                        index=pd.Index(labels[ok], name="query"))
+    return pd.DataFrame(
+        {"ndcg": dcg[ok] / idcg[ok], "gmv_capture": top[ok] / ideal_top[ok]},
+        index=pd.Index(labels[ok], name="query"),
+    )
 
 
 def scorable_queries(query, gain) -> int:

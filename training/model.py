@@ -27,6 +27,7 @@ OUTPUT_COLUMNS = ("raw_score", "score", *CONTRIB_COLUMNS)
 @dataclass
 class Fitted:
     """One fitted booster: its objective, best iteration, validation ndcg and early-stopping curve."""
+
     booster: lgb.Booster
     objective: str
     best_iteration: int
@@ -39,11 +40,19 @@ def lgb_params(cfg: TrainConfig, objective: str, features: list[str] | None = No
     constraint per feature from the registry's direction (+1 never lowers the raw score,
     -1 never raises it, 0 free)."""
     params = {
-        "objective": objective, "metric": "None", "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_data_in_leaf,
-        "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction,
-        "bagging_freq": cfg.bagging_freq, "lambda_l2": cfg.lambda_l2, "seed": cfg.seed,
-        "deterministic": True, "force_col_wise": True, "num_threads": cfg.num_threads,
+        "objective": objective,
+        "metric": "None",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "seed": cfg.seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": cfg.num_threads,
         "verbosity": -1,
     }
     if objective in ("lambdarank", "rank_xendcg"):
@@ -64,9 +73,15 @@ def _group_sizes(query: pd.Series) -> np.ndarray:
     return np.diff(np.r_[starts, len(values)])
 
 
-def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: TrainConfig,
-              objective: str, fit_rows: lgb.Sequence | None = None,
-              valid_rows: lgb.Sequence | None = None) -> Fitted:
+def fit_model(
+    fit: pd.DataFrame,
+    valid: pd.DataFrame,
+    features: list[str],
+    cfg: TrainConfig,
+    objective: str,
+    fit_rows: lgb.Sequence | None = None,
+    valid_rows: lgb.Sequence | None = None,
+) -> Fitted:
     """Fit on ``fit`` with early stopping on ``valid``; ``objective`` is a ranking
     objective, or "regression" for the pointwise model on log(1 + gmv).
 
@@ -92,16 +107,23 @@ def fit_model(fit: pd.DataFrame, valid: pd.DataFrame, features: list[str], cfg: 
         params["eval_at"] = [cfg.eval_at]
     record: dict = {}
     booster = lgb.train(
-        params, train_set, num_boost_round=cfg.max_rounds,
-        valid_sets=[valid_set], valid_names=["valid"],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
-                   lgb.record_evaluation(record)])
+        params,
+        train_set,
+        num_boost_round=cfg.max_rounds,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[
+            lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
+            lgb.record_evaluation(record),
+        ],
+    )
     curve = list(record["valid"][f"ndcg@{cfg.eval_at}" if ranking else "l2"])
     best = booster.best_iteration or len(curve)
     raw = predict_rows(booster, valid[features] if valid_rows is None else valid_rows, best)
     exact = mean_ndcg(query, gain, raw, cfg.eval_at)
-    return Fitted(booster=booster, objective=objective, best_iteration=best,
-                  valid_ndcg=exact, curve=curve)
+    return Fitted(
+        booster=booster, objective=objective, best_iteration=best, valid_ndcg=exact, curve=curve
+    )
 
 
 class _Dataset(lgb.Dataset):
@@ -119,16 +141,29 @@ class _Dataset(lgb.Dataset):
         return params
 
 
-def _dataset(frame: pd.DataFrame, features: list[str], cfg: TrainConfig, ranking: bool,
-             reference: lgb.Dataset | None = None, rows: lgb.Sequence | None = None
-             ) -> lgb.Dataset:
+def _dataset(
+    frame: pd.DataFrame,
+    features: list[str],
+    cfg: TrainConfig,
+    ranking: bool,
+    reference: lgb.Dataset | None = None,
+    rows: lgb.Sequence | None = None,
+) -> lgb.Dataset:
     """Grades (ranking) or log(1 + gmv) (regression) as the label, campaigns as groups;
     the features from ``rows`` when given, else from the frame."""
-    label = (grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
-             if ranking else np.log1p(frame["gmv"].to_numpy()))
+    label = (
+        grades(frame["campaign_id"], frame["gmv"], cfg.max_grade, cfg.grade_steps_per_doubling)
+        if ranking
+        else np.log1p(frame["gmv"].to_numpy())
+    )
     data = frame[features].to_numpy(dtype=float) if rows is None else rows
-    return _Dataset(data, feature_name=features, label=label, reference=reference,
-                    group=_group_sizes(frame["campaign_id"]))
+    return _Dataset(
+        data,
+        feature_name=features,
+        label=label,
+        reference=reference,
+        group=_group_sizes(frame["campaign_id"]),
+    )
 
 
 def predict_rows(booster: lgb.Booster, rows, num_iteration: int | None) -> np.ndarray:
@@ -137,13 +172,16 @@ def predict_rows(booster: lgb.Booster, rows, num_iteration: int | None) -> np.nd
     if not isinstance(rows, lgb.Sequence):
         return np.asarray(booster.predict(rows, num_iteration=num_iteration))
     step = rows.batch_size
-    batches = [booster.predict(rows[i:i + step], num_iteration=num_iteration)
-               for i in range(0, len(rows), step)]
+    batches = [
+        booster.predict(rows[i : i + step], num_iteration=num_iteration)
+        for i in range(0, len(rows), step)
+    ]
     return np.concatenate(batches) if batches else np.empty(0)
 
 
-def refit_trees(best_iteration: int, fit_campaigns: int, refit_campaigns: int,
-                max_rounds: int) -> int:
+def refit_trees(
+    best_iteration: int, fit_campaigns: int, refit_campaigns: int, max_rounds: int
+) -> int:
     """Trees for the refit on more data: the validated count scaled by the ratio of
     training campaigns (more data supports proportionally more trees at the same
     learning rate), capped at ``max_rounds``."""
@@ -151,13 +189,21 @@ def refit_trees(best_iteration: int, fit_campaigns: int, refit_campaigns: int,
     return max(1, min(max_rounds, scaled))
 
 
-def refit_model(pairs: pd.DataFrame, features: list[str], cfg: TrainConfig, objective: str,
-                trees: int, rows: lgb.Sequence | None = None) -> lgb.Booster:
+def refit_model(
+    pairs: pd.DataFrame,
+    features: list[str],
+    cfg: TrainConfig,
+    objective: str,
+    trees: int,
+    rows: lgb.Sequence | None = None,
+) -> lgb.Booster:
     """A booster of exactly ``trees`` trees fitted on all of ``pairs`` (features from
     ``rows`` when given; no early stopping: the count was chosen on validation)."""
-    return lgb.train(lgb_params(cfg, objective, features),
-                     _dataset(pairs, features, cfg, objective != "regression", rows=rows),
-                     num_boost_round=trees)
+    return lgb.train(
+        lgb_params(cfg, objective, features),
+        _dataset(pairs, features, cfg, objective != "regression", rows=rows),
+        num_boost_round=trees,
+    )
 
 
 def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
@@ -190,8 +236,11 @@ class Scorer:
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The booster's raw output for the feature rows of ``frame`` (its best iteration)."""
-        return np.asarray(self.booster.predict(self._matrix(frame),
-                                               num_iteration=self.booster.best_iteration or None))
+        return np.asarray(
+            self.booster.predict(
+                self._matrix(frame), num_iteration=self.booster.best_iteration or None
+            )
+        )
 
     def score(self, raw: np.ndarray) -> np.ndarray:
         """0-100, monotone in raw: the share of training pairs with a lower raw score
@@ -201,8 +250,13 @@ class Scorer:
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions (LightGBM ``pred_contrib``) summed by feature family:
         contrib_base + every contrib_<family> + contrib_other = raw score."""
-        contrib = np.asarray(self.booster.predict(self._matrix(frame), pred_contrib=True,
-                                                  num_iteration=self.booster.best_iteration or None))
+        contrib = np.asarray(
+            self.booster.predict(
+                self._matrix(frame),
+                pred_contrib=True,
+                num_iteration=self.booster.best_iteration or None,
+            )
+        )
         out = pd.DataFrame(0.0, index=frame.index, columns=list(CONTRIB_COLUMNS))
         out["contrib_base"] = contrib[:, -1]
         for j, name in enumerate(self.features):
@@ -229,17 +283,26 @@ class Scorer:
         directory.mkdir(parents=True, exist_ok=True)
         paths = {"booster": directory / "booster.txt", "scoring": directory / "scoring.json"}
         self.booster.save_model(paths["booster"], num_iteration=self.booster.best_iteration or None)
-        paths["scoring"].write_text(json.dumps({
-            "score_map": self.score_map, "commission_rate_median": self.commission_rate_median,
-            "trained_until": self.trained_until, "reference": self.reference}))
+        paths["scoring"].write_text(
+            json.dumps(
+                {
+                    "score_map": self.score_map,
+                    "commission_rate_median": self.commission_rate_median,
+                    "trained_until": self.trained_until,
+                    "reference": self.reference,
+                }
+            )
+        )
         return paths
 
     @classmethod
     def load(cls, booster_path, scoring_path) -> Scorer:
         """The Scorer saved by ``save``: booster.txt (LightGBM's text format) and scoring.json."""
         scoring = json.loads(Path(scoring_path).read_text())
-        return cls(booster=lgb.Booster(model_file=str(booster_path)),
-                   score_map=scoring["score_map"],
-                   commission_rate_median=scoring["commission_rate_median"],
-                   trained_until=scoring.get("trained_until"),
-                   reference=scoring.get("reference"))
+        return cls(
+            booster=lgb.Booster(model_file=str(booster_path)),
+            score_map=scoring["score_map"],
+            commission_rate_median=scoring["commission_rate_median"],
+            trained_until=scoring.get("trained_until"),
+            reference=scoring.get("reference"),
+        )

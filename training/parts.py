@@ -24,8 +24,9 @@ def _as_utc(value) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def column_range(directory: Path, table: str, column: str) -> tuple[int, pd.Timestamp | None,
-                                                                    pd.Timestamp | None]:
+def column_range(
+    directory: Path, table: str, column: str
+) -> tuple[int, pd.Timestamp | None, pd.Timestamp | None]:
     """Row count, minimum and maximum of a timestamp ``column`` of ``table``, one part
     at a time (CSV parts through the contract's reader)."""
     count, low, high = 0, None, None
@@ -52,18 +53,31 @@ def directory_facts(directory: Path, rows: dict[str, int]) -> DataFacts:
     """``training.run.DataFacts`` of a (validated) data directory, read part by part:
     only the campaigns table is held whole."""
     count, first, last = column_range(directory, "posts", "posted_at")
-    posts = {"rows_posts": count,
-             "posts_from": None if first is None else first.isoformat(),
-             "posts_to": None if last is None else last.isoformat()}
+    posts = {
+        "rows_posts": count,
+        "posts_from": None if first is None else first.isoformat(),
+        "posts_to": None if last is None else last.isoformat(),
+    }
     campaigns = read_table(directory, "campaigns")
-    answered = [column_range(directory, "invitations", c)[2] for c in ("invited_at", "responded_at")]
-    return DataFacts(rows=rows, campaigns=campaigns, posts=posts,
-                     end=latest_moment([campaigns["created_at"].max(), *answered], posts))
+    answered = [
+        column_range(directory, "invitations", c)[2] for c in ("invited_at", "responded_at")
+    ]
+    return DataFacts(
+        rows=rows,
+        campaigns=campaigns,
+        posts=posts,
+        end=latest_moment([campaigns["created_at"].max(), *answered], posts),
+    )
 
 
-def train_on_pair_parts(directory: Path, rows: dict[str, int], pairs_dir: Path, cfg: TrainConfig,
-                        truth: pd.DataFrame | None = None,
-                        progress: Callable[[str], None] = lambda message: None) -> TrainResult:
+def train_on_pair_parts(
+    directory: Path,
+    rows: dict[str, int],
+    pairs_dir: Path,
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
     """``training.run.train_on_table`` on the pair table in ``pairs_dir`` of the data
     directory ``directory`` (``rows``: its tables' row counts, once validated);
     TrainingError (one line) when ``pairs_dir`` is not this data's pair table."""
@@ -72,9 +86,13 @@ def train_on_pair_parts(directory: Path, rows: dict[str, int], pairs_dir: Path, 
     except ValueError as err:
         raise TrainingError(str(err)) from None
     if len(table.labels) != rows.get("invitations"):
-        raise TrainingError(f"{pairs_dir}: {len(table.labels):,} pairs, but {directory} has "
-                            f"{rows.get('invitations', 0):,} invitations: a pair table of "
-                            "another data directory?")
-    progress(f"pair table {pairs_dir}: {len(table.labels):,} pairs in {len(table.parts)} parts; "
-             "fit and validation features read part by part")
+        raise TrainingError(
+            f"{pairs_dir}: {len(table.labels):,} pairs, but {directory} has "
+            f"{rows.get('invitations', 0):,} invitations: a pair table of "
+            "another data directory?"
+        )
+    progress(
+        f"pair table {pairs_dir}: {len(table.labels):,} pairs in {len(table.parts)} parts; "
+        "fit and validation features read part by part"
+    )
     return train_on_table(directory_facts(directory, rows), table, cfg, truth, progress)

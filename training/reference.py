@@ -38,5 +38,7 @@ def bin_counts_of(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def bin_counts(frame: pd.DataFrame, reference: dict) -> dict[str, np.ndarray]:
     """Counts of the rows of ``frame`` in each feature's reference bins."""
-    return {name: bin_counts_of(frame[name].to_numpy(dtype=float), np.asarray(ref["edges"]))
-            for name, ref in reference.items()}
+    return {
+        name: bin_counts_of(frame[name].to_numpy(dtype=float), np.asarray(ref["edges"]))
+        for name, ref in reference.items()
+    }

@@ -69,8 +69,9 @@ class TrainResult:
 def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
     """The contract's baselines from the pairs' own features: current followers,
     (likes + comments + shares) per view over 90 days, gmv of posts over 90 days, random."""
-    engagement = (pairs["likes_per_view_90d"] + pairs["comments_per_view_90d"]
-                  + pairs["shares_per_view_90d"])
+    engagement = (
+        pairs["likes_per_view_90d"] + pairs["comments_per_view_90d"] + pairs["shares_per_view_90d"]
+    )
     return {
         "followers": pairs["log_followers"].to_numpy(),
         "engagement_rate": engagement.to_numpy(),
@@ -82,13 +83,16 @@ def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
 def posts_summary(history: History) -> dict:
     """Row count and time range of the posts behind ``history`` (for the fingerprint)."""
     first, last = post_time_range(history)
-    return {"rows_posts": len(history.posts),
-            "posts_from": first.isoformat() if first is not None else None,
-            "posts_to": last.isoformat() if last is not None else None}
+    return {
+        "rows_posts": len(history.posts),
+        "posts_from": first.isoformat() if first is not None else None,
+        "posts_to": last.isoformat() if last is not None else None,
+    }
 
 
-def data_fingerprint(rows: dict[str, int], campaigns: pd.DataFrame, posts: dict, pairs: int,
-                     split: Split) -> dict:
+def data_fingerprint(
+    rows: dict[str, int], campaigns: pd.DataFrame, posts: dict, pairs: int, split: Split
+) -> dict:
     """Row counts (``rows``: table -> rows), time ranges and split boundaries (``posts``
     from ``posts_summary``, so the raw posts frame may already be released)."""
     return {
@@ -115,8 +119,12 @@ class DataFacts:
 
 def data_facts(tables: dict[str, pd.DataFrame], posts: dict) -> DataFacts:
     """``DataFacts`` of tables in memory (``tables["posts"]`` is not read)."""
-    return DataFacts(rows={name: len(frame) for name, frame in tables.items()},
-                     campaigns=tables["campaigns"], posts=posts, end=data_end(tables, posts))
+    return DataFacts(
+        rows={name: len(frame) for name, frame in tables.items()},
+        campaigns=tables["campaigns"],
+        posts=posts,
+        end=data_end(tables, posts),
+    )
 
 
 def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -> list[Split]:
@@ -125,8 +133,9 @@ def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -
     fail); checked before any fitting: TrainingError when the contract's cannot be used."""
     for count in range(folds, 0, -1):
         try:
-            splits = backtest_splits(tables["campaigns"], cfg.test_fraction,
-                                     cfg.validation_fraction, count)
+            splits = backtest_splits(
+                tables["campaigns"], cfg.test_fraction, cfg.validation_fraction, count
+            )
             break
         except ValueError as err:
             if count == 1:
@@ -134,11 +143,15 @@ def fold_splits(tables, cfg: TrainConfig, pairs: pd.DataFrame, folds: int = 1) -
     folds = len(splits)
     sold = frozenset(pairs.loc[pairs["gmv"] > 0, "campaign_id"])
     for number, split in enumerate(splits, start=1):
-        for name, ids in zip(("fit", "validation", "test"), (split.fit, split.valid, split.test), strict=True):
+        for name, ids in zip(
+            ("fit", "validation", "test"), (split.fit, split.valid, split.test), strict=True
+        ):
             if not ids & sold:
                 where = f"backtest fold {number} of {folds}: " if number < folds else ""
-                raise TrainingError(f"{where}no positive gmv among the {name} campaigns "
-                                    f"({len(ids)} campaigns): nothing to learn or measure")
+                raise TrainingError(
+                    f"{where}no positive gmv among the {name} campaigns "
+                    f"({len(ids)} campaigns): nothing to learn or measure"
+                )
     return splits
 
 
@@ -150,16 +163,23 @@ def split_pairs(tables, cfg: TrainConfig, pairs: pd.DataFrame) -> tuple[Split, l
 
 def split_parts(pairs: pd.DataFrame, split: Split) -> list[pd.DataFrame]:
     """The (fit, validation, test) pairs of ``split``, in the pairs' order."""
-    return [pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
-            for ids in (split.fit, split.valid, split.test)]
+    return [
+        pairs[pairs["campaign_id"].isin(ids)].reset_index(drop=True)
+        for ids in (split.fit, split.valid, split.test)
+    ]
 
 
 def data_end(tables: dict[str, pd.DataFrame], posts: dict) -> pd.Timestamp:
     """The data's last known moment: the latest campaign creation, invitation answer or
     post (``posts`` from ``posts_summary``)."""
-    return latest_moment([tables["campaigns"]["created_at"].max(),
-                          tables["invitations"]["invited_at"].max(),
-                          tables["invitations"]["responded_at"].max()], posts)
+    return latest_moment(
+        [
+            tables["campaigns"]["created_at"].max(),
+            tables["invitations"]["invited_at"].max(),
+            tables["invitations"]["responded_at"].max(),
+        ],
+        posts,
+    )
 
 
 def latest_moment(times: list, posts: dict) -> pd.Timestamp:
@@ -182,8 +202,11 @@ def trained_until(campaigns: pd.DataFrame, ids) -> str:
     return ended.max().isoformat()
 
 
-def pairs_and_posts(tables: dict[str, pd.DataFrame], release_posts: bool = False,
-                    progress: Callable[[str], None] = _quiet) -> tuple[pd.DataFrame, dict]:
+def pairs_and_posts(
+    tables: dict[str, pd.DataFrame],
+    release_posts: bool = False,
+    progress: Callable[[str], None] = _quiet,
+) -> tuple[pd.DataFrame, dict]:
     """The training pairs of ``tables`` and the ``posts_summary`` of their history. With
     ``release_posts`` the raw posts frame is released once indexed (``index_history``),
     and the history itself once the pairs are built: at scale memory is the limit."""
@@ -193,27 +216,39 @@ def pairs_and_posts(tables: dict[str, pd.DataFrame], release_posts: bool = False
     return training_pairs(tables, history), posts_summary(history)
 
 
-def train(tables: dict[str, pd.DataFrame], cfg: TrainConfig,
-          truth: pd.DataFrame | None = None,
-          progress: Callable[[str], None] = _quiet) -> TrainResult:
+def train(
+    tables: dict[str, pd.DataFrame],
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> TrainResult:
     """Build the training pairs of ``tables`` and ``train_on_pairs`` them (tables in
     memory; a data directory is trained by ``training.stage.run_training``)."""
     pairs, posts = pairs_and_posts(tables, progress=progress)
     return train_on_pairs(tables, pairs, posts, cfg, truth, progress)
 
 
-def train_on_pairs(tables: dict[str, pd.DataFrame], pairs: pd.DataFrame, posts: dict,
-                   cfg: TrainConfig, truth: pd.DataFrame | None = None,
-                   progress: Callable[[str], None] = _quiet) -> TrainResult:
+def train_on_pairs(
+    tables: dict[str, pd.DataFrame],
+    pairs: pd.DataFrame,
+    posts: dict,
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> TrainResult:
     """``train_on_table`` of pairs in memory: ``pairs`` is
     ``features.pairs.training_pairs(tables)``, ``posts`` its ``posts_summary``;
     ``tables["posts"]`` is not read (it may be released)."""
     return train_on_table(data_facts(tables, posts), FramePairs(pairs), cfg, truth, progress)
 
 
-def train_on_table(facts: DataFacts, table: PairTable, cfg: TrainConfig,
-                   truth: pd.DataFrame | None = None,
-                   progress: Callable[[str], None] = _quiet) -> TrainResult:
+def train_on_table(
+    facts: DataFacts,
+    table: PairTable,
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> TrainResult:
     """Fit on the contract's time split and the backtest's earlier folds, choose the
     objective on the folds' mean validation ndcg, evaluate the model, the baselines, the
     pointwise regressor (and the oracle when ``truth`` = expected_gmv is given) on the
@@ -224,25 +259,42 @@ def train_on_table(facts: DataFacts, table: PairTable, cfg: TrainConfig,
     labels = table.labels
     splits = fold_splits({"campaigns": facts.campaigns}, cfg, labels, cfg.backtest_folds)
     if len(splits) < cfg.backtest_folds:
-        progress(f"backtest: {len(splits)} of {cfg.backtest_folds} folds: too few earlier "
-                 "campaigns for more")
+        progress(
+            f"backtest: {len(splits)} of {cfg.backtest_folds} folds: too few earlier "
+            "campaigns for more"
+        )
     split = splits[-1]
     fit, valid, test = table.split(split)
-    progress(f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
-             f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})")
+    progress(
+        f"split: fit {len(split.fit)} / validation {len(split.valid)} / test "
+        f"{len(split.test)} campaigns (test from {split.t_test:%Y-%m-%d})"
+    )
     features = list(FEATURE_NAMES)
     folds, fold_tables = [], []
     for number, fold in enumerate(splits, start=1):
         # one fold's pairs at a time: memory stays that of the main split
         fold_fit, fold_valid, fold_test = (fit, valid, test) if fold is split else table.split(fold)
-        fitted = {objective: fit_model(fold_fit.frame, fold_valid.frame, features, cfg, objective,
-                                       fold_fit.rows, fold_valid.rows)
-                  for objective in cfg.objectives}
+        fitted = {
+            objective: fit_model(
+                fold_fit.frame,
+                fold_valid.frame,
+                features,
+                cfg,
+                objective,
+                fold_fit.rows,
+                fold_valid.rows,
+            )
+            for objective in cfg.objectives
+        }
         folds.append(fitted)
         fold_tables.append(fold_metrics(fold_test, fitted, cfg, truth))
-        progress(f"fold {number}/{len(splits)} (test from {fold.t_test:%Y-%m-%d}): "
-                 + ", ".join(f"{o} validation ndcg@{cfg.eval_at} {f.valid_ndcg:.4f} at "
-                             f"{f.best_iteration} trees" for o, f in fitted.items()))
+        progress(
+            f"fold {number}/{len(splits)} (test from {fold.t_test:%Y-%m-%d}): "
+            + ", ".join(
+                f"{o} validation ndcg@{cfg.eval_at} {f.valid_ndcg:.4f} at {f.best_iteration} trees"
+                for o, f in fitted.items()
+            )
+        )
         del fold_fit, fold_valid, fold_test
     candidates = folds[-1]
     mean_valid = {o: float(np.mean([fold[o].valid_ndcg for fold in folds])) for o in cfg.objectives}
@@ -253,46 +305,74 @@ def train_on_table(facts: DataFacts, table: PairTable, cfg: TrainConfig,
 
     campaigns = facts.campaigns
     fit_raw = predict_rows(chosen.booster, fit.matrix(features), chosen.best_iteration)
-    evaluated = Scorer(booster=chosen.booster, score_map=score_map_knots(fit_raw),
-                       commission_rate_median=float(fit.frame["commission_rate"].median()),
-                       trained_until=trained_until(campaigns, split.fit | split.valid))
-    scores = {"model": evaluated.raw(test), **baseline_scores(test, cfg.seed),
-              "pointwise": predict_rows(pointwise.booster, test[features], pointwise.best_iteration)}
+    evaluated = Scorer(
+        booster=chosen.booster,
+        score_map=score_map_knots(fit_raw),
+        commission_rate_median=float(fit.frame["commission_rate"].median()),
+        trained_until=trained_until(campaigns, split.fit | split.valid),
+    )
+    scores = {
+        "model": evaluated.raw(test),
+        **baseline_scores(test, cfg.seed),
+        "pointwise": predict_rows(pointwise.booster, test[features], pointwise.best_iteration),
+    }
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)
     metrics["objective"] = chosen.objective
     metrics["best_iteration"] = chosen.best_iteration
     metrics[f"validation_ndcg@{cfg.eval_at}"] = mean_valid
-    backtest = backtest_table([t[objective] for t in fold_tables], splits, cfg.confidence,
-                              cfg.bootstrap_samples, cfg.seed)
+    backtest = backtest_table(
+        [t[objective] for t in fold_tables], splits, cfg.confidence, cfg.bootstrap_samples, cfg.seed
+    )
 
     del fit, valid, fit_raw  # memory: the refit's pairs take their place
     served_ids = labelled_campaigns(campaigns, facts.end)
     served = table.take(served_ids)
     trees = refit_trees(chosen.best_iteration, len(split.fit), len(served_ids), cfg.max_rounds)
-    progress(f"refitting {objective} on all {len(served_ids)} labelled campaigns "
-             f"({trees} trees) for serving ...")
+    progress(
+        f"refitting {objective} on all {len(served_ids)} labelled campaigns "
+        f"({trees} trees) for serving ..."
+    )
     booster = refit_model(served.frame, features, cfg, objective, trees, served.rows)
-    scorer = Scorer(booster=booster,
-                    score_map=score_map_knots(predict_rows(booster, served.matrix(features), None)),
-                    commission_rate_median=float(served.frame["commission_rate"].median()),
-                    trained_until=trained_until(campaigns, served_ids),
-                    reference=reference_bins(served.columns(), features))
+    scorer = Scorer(
+        booster=booster,
+        score_map=score_map_knots(predict_rows(booster, served.matrix(features), None)),
+        commission_rate_median=float(served.frame["commission_rate"].median()),
+        trained_until=trained_until(campaigns, served_ids),
+        reference=reference_bins(served.columns(), features),
+    )
     fingerprint = data_fingerprint(facts.rows, campaigns, facts.posts, len(labels), split)
-    fingerprint.update({"evaluated_trained_until": evaluated.trained_until,
-                        "served_campaigns": len(served_ids), "served_pairs": len(served.frame),
-                        "served_trained_until": scorer.trained_until})
+    fingerprint.update(
+        {
+            "evaluated_trained_until": evaluated.trained_until,
+            "served_campaigns": len(served_ids),
+            "served_pairs": len(served.frame),
+            "served_trained_until": scorer.trained_until,
+        }
+    )
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
-    return TrainResult(config=cfg, split=split, fingerprint=fingerprint,
-                       candidates=candidates, chosen=chosen, pointwise=pointwise, scorer=scorer,
-                       metrics=metrics, test=test, evaluated=evaluated,
-                       served_campaigns=served_ids, served_trees=trees, backtest=backtest,
-                       folds=folds)
+    return TrainResult(
+        config=cfg,
+        split=split,
+        fingerprint=fingerprint,
+        candidates=candidates,
+        chosen=chosen,
+        pointwise=pointwise,
+        scorer=scorer,
+        metrics=metrics,
+        test=test,
+        evaluated=evaluated,
+        served_campaigns=served_ids,
+        served_trees=trees,
+        backtest=backtest,
+        folds=folds,
+    )
 
 
-def fold_metrics(test: pd.DataFrame, fitted: dict[str, Fitted], cfg: TrainConfig,
-                 truth: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+def fold_metrics(
+    test: pd.DataFrame, fitted: dict[str, Fitted], cfg: TrainConfig, truth: pd.DataFrame | None
+) -> dict[str, pd.DataFrame]:
     """Per objective, ``training.backtest.per_campaign`` of its fold model on the fold's
     test pairs, with ``oracle_ndcg@k`` columns when ``truth`` is given."""
     query, gain = test["campaign_id"].to_numpy(), test["gmv"].to_numpy()
@@ -302,8 +382,12 @@ def fold_metrics(test: pd.DataFrame, fitted: dict[str, Fitted], cfg: TrainConfig
         oracle = oracle[[f"ndcg@{k}" for k in cfg.ks]].add_prefix("oracle_")
     out = {}
     for objective, model in fitted.items():
-        table = per_campaign(query, gain, model.booster.predict(
-            test[list(FEATURE_NAMES)], num_iteration=model.best_iteration), cfg.ks)
+        table = per_campaign(
+            query,
+            gain,
+            model.booster.predict(test[list(FEATURE_NAMES)], num_iteration=model.best_iteration),
+            cfg.ks,
+        )
         out[objective] = table if oracle is None else table.join(oracle)
     return out
 
@@ -314,6 +398,8 @@ def oracle_scores(test: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
     keys = pd.MultiIndex.from_frame(test[["campaign_id", "creator_id"]].astype(str))
     values = expected.reindex(keys).to_numpy(dtype=float)
     if np.isnan(values).any():
-        raise TrainingError(f"truth: expected_gmv lacks {int(np.isnan(values).sum())} test "
-                            "pairs: is it the truth of this data directory?")
+        raise TrainingError(
+            f"truth: expected_gmv lacks {int(np.isnan(values).sum())} test "
+            "pairs: is it the truth of this data directory?"
+        )
     return values

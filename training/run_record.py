@@ -57,7 +57,7 @@ def backtest_metrics(table: pd.DataFrame) -> dict[str, float]:
             name = column.replace("@", "_at_")
             for suffix in ("_lo", "_hi"):
                 if name.endswith(suffix):
-                    name, column_suffix = name[:-len(suffix)], suffix
+                    name, column_suffix = name[: -len(suffix)], suffix
                     break
             else:
                 column_suffix = ""
@@ -92,23 +92,36 @@ def log_record(result: TrainResult, run_id: str) -> None:
     (test, backtest, validation curves), the config, fingerprint, feature registry and
     backtest as artifacts, the evaluated model and the plots, into the active run."""
     cfg = result.config
-    mlflow.log_params({k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
-                       for k, v in cfg.as_dict().items()})
-    mlflow.log_params({"chosen_objective": result.chosen.objective,
-                       "best_iteration": result.chosen.best_iteration,
-                       "served_trees": result.served_trees})
+    mlflow.log_params(
+        {
+            k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
+            for k, v in cfg.as_dict().items()
+        }
+    )
+    mlflow.log_params(
+        {
+            "chosen_objective": result.chosen.objective,
+            "best_iteration": result.chosen.best_iteration,
+            "served_trees": result.served_trees,
+        }
+    )
     mlflow.log_dict(cfg.as_dict(), "config.json")
     mlflow.log_dict(result.fingerprint, "data_fingerprint.json")
     mlflow.log_params({f"data_{k}": v for k, v in result.fingerprint.items()})
     mlflow.log_dict(result.metrics, "metrics.json")
-    mlflow.log_metrics(flat_metrics({k: v for k, v in result.metrics.items()
-                                     if k not in ("objective", "best_iteration")}))
+    mlflow.log_metrics(
+        flat_metrics(
+            {k: v for k, v in result.metrics.items() if k not in ("objective", "best_iteration")}
+        )
+    )
     client = MlflowClient()
-    curve_metrics = [Metric(f"valid_ndcg_at_{cfg.eval_at}_{objective}", value, 0, step)
-                     for objective, fitted in result.candidates.items()
-                     for step, value in enumerate(fitted.curve, start=1)]
+    curve_metrics = [
+        Metric(f"valid_ndcg_at_{cfg.eval_at}_{objective}", value, 0, step)
+        for objective, fitted in result.candidates.items()
+        for step, value in enumerate(fitted.curve, start=1)
+    ]
     for start in range(0, len(curve_metrics), 1000):
-        client.log_batch(run_id, metrics=curve_metrics[start:start + 1000])
+        client.log_batch(run_id, metrics=curve_metrics[start : start + 1000])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "feature_registry.csv"
         registry_frame().to_csv(path, index=False)
@@ -134,10 +147,15 @@ def log_model(scorer: Scorer, test: pd.DataFrame):
     with tempfile.TemporaryDirectory() as tmp:
         paths = scorer.save(Path(tmp))
         return mlflow.pyfunc.log_model(
-            name=MODEL_NAME_IN_RUN, python_model=str(ENTRY_FILE),
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(ENTRY_FILE),
             artifacts={k: str(v) for k, v in paths.items()},
             signature=infer_signature(example, output[list(OUTPUT_COLUMNS)]),
             input_example=example,
-            pip_requirements=[f"lightgbm=={lgb.__version__}", f"pandas=={pd.__version__}",
-                              f"numpy=={np.__version__}", f"mlflow=={mlflow.__version__}"],
+            pip_requirements=[
+                f"lightgbm=={lgb.__version__}",
+                f"pandas=={pd.__version__}",
+                f"numpy=={np.__version__}",
+                f"mlflow=={mlflow.__version__}",
+            ],
         )

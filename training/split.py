@@ -34,9 +34,13 @@ class Split:
 
     def fingerprint(self) -> dict:
         """The split's boundaries and campaign counts, for the run's data fingerprint."""
-        return {"t_test": self.t_test.isoformat(), "t_valid": self.t_valid.isoformat(),
-                "fit_campaigns": len(self.fit), "valid_campaigns": len(self.valid),
-                "test_campaigns": len(self.test)}
+        return {
+            "t_test": self.t_test.isoformat(),
+            "t_valid": self.t_valid.isoformat(),
+            "fit_campaigns": len(self.fit),
+            "valid_campaigns": len(self.valid),
+            "test_campaigns": len(self.test),
+        }
 
 
 def _boundary(created: pd.Series, fraction: float) -> pd.Timestamp:
@@ -51,8 +55,9 @@ def time_split(campaigns: pd.DataFrame, test_fraction: float, validation_fractio
     return backtest_splits(campaigns, test_fraction, validation_fraction, folds=1)[0]
 
 
-def backtest_splits(campaigns: pd.DataFrame, test_fraction: float, validation_fraction: float,
-                    folds: int) -> list[Split]:
+def backtest_splits(
+    campaigns: pd.DataFrame, test_fraction: float, validation_fraction: float, folds: int
+) -> list[Split]:
     """The ``folds`` walk-forward splits, oldest first (see the module's docstring); the
     last is ``time_split``'s. ValueError when a fold has too few campaigns."""
     if len(campaigns) < 10:
@@ -67,25 +72,39 @@ def backtest_splits(campaigns: pd.DataFrame, test_fraction: float, validation_fr
         except ValueError as err:
             if number == folds:
                 raise
-            raise ValueError(f"backtest fold {number} of {folds}: {err}; use fewer folds "
-                             "(--backtest)") from None
+            raise ValueError(
+                f"backtest fold {number} of {folds}: {err}; use fewer folds (--backtest)"
+            ) from None
     return splits
 
 
-def _split_at(ordered: pd.DataFrame, t_test: pd.Timestamp, t_end: pd.Timestamp | None,
-              validation_fraction: float) -> Split:
+def _split_at(
+    ordered: pd.DataFrame,
+    t_test: pd.Timestamp,
+    t_end: pd.Timestamp | None,
+    validation_fraction: float,
+) -> Split:
     created = ordered["created_at"]
     test = ordered[(created >= t_test) & ((created < t_end) if t_end is not None else True)]
     usable = ordered[ordered["end_at"] < t_test]
     if len(usable) < 5:
-        raise ValueError(f"too few campaigns ended before the test period ({t_test:%Y-%m-%d}):"
-                         f" {len(usable)} (need 5)")
+        raise ValueError(
+            f"too few campaigns ended before the test period ({t_test:%Y-%m-%d}):"
+            f" {len(usable)} (need 5)"
+        )
     t_valid = _boundary(usable["created_at"], validation_fraction)
     valid = usable[usable["created_at"] >= t_valid]
     fit = usable[usable["end_at"] < t_valid]
     if len(fit) < 3:
-        raise ValueError(f"too few campaigns ended before the validation period "
-                         f"({t_valid:%Y-%m-%d}): {len(fit)} (need 3)")
-    return Split(t_test=t_test, t_valid=t_valid, fit=frozenset(fit["campaign_id"]),
-                 valid=frozenset(valid["campaign_id"]), test=frozenset(test["campaign_id"]),
-                 t_end=t_end)
+        raise ValueError(
+            f"too few campaigns ended before the validation period "
+            f"({t_valid:%Y-%m-%d}): {len(fit)} (need 3)"
+        )
+    return Split(
+        t_test=t_test,
+        t_valid=t_valid,
+        fit=frozenset(fit["campaign_id"]),
+        valid=frozenset(valid["campaign_id"]),
+        test=frozenset(test["campaign_id"]),
+        t_end=t_end,
+    )

@@ -31,13 +31,17 @@ def _quiet(message: str) -> None:
 
 def read_truth(directory: Path) -> pd.DataFrame:
     """``expected_gmv`` of the truth ``directory``, checked for its columns (UserError)."""
-    return read_truth_table(directory, "expected_gmv", TRUTH_COLUMNS,
-                            ids=("campaign_id", "creator_id"))
+    return read_truth_table(
+        directory, "expected_gmv", TRUTH_COLUMNS, ids=("campaign_id", "creator_id")
+    )
 
 
-def train_in_memory(directory: Path, cfg: TrainConfig, truth: pd.DataFrame | None,
-                    progress: Callable[[str], None] = _quiet
-                    ) -> tuple[TrainResult, pd.DataFrame]:
+def train_in_memory(
+    directory: Path,
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None,
+    progress: Callable[[str], None] = _quiet,
+) -> tuple[TrainResult, pd.DataFrame]:
     """Validate and read ``directory`` whole, build its pairs (releasing the raw posts and
     the history as soon as they are used) and train on them; the result and the pairs."""
     tables = load_tables_or_report(directory)
@@ -45,19 +49,29 @@ def train_in_memory(directory: Path, cfg: TrainConfig, truth: pd.DataFrame | Non
     return train_on_pairs(tables, pairs, posts, cfg, truth, progress), pairs
 
 
-def train_from_parts(directory: Path, pairs_dir: Path, cfg: TrainConfig,
-                     truth: pd.DataFrame | None, progress: Callable[[str], None] = _quiet
-                     ) -> TrainResult:
+def train_from_parts(
+    directory: Path,
+    pairs_dir: Path,
+    cfg: TrainConfig,
+    truth: pd.DataFrame | None,
+    progress: Callable[[str], None] = _quiet,
+) -> TrainResult:
     """Validate ``directory`` part by part and train on its pair table ``pairs_dir``."""
     rows = rows_or_report(directory)
     progress(f"validated {directory} part by part; training on the pair table {pairs_dir} ...")
     return train_on_pair_parts(directory, rows, pairs_dir, cfg, truth, progress=progress)
 
 
-def run_training(directory: Path, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT,
-                 cfg: TrainConfig | None = None, truth_dir: Path | None = None,
-                 pairs_dir: Path | None = None, register: str | None = None,
-                 progress: Callable[[str], None] = _quiet) -> tuple[TrainResult, LoggedRun]:
+def run_training(
+    directory: Path,
+    tracking_uri: str,
+    experiment: str = DEFAULT_EXPERIMENT,
+    cfg: TrainConfig | None = None,
+    truth_dir: Path | None = None,
+    pairs_dir: Path | None = None,
+    register: str | None = None,
+    progress: Callable[[str], None] = _quiet,
+) -> tuple[TrainResult, LoggedRun]:
     """Train on the data directory ``directory`` and log the run to ``tracking_uri``.
 
     ``cfg`` defaults to the default config; ``truth_dir`` (the simulator's
@@ -75,6 +89,7 @@ def run_training(directory: Path, tracking_uri: str, experiment: str = DEFAULT_E
     else:
         result, pairs = train_in_memory(directory, cfg, truth, progress)
     progress(f"logging to MLflow at {tracking_uri} (experiment {experiment}) ...")
-    logged = log_training(result, tracking_uri, experiment, register,
-                          source=str(directory.resolve()), pairs=pairs)
+    logged = log_training(
+        result, tracking_uri, experiment, register, source=str(directory.resolve()), pairs=pairs
+    )
     return result, logged

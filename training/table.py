@@ -132,8 +132,9 @@ class _SequenceColumns:
         return pd.Series(self.rows.column(name), name=name)
 
 
-def read_rows(parts: list[Path], starts: np.ndarray, columns: list[str],
-              positions: np.ndarray | None = None) -> pd.DataFrame:
+def read_rows(
+    parts: list[Path], starts: np.ndarray, columns: list[str], positions: np.ndarray | None = None
+) -> pd.DataFrame:
     """``columns`` of the pair table (only the rows at ``positions``, increasing, when
     given), one part at a time; ``starts`` are the parts' first row positions."""
     pieces = []
@@ -158,13 +159,19 @@ class PartPairs:
     def take(self, campaigns) -> Part:
         """The labels of ``campaigns``' pairs, their features read part by part on demand."""
         rows = positions_of(self.labels, campaigns)
-        return Part(self.labels.iloc[rows].reset_index(drop=True),
-                    PartRows(self.parts, self.sizes, rows, list(FEATURE_NAMES)))
+        return Part(
+            self.labels.iloc[rows].reset_index(drop=True),
+            PartRows(self.parts, self.sizes, rows, list(FEATURE_NAMES)),
+        )
 
     def whole(self, campaigns) -> pd.DataFrame:
         """Every column of the pairs of ``campaigns``, in memory."""
-        return read_rows(self.parts, self.starts, [*PAIR_COLUMNS, *FEATURE_NAMES],
-                         positions_of(self.labels, campaigns))
+        return read_rows(
+            self.parts,
+            self.starts,
+            [*PAIR_COLUMNS, *FEATURE_NAMES],
+            positions_of(self.labels, campaigns),
+        )
 
     def split(self, split: Split) -> tuple[Part, Part, pd.DataFrame]:
         """The fit and validation parts (features on demand) and the test pairs in memory."""
@@ -180,6 +187,8 @@ def pair_parts(directory: Path) -> list[Path]:
     names = set(pq.read_schema(parts[0]).names)
     missing = [c for c in (*PAIR_COLUMNS, *FEATURE_NAMES, "commission_rate") if c not in names]
     if missing:
-        raise ValueError(f"{directory}: not a pair table of this feature builder "
-                         f"(missing column(s) {', '.join(missing[:3])})")
+        raise ValueError(
+            f"{directory}: not a pair table of this feature builder "
+            f"(missing column(s) {', '.join(missing[:3])})"
+        )
     return parts

@@ -61,11 +61,11 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             reason = getattr(err, "reason", err)
             raise TrackingError(f"tracking URI {uri} is unreachable ({reason})") from None
     elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
+        folder = Path(uri[len("sqlite:///") :]).parent
         if not folder.is_dir():
             raise TrackingError(f"tracking URI {uri}: folder {folder} does not exist")
     elif uri.startswith("file:") or "://" not in uri:
-        path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
         if not path.parent.is_dir():
             raise TrackingError(f"tracking URI {uri}: folder {path.parent} does not exist")
 
@@ -82,9 +82,14 @@ class LoggedRun:
     gate: GateDecision | None = None
 
 
-def log_training(result: TrainResult, tracking_uri: str, experiment: str,
-                 register: str | None = None, source: str | None = None,
-                 pairs: pd.DataFrame | None = None) -> LoggedRun:
+def log_training(
+    result: TrainResult,
+    tracking_uri: str,
+    experiment: str,
+    register: str | None = None,
+    source: str | None = None,
+    pairs: pd.DataFrame | None = None,
+) -> LoggedRun:
     """Record ``result`` as one MLflow run (and a registered version when ``register``).
     ``pairs`` (all training pairs) and ``source`` (the data directory) make the run's
     dataset inputs. MLflow's tracking URI and active experiment are as before afterwards."""
@@ -128,12 +133,14 @@ def experiment_id(name: str, tracking_uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
-            raise TrackingError(f"MLflow ({tracking_uri}): experiment {name!r} is deleted "
-                                "(restore it or choose another name)")
+            raise TrackingError(
+                f"MLflow ({tracking_uri}): experiment {name!r} is deleted "
+                "(restore it or choose another name)"
+            )
         return found.experiment_id
     location = None
     if tracking_uri.startswith("sqlite:///"):
-        folder = Path(tracking_uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
+        folder = Path(tracking_uri[len("sqlite:///") :]).resolve().parent / "mlartifacts"
         location = folder.as_uri()
     return client.create_experiment(name, artifact_location=location)
 
@@ -169,15 +176,26 @@ def register_model(logged: LoggedRun, name: str, result: TrainResult) -> LoggedR
     client.set_model_version_tag(name, version, "gate", note)
     client.set_tag(logged.run_id, "gate", note)
     if decision is not None:
-        client.log_batch(logged.run_id, metrics=[
-            Metric(f"gate_ndcg_at_10_{key}", float(getattr(decision, key)), 0, 0)
-            for key in ("challenger", "champion", "diff", "lo", "hi", "campaigns")])
-    return LoggedRun(run_id=logged.run_id, model_uri=f"models:/{name}/{version}",
-                     version=version, champion=promote, champion_note=note, gate=decision)
+        client.log_batch(
+            logged.run_id,
+            metrics=[
+                Metric(f"gate_ndcg_at_10_{key}", float(getattr(decision, key)), 0, 0)
+                for key in ("challenger", "champion", "diff", "lo", "hi", "campaigns")
+            ],
+        )
+    return LoggedRun(
+        run_id=logged.run_id,
+        model_uri=f"models:/{name}/{version}",
+        version=version,
+        champion=promote,
+        champion_note=note,
+        gate=decision,
+    )
 
 
-def challenge(name: str, current, version: str, result: TrainResult
-              ) -> tuple[bool, str, GateDecision | None]:
+def challenge(
+    name: str, current, version: str, result: TrainResult
+) -> tuple[bool, str, GateDecision | None]:
     """(promote, note, decision) for the challenger ``result`` against the champion
     version ``current``: the champion's served model if at least ``gate_min_campaigns``
     test campaigns were created after its training data ended, else its run's evaluated
@@ -189,13 +207,22 @@ def challenge(name: str, current, version: str, result: TrainResult
     try:
         models: list[tuple[str, Scorer | None]] = [("", load_scorer(f"models:/{name}/{champion}"))]
         models.append((" (its evaluated model)", _evaluated_scorer(current.run_id)))
-        scores = [(which, scorer.trained_until, scorer.raw(result.test)) for which, scorer in models
-                  if scorer is not None and scorer.trained_until]
+        scores = [
+            (which, scorer.trained_until, scorer.raw(result.test))
+            for which, scorer in models
+            if scorer is not None and scorer.trained_until
+        ]
     except Exception:  # noqa: BLE001 - a champion of an older, incompatible format cannot compete
         scores = None
     if not scores:
-        return True, (f"champion v{champion} cannot score these features or predates the fair "
-                      f"gate; v{version} is champion"), None
+        return (
+            True,
+            (
+                f"champion v{champion} cannot score these features or predates the fair "
+                f"gate; v{version} is champion"
+            ),
+            None,
+        )
     test = result.test.assign(_challenger=result.test["score_model"])
     for which, until, raw in scores:
         fair = fair_campaigns(test.assign(_champion=raw), until)
@@ -203,16 +230,25 @@ def challenge(name: str, current, version: str, result: TrainResult
         if len(paired) >= cfg.gate_min_campaigns:
             decision = gate_decision(paired, cfg.confidence, cfg.bootstrap_samples, cfg.seed)
             return decision.promote, describe(decision, version, champion, which), decision
-    return False, (f"fewer than {cfg.gate_min_campaigns} test campaigns that champion "
-                   f"v{champion} never learned from: v{champion} stays champion"), None
+    return (
+        False,
+        (
+            f"fewer than {cfg.gate_min_campaigns} test campaigns that champion "
+            f"v{champion} never learned from: v{champion} stays champion"
+        ),
+        None,
+    )
 
 
 def _evaluated_scorer(run_id: str) -> Scorer | None:
     """The evaluated model kept in run ``run_id``, or None when the run has none."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=EVALUATED_MODEL_DIR, dst_path=tmp))
+            folder = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=EVALUATED_MODEL_DIR, dst_path=tmp
+                )
+            )
             return Scorer.load(folder / "booster.txt", folder / "scoring.json")
     except (MlflowException, OSError):
         return None
@@ -220,7 +256,10 @@ def _evaluated_scorer(run_id: str) -> Scorer | None:
 
 def metrics_table(metrics: dict) -> str:
     """A plain-text table: one row per scorer, one column per metric@k."""
-    columns = [k for k, v in metrics.items() if isinstance(v, dict) and "@" in k
-               and not k.startswith("validation")]
+    columns = [
+        k
+        for k, v in metrics.items()
+        if isinstance(v, dict) and "@" in k and not k.startswith("validation")
+    ]
     frame = pd.DataFrame({c: metrics[c] for c in columns})
     return frame.to_string(float_format=lambda x: f"{x:.4f}")
