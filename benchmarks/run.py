@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 PYTHON = sys.executable
+SPARK = ["--engine", "spark", "--spark-master", "local[2]"]
 TARGETS = {
     "simulate": "< 180 s, < 8 GB at 100,000 creators",
     "features": "< 300 s, < 8 GB at 100,000 creators",
@@ -232,65 +233,27 @@ def main(argv=None) -> int:
             "features-spark",
             scale,
             run_stage_tree(
-                [
-                    "-m",
-                    "features",
-                    str(data),
-                    "--out",
-                    str(work / "pairs-spark"),
-                    "--engine",
-                    "spark",
-                    "--spark-master",
-                    "local[2]",
-                ],
+                ["-m", "features", str(data), "--out", str(work / "pairs-spark"), *SPARK],
                 work / "features-spark.log",
             ),
         )
+    training = ["-m", "training", str(data), "--truth", str(data / "truth")]
+    training += ["--tracking-uri", tracking, "--experiment", "benchmark", "--register", "benchmark"]
     if "training" in stages:
         record(
             "training",
             scale,
             run_stage(
-                [
-                    "-m",
-                    "training",
-                    str(data),
-                    "--truth",
-                    str(data / "truth"),
-                    "--tracking-uri",
-                    tracking,
-                    "--experiment",
-                    "benchmark",
-                    "--register",
-                    "benchmark",
-                    "--metrics-out",
-                    str(work / "metrics.json"),
-                ],
-                work / "training.log",
+                [*training, "--metrics-out", str(work / "metrics.json")], work / "training.log"
             ),
         )
     if "training-pairs" in stages:
+        pairs = ["--pairs", str(work / "pairs-spark")]
         record(
             "training-pairs",
             scale,
             run_stage(
-                [
-                    "-m",
-                    "training",
-                    str(data),
-                    "--pairs",
-                    str(work / "pairs-spark"),
-                    "--truth",
-                    str(data / "truth"),
-                    "--tracking-uri",
-                    tracking,
-                    "--experiment",
-                    "benchmark",
-                    "--register",
-                    "benchmark",
-                    "--metrics-out",
-                    str(work / "metrics-pairs.json"),
-                ],
+                [*training, *pairs, "--metrics-out", str(work / "metrics-pairs.json")],
                 work / "training-pairs.log",
             ),
         )
@@ -318,49 +281,20 @@ def main(argv=None) -> int:
         briefs = work / "briefs.parquet"
         write_briefs(serve_data, briefs, briefs=50, top_k=100)
         model = "models:/benchmark@champion"
+        serving = ["-m", "serving", "--model", model, "--data", str(serve_data)]
+        serving += ["--briefs", str(briefs), "--tracking-uri", tracking]
     if "serving-spark" in stages:
         record(
             "serving-spark",
             f"{args.serving_creators:,} creators in one market",
             run_stage_tree(
-                [
-                    "-m",
-                    "serving",
-                    "--model",
-                    model,
-                    "--data",
-                    str(serve_data),
-                    "--briefs",
-                    str(briefs),
-                    "--out",
-                    str(work / "partners-spark.parquet"),
-                    "--tracking-uri",
-                    tracking,
-                    "--engine",
-                    "spark",
-                    "--spark-master",
-                    "local[2]",
-                ],
+                [*serving, "--out", str(work / "partners-spark.parquet"), *SPARK],
                 work / "serving-spark.log",
             ),
         )
     if "serving" in stages:
         figures = run_stage(
-            [
-                "-m",
-                "serving",
-                "--model",
-                model,
-                "--data",
-                str(serve_data),
-                "--briefs",
-                str(briefs),
-                "--out",
-                str(work / "partners.parquet"),
-                "--tracking-uri",
-                tracking,
-            ],
-            work / "serving.log",
+            [*serving, "--out", str(work / "partners.parquet")], work / "serving.log"
         )
         alone, candidates = features_and_predict_seconds(
             serve_data, briefs, model, tracking

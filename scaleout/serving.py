@@ -29,6 +29,7 @@ from serving.candidates import feature_requests, find_candidates, market_creator
 from serving.drift import add_counts
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from training.model import Scorer
+from training.reference import bin_counts
 
 BRIEF = "_brief"
 _SCORERS: dict[str, lgb.Booster] = {}  # per Python worker: LightGBM text -> booster
@@ -149,7 +150,7 @@ def drift_counts(candidates, reference: dict) -> dict[str, np.ndarray]:
     rows = candidates.mapInPandas(
         bin_count_rows(reference), schema="feature string, bin int, count double"
     ).toPandas()
-    counts = {name: np.zeros(len(bins["edges"]) + 2) for name, bins in reference.items()}
+    counts = bin_counts(pd.DataFrame(columns=list(reference), dtype=float), reference)
     for row in rows.itertuples(index=False):
         counts[row.feature][row.bin] += row.count
     return counts

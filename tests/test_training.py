@@ -370,7 +370,7 @@ def test_a_sequence_of_parquet_parts_gives_the_matrix_model_above_the_bin_sample
         features,
         cfg,
         True,
-        rows=PartRows(parts, sizes, np.arange(rows), features),
+        rows=PartRows(parts, np.cumsum([0, *sizes]), np.arange(rows), features),
     )
     models = [
         lgb.train(params, data, num_boost_round=5).model_to_string()

@@ -88,13 +88,16 @@ class FramePairs:
 
 class PartRows(lgb.Sequence):
     """Rows ``rows`` (positions in the whole pair table, increasing) of the feature
-    columns, read from the Parquet ``parts`` one part at a time (the last one cached)."""
+    columns, read from the Parquet ``parts`` one part at a time (the last one cached);
+    ``starts`` are the parts' first positions, then the table's length."""
 
     batch_size = 65_536
 
-    def __init__(self, parts: list[Path], sizes: list[int], rows: np.ndarray, features: list[str]):
+    def __init__(
+        self, parts: list[Path], starts: np.ndarray, rows: np.ndarray, features: list[str]
+    ):
         self.parts, self.rows, self.features = parts, np.asarray(rows, np.int64), features
-        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+        self.starts = starts
         self._cached: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
@@ -152,8 +155,8 @@ class PartPairs:
 
     def __init__(self, parts: list[Path]):
         self.parts = parts
-        self.sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
-        self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
         self.labels = read_rows(parts, self.starts, LABEL_COLUMNS)
 
     def take(self, campaigns) -> Part:
@@ -161,7 +164,7 @@ class PartPairs:
         rows = positions_of(self.labels, campaigns)
         return Part(
             self.labels.iloc[rows].reset_index(drop=True),
-            PartRows(self.parts, self.sizes, rows, list(FEATURE_NAMES)),
+            PartRows(self.parts, self.starts, rows, list(FEATURE_NAMES)),
         )
 
     def whole(self, campaigns) -> pd.DataFrame:
