@@ -52,13 +52,15 @@ def index_name(family: str) -> str:
     return f"{family}_index"
 
 
-def family_indices(features: pd.DataFrame, peers) -> pd.DataFrame:
-    """The ``<family>_index`` columns, one per family, (float, 0-100 or NaN) for ``features`` rows,
-    ranked within groups of equal ``peers`` (an array or Series aligned with the rows)."""
+def family_indices(features: pd.DataFrame, peers, families=FAMILIES) -> pd.DataFrame:
+    """The ``<family>_index`` columns, one per family of ``families`` (default all), (float,
+    0-100 or NaN) for ``features`` rows, ranked within groups of equal ``peers`` (an array
+    or Series aligned with the rows). Each family's index reads only its own features and
+    the history rules."""
     peers = pd.Series(np.asarray(peers), index=features.index)
     known = has_history(features)
     out = pd.DataFrame(index=features.index)
-    for family in FAMILIES:
+    for family in families:
         directed = pd.DataFrame(
             {
                 f.name: features[f.name] * f.direction

@@ -1,4 +1,5 @@
-"""``python -m serving --model URI --data DIR --briefs FILE --out FILE``: partner lists."""
+"""``python -m serving --model URI (--store STORE | --data DIR) --briefs FILE --out FILE``:
+partner lists."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from serving.briefs import DEFAULT_TOP_K, BriefError, check_briefs, read_briefs
 from serving.drift import THRESHOLD, add_counts, data_reference, drift_report, drift_warning
 from serving.model import ModelError, check_features, load_model
 from serving.partner_list import no_candidates_message, partner_lists, with_model_defaults
+from store.layout import StoreError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,12 +50,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, "
         "runs:/RUN_ID/model (an alias is reported as its version)",
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--store",
+        type=Path,
+        metavar="STORE",
+        help="snapshot store (python -m store build): every brief's as_of must be a stored "
+        "day; the fast way, read with DuckDB",
+    )
+    source.add_argument(
         "--data",
-        required=True,
         type=Path,
         metavar="DIR",
-        help="data directory (the six raw tables)",
+        help="data directory (the six raw tables): features rebuilt from the raw history, "
+        "any as_of",
     )
     parser.add_argument(
         "--briefs",
@@ -113,14 +123,20 @@ def main(argv=None) -> int:
                 f"model {version} has no reference bins (trained before drift "
                 "checks): retrain it to get a --drift-report"
             )
-        if args.engine == "spark":
+        if args.store is not None:
+            if args.engine == "spark":
+                raise UserError(
+                    "--store is read in this process (DuckDB); --engine spark reads --data"
+                )
+            result, report = stored_lists(args, briefs, scorer, version, started)
+        elif args.engine == "spark":
             result, report = spark_lists(args, briefs, scorer, version)
         else:
             result, report = memory_lists(args, briefs, scorer, version, started)
         write_frame_atomically(result, args.out)
         if args.drift_report and report is not None:
             write_frame_atomically(report, args.drift_report)
-    except (UserError, BriefError, ModelError, SparkError) as err:
+    except (UserError, BriefError, ModelError, SparkError, StoreError) as err:
         return fail(str(err))
     log(
         f"wrote {args.out}: {len(result):,} rows for {result['brief_id'].nunique():,} of "
@@ -171,6 +187,37 @@ def memory_lists(
         scorer,
         version,
         history,
+        progress=log,
+        warn=warn,
+        observe=observe if scorer.reference else None,
+    )
+    return result, drift_report(counts["all"], reference) if counts else None
+
+
+def stored_lists(
+    args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str, started: float
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``memory_lists`` from the snapshot store: the same rows and drift report for briefs
+    on stored days."""
+    from store.read import open_store
+    from store.serve import store_partner_lists
+
+    store = open_store(args.store)
+    log(
+        f"model {version}; {len(briefs):,} briefs from {args.briefs}; store {args.store} "
+        f"({len(store.days)} days) opened in {time.perf_counter() - started:.1f}s"
+    )
+    counts: dict = {}
+    reference = data_reference(scorer.reference or {})
+
+    def observe(features: pd.DataFrame) -> None:
+        counts["all"] = add_counts(counts.get("all"), features, reference)
+
+    result = store_partner_lists(
+        store,
+        briefs,
+        scorer,
+        version,
         progress=log,
         warn=warn,
         observe=observe if scorer.reference else None,

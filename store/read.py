@@ -1,0 +1,212 @@
+"""Reading the store with DuckDB (embedded, no server).
+
+``open_store`` checks the manifest against the files once; then every question is one
+query on the files of the days and markets it needs (the manifest names them, so a day
+being written or dropped is never half seen):
+
+- ``candidates``: a brief's candidates (a day, a market, ``followers >= min_followers``)
+  with the brief's category features joined, ordered by creator_id: the pairs and
+  features serving's ``explained_top`` takes;
+- ``creator_days``: one creator's rows in one category on every stored day (a creator
+  page's history);
+- ``creator_directory``: every creator's market and declared category;
+- ``targets``: the counterfactual targets of a market and category on a day.
+
+A connection is not shared between threads: every call takes its own cursor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.indices import index_name
+from features.registry import FAMILIES, FEATURE_NAMES
+from marketplace.contract import STRING_DTYPE
+from store.layout import StoreError, check_files, market_file, read_manifest, registry_digest
+from store.snapshot import OTHER
+
+INDEX_COLUMNS = tuple(index_name(f) for f in FAMILIES)
+
+
+@dataclass
+class Store:
+    """An opened store: its folder, manifest and a DuckDB connection."""
+
+    path: Path
+    manifest: dict
+    con: duckdb.DuckDBPyConnection = field(repr=False)
+
+    @property
+    def days(self) -> list[str]:
+        """The stored days, oldest first (``YYYY-MM-DD``)."""
+        return sorted(self.manifest["days"])
+
+    def markets(self, day: str) -> list[str]:
+        """The markets with candidates on ``day``."""
+        return sorted(self.manifest["days"][day]["markets"])
+
+    def categories(self, day: str) -> list[str]:
+        """The data's categories on ``day``."""
+        return list(self.manifest["days"][day]["categories"])
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for this call (DuckDB connections are not thread-safe)."""
+        return self.con.cursor()
+
+
+def open_store(path) -> Store:
+    """The store at ``path``, checked: StoreError (one line) when it has no manifest, no
+    day, another feature registry, or a day whose files are missing, unreadable or
+    disagree with the manifest's row counts."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if not manifest["days"]:
+        raise StoreError(f"{path}: the store holds no day yet (python -m store build)")
+    if manifest.get("registry_digest") != registry_digest():
+        raise StoreError(
+            f"{path}: built with another feature registry ({manifest.get('registry_digest')}; "
+            f"this code's is {registry_digest()}): rebuild it with python -m store build"
+        )
+    check_files(path, manifest)
+    con = duckdb.connect(config={"enable_object_cache": True})
+    return Store(path=path, manifest=manifest, con=con)
+
+
+def stored_day(store: Store, as_of: pd.Timestamp) -> str:
+    """The stored day of an as_of (UTC midnight of a stored day); StoreError naming the
+    nearest stored days otherwise."""
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    day = as_of.strftime("%Y-%m-%d")
+    if as_of == as_of.normalize() and day in store.manifest["days"]:
+        return day
+    return _not_stored(store, as_of)
+
+
+def _not_stored(store: Store, as_of: pd.Timestamp) -> str:
+    days = pd.to_datetime(pd.Series(store.days)).dt.tz_localize("UTC")
+    earlier, later = days[days < as_of], days[days > as_of]
+    near = [d.strftime("%Y-%m-%d") for d in (earlier.max(), later.min()) if not pd.isna(d)]
+    raise StoreError(
+        f"as_of {as_of.isoformat()}: not a stored day (nearest stored: {' and '.join(near)}; "
+        "a stored day D is as of D 00:00 UTC)"
+    )
+
+
+def _category_key(store: Store, day: str, category: str) -> str:
+    return category if category in store.manifest["days"][day]["categories"] else OTHER
+
+
+def candidates(
+    store: Store, day: str, market: str, category: str, min_followers: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A brief's candidates on a stored day: (``pairs`` with brief 0, creator_id and
+    followers; their features, the registry's columns with commission_rate NaN; their
+    stored indices, among ALL the market's candidates), ordered by creator_id."""
+    if market not in store.manifest["days"][day]["markets"]:
+        return _no_candidates()
+    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
+            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
+            "WHERE k.category = $category AND c.followers >= $min "
+            "ORDER BY c.creator_id",
+            {
+                "c": files[0],
+                "k": files[1],
+                "category": _category_key(store, day, category),
+                "min": int(min_followers),
+            },
+        )
+        .df()
+    )
+    return _split(frame)
+
+
+def _no_candidates() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return _split(pd.DataFrame(columns=["creator_id", "followers", *FEATURE_NAMES, *INDEX_COLUMNS]))
+
+
+def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    pairs = pd.DataFrame(
+        {
+            "brief": np.zeros(len(frame), np.int64),
+            "creator_id": frame["creator_id"].astype(STRING_DTYPE).reset_index(drop=True),
+            "followers": frame["followers"].to_numpy(np.int64),
+        }
+    )
+    features = frame.reindex(columns=FEATURE_NAMES).astype("float64").reset_index(drop=True)
+    indices = frame[list(INDEX_COLUMNS)].astype("float64").reset_index(drop=True)
+    return pairs, features, indices
+
+
+def creator_days(store: Store, creator_id: str, market: str, category: str) -> pd.DataFrame:
+    """The creator's rows on every stored day it was a candidate in ``market``: ``day``
+    (UTC midnight), ``followers``, the features (commission_rate NaN) and the stored
+    indices in ``category``, oldest first."""
+    parts = []
+    for day in store.days:
+        if market not in store.manifest["days"][day]["markets"]:
+            continue
+        c, k = (str(market_file(store.path, day, market, t)) for t in ("creators", "categories"))
+        parts.append(
+            store.cursor()
+            .execute(
+                "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
+                "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
+                "WHERE c.creator_id = $id AND k.category = $category",
+                {"c": c, "k": k, "id": creator_id, "category": _category_key(store, day, category)},
+            )
+            .df()
+            .assign(day=pd.Timestamp(day, tz="UTC"))
+        )
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["day"])
+    return frame.reindex(columns=["day", "followers", *FEATURE_NAMES, *INDEX_COLUMNS])
+
+
+def creator_directory(store: Store) -> pd.DataFrame:
+    """Every creator of every stored day: market and primary_category, indexed by
+    creator_id (sorted)."""
+    files = [
+        str(market_file(store.path, day, market, "creators"))
+        for day in store.days
+        for market in store.markets(day)
+    ]
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT creator_id, any_value(market_of) AS market, "
+            "any_value(primary_category) AS primary_category FROM "
+            "(SELECT creator_id, primary_category, regexp_extract(filename, 'market=([^/]+)', 1) "
+            "AS market_of FROM read_parquet($files, filename = true)) "
+            "GROUP BY creator_id ORDER BY creator_id",
+            {"files": files},
+        )
+        .df()
+    )
+    return frame.astype(STRING_DTYPE).set_index("creator_id")
+
+
+def targets(store: Store, day: str, market: str, category: str) -> pd.Series:
+    """The counterfactual target of every feature with a family (NaN without peers)."""
+    if market not in store.manifest["days"][day]["markets"]:
+        return pd.Series(np.nan, index=list(FEATURE_NAMES), dtype=float)
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT feature, target FROM read_parquet($t) WHERE category = $category",
+            {
+                "t": str(market_file(store.path, day, market, "targets")),
+                "category": _category_key(store, day, category),
+            },
+        )
+        .df()
+    )
+    return pd.Series(frame["target"].to_numpy(float), index=frame["feature"].astype(str))
