@@ -1,4 +1,5 @@
-"""``python -m explorer --model URI --data DIR``: the web interface and JSON API."""
+"""``python -m explorer --model URI --store STORE`` (or ``--data DIR``): the web interface
+and JSON API."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import time
 from pathlib import Path
 
 from explorer.app import create_app
-from explorer.core import explorer_from
+from explorer.core import explorer_from, explorer_on_store
 from marketplace.cli import UserError, fail, load_tables_or_report, log
 from serving.model import ModelError, load_model
+from store.layout import StoreError
 
 TOKEN_ENV = "EXPLORER_TOKEN"
 
@@ -24,8 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Serve the explorer: a brief form, partner lists (sortable, filterable "
         "by follower tier, downloadable as the contract's CSV), creator pages "
         "(indices, contributions, counterfactuals) and the JSON API documented "
-        "at /docs. The model and the data are loaded, validated and indexed "
-        "once at start-up; every request is answered from memory.",
+        "at /docs. Every answer is read from a snapshot store (python -m store build) "
+        "on one of its days; with --data a temporary store of the data's last day and "
+        "monthly days six months back is built first (fine for a small marketplace).",
     )
     parser.add_argument(
         "--model",
@@ -33,12 +36,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="URI",
         help="MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model",
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--store",
+        type=Path,
+        metavar="STORE",
+        help="snapshot store: briefs and creator pages on its stored days",
+    )
+    source.add_argument(
         "--data",
-        required=True,
         type=Path,
         metavar="DIR",
-        help="data directory (the six raw tables)",
+        help="data directory (the six raw tables): a temporary store is built from it first",
     )
     parser.add_argument(
         "--host",
@@ -87,14 +96,18 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         scorer, version = load_model(args.model, args.tracking_uri)
-        tables = load_tables_or_report(args.data)
-    except (UserError, ModelError) as err:
+        if args.store is not None:
+            explorer = explorer_on_store(args.store, scorer, version)
+        else:
+            tables = load_tables_or_report(args.data)
+            explorer = explorer_from(tables, scorer, version, progress=log, data=args.data)
+            del tables
+    except (UserError, ModelError, StoreError) as err:
         return fail(str(err))
-    explorer = explorer_from(tables, scorer, version, progress=log)
-    del tables
     log(
-        f"model {version}; read, validated and indexed {args.data} "
-        f"({len(explorer.creators):,} creators) in {time.perf_counter() - started:.1f}s"
+        f"model {version}; store {args.store or 'built from ' + str(args.data)}: "
+        f"{len(explorer.days)} days ({explorer.first_day.date()} to {explorer.last_day.date()}), "
+        f"{len(explorer.creators):,} creators; ready in {time.perf_counter() - started:.1f}s"
     )
     log(
         f"explorer at http://{args.host}:{args.port}/ (API docs at /docs)"

@@ -306,7 +306,7 @@ def family_meanings() -> dict[str, dict]:
 def waterfall_bars(steps: list[dict], width: float = 560.0) -> list[dict]:
     """SVG geometry (x, width in pixels; kind base/up/down/total) of each waterfall step."""
     ends = [v for s in steps for v in (s["start"], s["end"])]
-    lo, hi = min(0.0, *ends), max(0.0, *ends)
+    lo, hi = min([0.0, *ends]), max([0.0, *ends])
     scale = width / (hi - lo) if hi > lo else 1.0
     out = []
     for s in steps:

@@ -1,41 +1,43 @@
 """The explorer's state and its first question: a brief's partner list.
 
-``explorer_from`` indexes the data once (the feature history, each market's creators)
-and keeps it with the model; every answer then comes from memory through serving's own
-functions, so a partner list here is the one ``python -m serving`` writes for the same
-brief, model and data. A creator's profile, the second question, is ``explorer.creators``.
+The explorer reads a snapshot store (``store``): every answer is a DuckDB query on the
+stored day it needs plus serving's own functions (``explained_top``), so a partner list
+here is the one ``python -m serving --store`` (and ``--data``) writes for the same brief
+and model, and memory follows the largest brief, not the size of the history.
+``explorer_on_store`` opens a store; ``explorer_from`` builds a small one from validated
+tables first (a temporary store of the data's last day and monthly days back), for a
+one-off look at a data directory. A creator's profile, the second question, is
+``explorer.creators``.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.build import History, build_features, index_history
-from features.indices import family_indices
-from features.timeline import micros
-from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
+from marketplace.contract import STRING_DTYPE
 from marketplace.reference import TIER_LABELS, follower_tier
 from serving.briefs import BriefError, check_briefs
-from serving.candidates import current_followers, feature_requests, find_candidates, market_creators
+from serving.model import check_features
 from serving.partner_list import (
     INDEX_COLUMNS,
     empty_partner_list,
     explained_top,
     with_model_defaults,
 )
+from store.build import build_in_memory, requested_days
+from store.layout import StoreError, market_file
+from store.read import Store, candidates, creator_directory, open_store, stored_day
 from training.model import Scorer
 
 MAX_TOP_K = 1000
-HISTORY_MONTHS = 6  # points in a creator's index history, one per MONTH_DAYS back
+HISTORY_MONTHS = 6  # a temporary store (explorer_from) holds the last day and 6 months back
 MONTH_DAYS = 30
-TARGET_QUANTILE = 0.75  # the counterfactual's peer percentile, in the brand's direction
-PEER_CACHE_SIZE = 8  # peer sets kept for creator pages (each: peers x features floats)
 DAY = pd.Timedelta(days=1)
 
 
@@ -48,129 +50,83 @@ class QueryError(ValueError):
 
 
 class UnknownCreator(LookupError):
-    """A creator_id that is not in the data."""
-
-
-@dataclass
-class ReadyCandidates:
-    """A brief's candidates without a follower minimum (``find_candidates`` pairs, brief
-    0), their features (commission_rate missing) and their indices among themselves."""
-
-    pairs: pd.DataFrame
-    features: pd.DataFrame
-    indices: pd.DataFrame
-
-
-@dataclass
-class PeerSet:
-    """The candidates of a one-creator brief: features (indexed by creator_id), their
-    indices among themselves, and each feature's counterfactual target."""
-
-    features: pd.DataFrame
-    indices: pd.DataFrame
-    targets: pd.Series
+    """A creator_id that is not in the store."""
 
 
 @dataclass
 class Explorer:
-    """A model and a data directory, indexed once; read-only once built (the peer
-    cache aside, which a lock guards)."""
+    """A model and an opened store; read-only once built."""
 
-    tables: dict[str, pd.DataFrame]
-    history: History
-    by_market: dict[str, np.ndarray]
+    store: Store
     scorer: Scorer
     model_version: str
-    creators: pd.DataFrame  # indexed by creator_id: market, primary_category
+    creators: pd.DataFrame  # every stored creator, indexed by creator_id: market, primary_category
     markets: tuple[str, ...]
     categories: tuple[str, ...]
-    first_day: pd.Timestamp  # midnight of the first post (UTC)
-    last_day: pd.Timestamp  # midnight after the latest post: the default as_of
-    ready: dict = field(repr=False)  # (market, category) -> ReadyCandidates at last_day
-    _peers: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    days: tuple[pd.Timestamp, ...]  # the stored days (UTC midnights), oldest first
+    keep: object = field(default=None, repr=False)  # a temporary store's folder, kept alive
+
+    @property
+    def first_day(self) -> pd.Timestamp:
+        """The oldest stored day."""
+        return self.days[0]
+
+    @property
+    def last_day(self) -> pd.Timestamp:
+        """The latest stored day: the default as_of."""
+        return self.days[-1]
 
     def counts(self) -> dict:
-        """Sizes of the indexed data, for the health check."""
+        """Sizes of the store, for the health check."""
         return {
             "creators": len(self.creators),
             "markets": len(self.markets),
             "categories": len(self.categories),
             "first_day": self.first_day.date().isoformat(),
             "last_day": self.last_day.date().isoformat(),
+            "days": [d.date().isoformat() for d in self.days],
         }
+
+
+def explorer_on_store(store_path, scorer: Scorer, model_version: str) -> Explorer:
+    """The explorer over the store at ``store_path`` (``store.read.open_store``'s checks:
+    StoreError, one line); ModelError when the model expects other features."""
+    check_features(scorer, model_version)
+    store = open_store(store_path)
+    days = store.days
+    return Explorer(
+        store=store,
+        scorer=scorer,
+        model_version=model_version,
+        creators=creator_directory(store),
+        markets=tuple(sorted({m for d in days for m in store.markets(d)})),
+        categories=tuple(store.categories(days[-1])),
+        days=tuple(pd.Timestamp(d, tz="UTC").as_unit("us") for d in days),
+    )
 
 
 def explorer_from(
     tables: dict[str, pd.DataFrame],
     scorer: Scorer,
     model_version: str,
-    progress=lambda message: None,
+    progress: Callable[[str], None] = lambda message: None,
+    data: Path | None = None,
 ) -> Explorer:
-    """Index validated ``tables`` once for ``scorer``: the feature history, each
-    market's creators, and every market's candidates as of the data's last day with
-    their features in every category (``ready_candidates``). The raw posts are released
-    from a copy of the tables dict once read (the history holds what features need).
-    ``progress`` receives a line per step."""
-    tables = dict(tables)
+    """The explorer over a temporary store built from validated ``tables`` (of the data
+    directory ``data``, when known): the day after the last post and every MONTH_DAYS
+    back over HISTORY_MONTHS. The store lives as long as the Explorer."""
     posted = tables["posts"]["posted_at"]
-    first_day = posted.min().normalize() if len(posted) else pd.Timestamp(0, tz="UTC")
-    last_day = (posted.max().normalize() + DAY) if len(posted) else pd.Timestamp(0, tz="UTC")
-    history = index_history(tables, release_posts=True)
-    by_market = market_creators(tables, history)
-    creators = tables["creators"].set_index("creator_id")[["market", "primary_category"]]
-    markets = tuple(sorted(creators["market"].unique()))
-    categories = tuple(str(c) for c in history.categories)
-    progress(
-        f"indexed {len(creators):,} creators; building the candidates' features as of "
-        f"{last_day.date()} in {len(markets)} markets x {len(categories)} categories"
-    )
-    ready = ready_candidates(tables, history, by_market, markets, categories, last_day)
-    return Explorer(
-        tables=tables,
-        history=history,
-        by_market=by_market,
-        scorer=scorer,
-        model_version=model_version,
-        creators=creators,
-        markets=markets,
-        categories=categories,
-        first_day=first_day,
-        last_day=last_day.as_unit("us"),
-        ready=ready,
-    )
-
-
-def ready_candidates(
-    tables, history: History, by_market: dict, markets, categories, as_of: pd.Timestamp
-) -> dict[tuple[str, str], ReadyCandidates]:
-    """Per (market, category), the ReadyCandidates of a brief as of ``as_of``: what
-    every brief as of that day starts from."""
-    out = {}
-    for market in markets:
-        n = len(categories)
-        briefs = pd.DataFrame(
-            {
-                "brief_id": list(categories),
-                "market": [market] * n,
-                "category": list(categories),
-                "as_of": pd.Series([as_of] * n).astype(TIMESTAMP_DTYPE),
-                "top_k": 1,
-                "min_followers": 0,
-                "commission_rate": np.nan,
-            }
-        )
-        pairs = find_candidates(tables, briefs, history, by_market)
-        features = build_features(tables, feature_requests(briefs, pairs), history)
-        for j, category in enumerate(categories):
-            rows = (pairs["brief"] == j).to_numpy()
-            these = features[rows].reset_index(drop=True)
-            out[(market, category)] = ReadyCandidates(
-                pairs=pairs[rows].assign(brief=0).reset_index(drop=True),
-                features=these,
-                indices=family_indices(these, peers=np.zeros(len(these))),
-            )
-    return out
+    if not len(posted):
+        raise StoreError("the data has no posts: nothing to explore")
+    last = posted.max().normalize() + DAY
+    folder = tempfile.TemporaryDirectory(prefix="explorer-store-")
+    days = requested_days(last, MONTH_DAYS, HISTORY_MONTHS * MONTH_DAYS)
+    days = [d for d in days if d > posted.min().normalize()]
+    progress(f"building a temporary store of {len(days)} days ({days[0].date()} to {last.date()})")
+    build_in_memory(Path(folder.name), data, tables, days, progress=progress)
+    ex = explorer_on_store(folder.name, scorer, model_version)
+    ex.keep = folder
+    return ex
 
 
 # ------------------------------------------------------------------ briefs
@@ -213,8 +169,8 @@ def default_brief_id(market: str, category: str, as_of: pd.Timestamp) -> str:
 
 
 def _as_of(ex: Explorer, value) -> pd.Timestamp:
-    """``value`` as a UTC timestamp (naive = UTC; None = the data's last day), within
-    [first_day, last_day]."""
+    """``value`` as a UTC timestamp (naive = UTC; None = the latest stored day), which
+    must be a stored day."""
     if value is None or value == "":
         return ex.last_day
     try:
@@ -224,54 +180,65 @@ def _as_of(ex: Explorer, value) -> pd.Timestamp:
     if pd.isna(stamp):
         raise QueryError("as_of", "must be a timestamp (ISO-8601)")
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    if not ex.first_day <= stamp <= ex.last_day:
-        raise QueryError(
-            "as_of", f"must be within the data, {ex.first_day.date()} to {ex.last_day.date()}"
-        )
+    try:
+        stored_day(ex.store, stamp)
+    except StoreError as err:
+        raise QueryError("as_of", str(err).split(": ", 1)[1]) from None
     return stamp.as_unit("us")
+
+
+def day_of(brief: pd.DataFrame) -> str:
+    """The stored day (``YYYY-MM-DD``) of a one-row checked brief."""
+    return brief["as_of"].iloc[0].strftime("%Y-%m-%d")
 
 
 def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The contract's partner list of a ``checked_brief`` and its number of candidates:
-    serving's candidates, features and ``explained_top``, from the ready candidates when
-    the brief is as of the data's last day (no rows when no candidates)."""
-    pairs, features, indices = candidates_and_features(ex, brief)
+    the stored candidates and serving's ``explained_top`` (no rows when no candidates).
+    Without a follower minimum the stored indices (among all the market's candidates)
+    are the brief's; with one they are computed among the remaining candidates."""
+    b = brief.iloc[0]
+    pairs, features, indices = candidates(
+        ex.store, day_of(brief), b["market"], b["category"], int(b["min_followers"])
+    )
     if pairs.empty:
         return empty_partner_list(), 0
-    rows = explained_top(brief, pairs, features, ex.scorer, ex.model_version, indices)
+    features["commission_rate"] = float(b["commission_rate"])
+    known = indices if int(b["min_followers"]) == 0 else None
+    rows = explained_top(brief, pairs, features, ex.scorer, ex.model_version, known)
     return rows, len(pairs)
 
 
-def candidates_and_features(
-    ex: Explorer, brief: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """``find_candidates`` pairs of a one-row checked brief, their features (row for
-    row, the brief's commission_rate) and, when known, their indices: taken from
-    ``ex.ready`` as of the last day, built otherwise (indices None)."""
-    b = brief.iloc[0]
-    ready = ex.ready.get((b["market"], b["category"])) if b["as_of"] == ex.last_day else None
-    if ready is None:
-        pairs = find_candidates(ex.tables, brief, ex.history, ex.by_market)
-        features = build_features(ex.tables, feature_requests(brief, pairs), ex.history)
-        return pairs, features, None
-    keep = (ready.pairs["followers"] >= b["min_followers"]).to_numpy()
-    features = ready.features[keep].reset_index(drop=True)
-    features["commission_rate"] = float(b["commission_rate"])
-    indices = ready.indices if keep.all() else None  # else: among the remaining peers
-    return ready.pairs[keep].reset_index(drop=True), features, indices
+def creator_market(ex: Explorer, creator_id: str) -> str | None:
+    """The creator's market, None when the store does not know the creator."""
+    if creator_id not in ex.creators.index:
+        return None
+    return str(ex.creators.loc[creator_id, "market"])
 
 
-def followers_at(ex: Explorer, creator_ids, as_of: pd.Timestamp) -> np.ndarray:
-    """Current followers (the latest snapshot known at as_of; 0 when none), int64."""
-    code = ex.history.creator_index.get_indexer(pd.Index(creator_ids, dtype=STRING_DTYPE))
-    at = np.full(len(code), micros(pd.Series([as_of]))[0])
-    return current_followers(ex.history, code.astype(np.int64), at)
+def followers_on(ex: Explorer, brief: pd.DataFrame, creator_ids) -> np.ndarray:
+    """Followers (the latest snapshot known at the brief's day; 0 when none) of creators
+    of the brief's market that are candidates that day, int64."""
+    ids = pd.Series(creator_ids, dtype=STRING_DTYPE)
+    if ids.empty:
+        return np.zeros(0, np.int64)
+    path = market_file(ex.store.path, day_of(brief), brief["market"].iloc[0], "creators")
+    found = (
+        ex.store.cursor()
+        .execute(
+            "SELECT creator_id, followers FROM read_parquet($p) WHERE list_contains($ids, creator_id)",
+            {"p": str(path), "ids": ids.tolist()},
+        )
+        .df()
+    )
+    by_id = pd.Series(found["followers"].to_numpy(np.int64), index=found["creator_id"].astype(str))
+    return by_id.reindex(ids.astype(str)).fillna(0).to_numpy(np.int64)
 
 
 def partner_view(ex: Explorer, brief: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """The partner list's rows with each creator's ``followers`` and ``follower_tier``
     (text) added, for the page."""
-    followers = followers_at(ex, rows["creator_id"], brief["as_of"].iloc[0])
+    followers = followers_on(ex, brief, rows["creator_id"])
     return rows.assign(
         followers=followers, follower_tier=follower_tier(followers).astype(str).to_numpy()
     )

@@ -1,14 +1,15 @@
 """The explorer's second question: a creator's profile among its peers.
 
-A creator's profile is computed among the **peers** of a one-creator brief: the
-candidates of the creator's market in the chosen category as of ``as_of`` (no follower
-minimum), the peer set of a partner list. Its indices are percentiles among those peers
-(plus the creator, when the creator is not a candidate), its score and contributions the
-model's for the creator's features as of ``as_of``. The counterfactual of each family
-moves that family's features, where they are worse for the brand than the peers' 75th
-percentile (in the feature's direction: the 25th percentile where lower is better), to
-it, keeps everything else, and scores the row with the same model. It says what the model
-would do; it is not a promise that the creator's sales would change.
+A creator's profile is read from the store: its row on the chosen stored day (its
+features, followers, and its indices among the **peers**, the candidates of its market
+that day, which the store keeps), scored by the model for the chosen category and
+commission. The counterfactual of each family moves that family's features, where they
+are worse for the brand than the peers' 75th percentile (in the feature's direction: the
+25th percentile where lower is better; the store keeps these targets), to it, keeps
+everything else, and scores the row with the same model. It says what the model would do;
+it is not a promise that the creator's sales would change. The history is the creator's
+rows on the stored days up to the chosen one. A creator who is not a candidate on the
+chosen day (no post in the 90 days before it) has no score that day.
 """
 
 from __future__ import annotations
@@ -17,27 +18,17 @@ import numpy as np
 import pandas as pd
 
 from explorer.core import (
-    DAY,
     HISTORY_MONTHS,
-    MONTH_DAYS,
-    PEER_CACHE_SIZE,
-    TARGET_QUANTILE,
     Explorer,
-    PeerSet,
     UnknownCreator,
-    candidates_and_features,
     checked_brief,
-    followers_at,
+    day_of,
 )
-from features.build import build_features
-from features.indices import family_indices, index_name
-from features.registry import FAMILIES, features_of
-from marketplace.contract import STRING_DTYPE
-from serving.candidates import feature_requests
+from features.indices import index_name
+from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from serving.explain import waterfall
-from serving.partner_list import (
-    INDEX_COLUMNS,
-)
+from serving.partner_list import INDEX_COLUMNS
+from store.read import creator_days, targets
 from training.model import CONTRIB_COLUMNS, Scorer
 
 
@@ -50,18 +41,15 @@ def creator_profile(
 ) -> dict:
     """Everything the creator page shows, as plain values: the creator, the peer brief,
     score and raw_score, the indices, the contributions (and their waterfall), the
-    counterfactual per family, and the indices and score at each of the last
-    HISTORY_MONTHS month steps back from as_of. UnknownCreator when the id is not in the
-    data; QueryError for a bad category or as_of."""
+    counterfactual per family, and the score and indices on each of the last
+    HISTORY_MONTHS + 1 stored days up to as_of. UnknownCreator when the id is not in the
+    store; QueryError for a bad category or as_of (not a stored day)."""
     if creator_id not in ex.creators.index:
         raise UnknownCreator(creator_id)
     market, declared = ex.creators.loc[creator_id, ["market", "primary_category"]]
+    declared = declared if isinstance(declared, str) else None
     if category is None or category == "":
-        category = (
-            declared
-            if isinstance(declared, str) and declared in ex.categories
-            else ex.categories[0]
-        )
+        category = declared if declared in ex.categories else ex.categories[0]
     brief = checked_brief(
         ex,
         {
@@ -73,109 +61,68 @@ def creator_profile(
             "commission_rate": commission_rate,
         },
     )
-    now = _creator_at(ex, creator_id, brief)
-    row = pd.Series({**now["contributions"], "raw_score": now["raw_score"], **now["indices"]})
-    steps = waterfall(row)
-    months = []
-    for k in range(HISTORY_MONTHS - 1, -1, -1):
-        at = brief["as_of"].iloc[0] - k * MONTH_DAYS * DAY
-        if at < ex.first_day:
-            continue
-        point = now if k == 0 else _creator_at(ex, creator_id, brief.assign(as_of=at))
-        months.append({"as_of": at.isoformat(), "score": point["score"], **point["indices"]})
     b = brief.iloc[0]
-    return {
+    rows = creator_days(ex.store, creator_id, market, category)
+    rows = rows[rows["day"] <= b["as_of"]].tail(HISTORY_MONTHS + 1).reset_index(drop=True)
+    features = rows.reindex(columns=FEATURE_NAMES).assign(
+        commission_rate=float(b["commission_rate"])
+    )
+    raw = ex.scorer.raw(features) if len(rows) else np.zeros(0)
+    score = ex.scorer.score(raw) if len(rows) else np.zeros(0)
+    months = [
+        {
+            "as_of": rows["day"].iloc[k].isoformat(),
+            "score": float(score[k]),
+            **{c: _plain(rows[c].iloc[k]) for c in INDEX_COLUMNS},
+        }
+        for k in range(len(rows))
+    ]
+    now = rows["day"].eq(b["as_of"]).to_numpy()
+    day = day_of(brief)
+    peers = ex.store.manifest["days"][day]["markets"].get(market, {}).get("creators", 0)
+    profile = {
         "creator_id": creator_id,
         "market": market,
-        "primary_category": declared if isinstance(declared, str) else None,
+        "primary_category": declared,
         "category": category,
         "as_of": b["as_of"].isoformat(),
         "commission_rate": float(b["commission_rate"]),
         "model_version": ex.model_version,
-        "followers": int(followers_at(ex, [creator_id], b["as_of"])[0]),
-        "is_candidate": now["is_candidate"],
-        "peers": now["peers"],
-        "score": now["score"],
-        "raw_score": now["raw_score"],
-        "indices": now["indices"],
-        "contributions": now["contributions"],
-        "waterfall": [
-            {"step": name, **{k: _plain(v) for k, v in step.items()}}
-            for name, step in steps.iterrows()
-        ],
-        "counterfactuals": now["counterfactuals"],
-        "features": now["features"],
+        "followers": 0,
+        "is_candidate": bool(now.any()),
+        "peers": int(peers),
+        "score": None,
+        "raw_score": None,
+        "indices": {c: None for c in INDEX_COLUMNS},
+        "contributions": {},
+        "waterfall": [],
+        "counterfactuals": [],
+        "features": {name: None for name in FEATURE_NAMES},
         "months": months,
     }
-
-
-def _creator_at(ex: Explorer, creator_id: str, brief: pd.DataFrame) -> dict:
-    """The creator's features, indices, score, contributions and counterfactuals for
-    one brief row (its market, category, as_of, commission)."""
-    peers = peer_set(ex, brief)
-    if creator_id in peers.features.index:
-        features = peers.features.loc[[creator_id]]
-        indices = peers.indices.loc[creator_id]
-        is_candidate = True
-    else:
-        request = feature_requests(
-            brief,
-            pd.DataFrame({"brief": [0], "creator_id": pd.Series([creator_id], dtype=STRING_DTYPE)}),
-        )
-        features = build_features(ex.tables, request, ex.history).set_axis([creator_id])
-        both = pd.concat([peers.features, features])
-        indices = family_indices(both, peers=np.zeros(len(both))).iloc[-1]
-        is_candidate = False
-    raw = float(ex.scorer.raw(features)[0])
-    contrib = ex.scorer.contributions(features).iloc[0]
+    if not now.any():
+        return profile
+    k = int(np.flatnonzero(now)[0])
+    row = features.iloc[[k]]
+    contrib = ex.scorer.contributions(row).iloc[0]
+    indices = {c: _plain(rows[c].iloc[k]) for c in INDEX_COLUMNS}
+    contributions = {c: float(contrib[c]) for c in CONTRIB_COLUMNS}
+    steps = waterfall(pd.Series({**contributions, "raw_score": float(raw[k]), **indices}))
+    goals = targets(ex.store, day, market, category)
     return {
-        "is_candidate": is_candidate,
-        "peers": len(peers.features),
-        "raw_score": raw,
-        "score": float(ex.scorer.score(np.array([raw]))[0]),
-        "indices": {c: _plain(indices[c]) for c in INDEX_COLUMNS},
-        "contributions": {c: float(contrib[c]) for c in CONTRIB_COLUMNS},
-        "counterfactuals": counterfactuals(ex.scorer, features.iloc[0], peers.targets),
-        "features": {name: _plain(value) for name, value in features.iloc[0].items()},
+        **profile,
+        "followers": int(rows["followers"].iloc[k]),
+        "score": float(score[k]),
+        "raw_score": float(raw[k]),
+        "indices": indices,
+        "contributions": contributions,
+        "waterfall": [
+            {"step": name, **{key: _plain(v) for key, v in step.items()}}
+            for name, step in steps.iterrows()
+        ],
+        "counterfactuals": counterfactuals(ex.scorer, row.iloc[0], goals),
+        "features": {name: _plain(value) for name, value in row.iloc[0].items()},
     }
-
-
-def peer_set(ex: Explorer, brief: pd.DataFrame) -> PeerSet:
-    """The candidates of a one-row brief with their features, indices and targets;
-    the last PEER_CACHE_SIZE peer sets are kept."""
-    b = brief.iloc[0]
-    key = (b["market"], b["category"], b["as_of"], float(b["commission_rate"]))
-    with ex._lock:
-        if key in ex._peers:
-            ex._peers.move_to_end(key)
-            return ex._peers[key]
-    pairs, features, indices = candidates_and_features(ex, brief.assign(min_followers=0))
-    creators = pd.Index(pairs["creator_id"], name="creator_id")
-    features = features.set_axis(creators)
-    if indices is None:
-        indices = family_indices(features, peers=np.zeros(len(features)))
-    peers = PeerSet(
-        features=features,
-        indices=indices.set_axis(creators),
-        targets=counterfactual_targets(features),
-    )
-    with ex._lock:
-        ex._peers[key] = peers
-        while len(ex._peers) > PEER_CACHE_SIZE:
-            ex._peers.popitem(last=False)
-    return peers
-
-
-def counterfactual_targets(features: pd.DataFrame) -> pd.Series:
-    """Per feature, the peers' TARGET_QUANTILE in the brand's direction: the 75th
-    percentile, or the 25th for a lower-is-better feature (NaN without any value)."""
-    out = {}
-    for family in FAMILIES:
-        for f in features_of(family):
-            q = 1 - TARGET_QUANTILE if f.direction < 0 else TARGET_QUANTILE
-            values = features[f.name].dropna()
-            out[f.name] = float(values.quantile(q)) if len(values) else np.nan
-    return pd.Series(out, dtype=float)
 
 
 def moved_features(row: pd.Series, family: str, targets: pd.Series) -> pd.Series:

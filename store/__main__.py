@@ -147,7 +147,7 @@ def info_text(store: Path, manifest: dict) -> str:
         markets = ", ".join(f"{k} {v['creators']:,}" for k, v in record["markets"].items())
         lines.append(
             f"{day}: {creators:,} candidates ({markets}); {len(record['categories'])} "
-            f"categories; data {record['data']} ({record['data_fingerprint']}); built "
+            f"categories; data {record['data'] or 'given in memory'} ({record['data_fingerprint']}); built "
             f"{record['built_at']} {'on Spark' if record['engine'] == 'spark' else 'in memory'}"
         )
     lines.append(

@@ -97,14 +97,14 @@ def write_snapshot(store: Path, day: str, snap: Snapshot) -> tuple[Path, dict]:
 
 def build_in_memory(
     store: Path,
-    data: Path,
+    data: Path | None,
     tables: dict[str, pd.DataFrame],
     days: list[pd.Timestamp],
     progress: Callable[[str], None] = lambda message: None,
     history: History | None = None,
 ) -> list[str]:
-    """Compute and publish each of ``days`` from validated ``tables`` (read from
-    ``data``); the days written."""
+    """Compute and publish each of ``days`` from validated ``tables`` (read from the data
+    directory ``data``, None when they were not); the days written."""
     history = history or index_history(tables)
     categories = data_categories(tables)
     written = []

@@ -182,12 +182,13 @@ def _manifest_or_new(store: Path) -> dict:
 
 
 def day_record(
-    data: Path, categories: tuple[str, ...], rows: dict[str, dict[str, int]], engine: str
+    data: Path | None, categories: tuple[str, ...], rows: dict[str, dict[str, int]], engine: str
 ) -> dict:
-    """The manifest entry of a day built from ``data``."""
+    """The manifest entry of a day built from the data directory ``data`` (None: tables
+    given in memory, with no fingerprint)."""
     return {
-        "data": str(Path(data).resolve()),
-        "data_fingerprint": data_fingerprint(data),
+        "data": None if data is None else str(Path(data).resolve()),
+        "data_fingerprint": None if data is None else data_fingerprint(data),
         "registry_digest": registry_digest(),
         "categories": list(categories),
         "markets": {market: rows[market] for market in sorted(rows)},

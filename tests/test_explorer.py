@@ -49,11 +49,14 @@ def serving_output(explorer_world: ExplorerWorld, brief: dict, out: Path) -> Pat
 # ------------------------------------------------------------------ partner lists
 
 
-@pytest.mark.parametrize("days_back", [0, 3])  # 0: the ready candidates of the last day
-def test_api_rows_are_python_m_serving_rows(explorer_world, tmp_path, days_back):
-    as_of = explorer_world.explorer.last_day - pd.Timedelta(days=days_back)
+@pytest.mark.parametrize(
+    "day, min_followers",  # min_followers 0: the stored indices; else computed among the rest
+    [(-1, 0), (-1, 500), (0, 0)],
+)
+def test_api_rows_are_python_m_serving_rows(explorer_world, tmp_path, day, min_followers):
+    as_of = explorer_world.explorer.days[day]
     brief = brief_json(
-        explorer_world, as_of=as_of.isoformat(), min_followers=500, commission_rate=0.12
+        explorer_world, as_of=as_of.isoformat(), min_followers=min_followers, commission_rate=0.12
     )
     expected = pd.read_parquet(serving_output(explorer_world, brief, tmp_path / "list.parquet"))
     answer = explorer_world.client.post("/api/partner-lists", json=brief)
@@ -175,6 +178,18 @@ def test_unknown_creator_is_404_and_bad_creator_query_is_422(explorer_world):
     assert bad.status_code == 422 and bad.json()["detail"].startswith("category:")
     bad = explorer_world.client.get(f"/api/creators/{some}", params={"as_of": "1999-01-01"})
     assert bad.status_code == 422 and bad.json()["detail"].startswith("as_of:")
+
+
+def test_a_day_that_is_not_stored_names_the_nearest_stored_days(explorer_world):
+    days = explorer_world.explorer.days
+    between = days[-2] + pd.Timedelta(days=3)
+    answer = explorer_world.client.post(
+        "/api/partner-lists", json=brief_json(explorer_world, as_of=between.isoformat())
+    )
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert detail.startswith("as_of: not a stored day")
+    assert days[-2].date().isoformat() in detail and days[-1].date().isoformat() in detail
 
 
 def test_text_from_the_data_is_escaped(explorer_world):

@@ -75,3 +75,25 @@ def test_counterfactual_to_own_values_changes_nothing(explorer_world):
     features = pd.Series(profile["features"], dtype=float)
     same = counterfactuals(ex.scorer, features, features)
     assert all(c["change"] == pytest.approx(0.0, abs=1e-12) for c in same)
+
+
+def test_a_creator_who_is_not_a_candidate_that_day_has_no_score(explorer_world):
+    ex = explorer_world.explorer
+    from store.read import candidates
+
+    first = set(
+        candidates(ex.store, ex.store.days[0], explorer_world.market, "beauty")[0]["creator_id"]
+    )
+    last = set(
+        candidates(ex.store, ex.store.days[-1], explorer_world.market, "beauty")[0]["creator_id"]
+    )
+    gone = sorted(first - last)
+    assert gone, "the world has a creator active on the first stored day but not the last"
+    answer = explorer_world.client.get(f"/api/creators/{quote(gone[0], safe='')}")
+    assert answer.status_code == 200
+    p = answer.json()
+    assert not p["is_candidate"] and p["score"] is None and p["counterfactuals"] == []
+    assert all(v is None for v in p["indices"].values())
+    assert p["months"] and p["months"][0]["as_of"][:10] == ex.store.days[0]
+    page = explorer_world.client.get(f"/creators/{quote(gone[0], safe='')}")
+    assert page.status_code == 200 and "not a candidate that day" in page.text

@@ -192,7 +192,7 @@ def explorer_world(root: Path, simulated: dict[str, pd.DataFrame]) -> ExplorerWo
     uri = store_with_experiment(root, "test")
     log_training(train(tables, small_config(20)), uri, "test", register="cs")
     scorer, version = load_model("models:/cs@champion", uri)
-    ex = explorer_from(tables, scorer, version)
+    ex = explorer_from(tables, scorer, version, data=data)
     category = (
         tables["campaigns"]
         .loc[tables["campaigns"]["market"] == market, "category"]
@@ -205,7 +205,7 @@ def explorer_world(root: Path, simulated: dict[str, pd.DataFrame]) -> ExplorerWo
         tracking_uri=uri,
         market=market,
         category=category,
-        as_of=ex.last_day - pd.Timedelta(days=3),
+        as_of=ex.days[-2],  # a stored day before the last
         explorer=ex,
         client=TestClient(create_app(ex)),
     )
