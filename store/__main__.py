@@ -124,9 +124,8 @@ def _say_skipped(wanted: list[pd.Timestamp], days: list[pd.Timestamp]) -> None:
 
 
 def _build_on_spark(args, as_of, every, back) -> list[str]:
-    from scaleout.store import last_post_day, spark_build
-
     from scaleout.session import run_job, start_job
+    from scaleout.store import last_post_day, spark_build
 
     rows = rows_or_report(args.data)
     spark, buckets = start_job(args.spark_master, args.buckets, rows)
