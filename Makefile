@@ -21,16 +21,18 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory java-note
 
 # Simulate a marketplace, validate it, train and register a model (MLflow's default
-# store: ./mlflow.db), and score the example briefs into a partner list.
+# store: ./mlflow.db), build the snapshot store (the last day and every 30 days six
+# months back) and score the example briefs into a partner list from it.
 demo: $(STAMP)
 	$(BIN)/python -m marketplace simulate --out $(DEMO)/data --creators $(CREATORS) --days $(DAYS) --seed 7 --overwrite
 	$(BIN)/python -m marketplace validate $(DEMO)/data
 	$(BIN)/python -m training $(DEMO)/data --truth $(DEMO)/data/truth --register creator-scores --metrics-out $(DEMO)/metrics.json
-	$(BIN)/python -m serving --model models:/creator-scores@champion --data $(DEMO)/data --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
+	$(BIN)/python -m store build $(DEMO)/data --out $(DEMO)/store --every 30d --back 180d --keep 7
+	$(BIN)/python -m serving --model models:/creator-scores@champion --store $(DEMO)/store --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
 
-# The explorer (web pages and JSON API) on the demo's model and data: http://127.0.0.1:8000
+# The explorer (web pages and JSON API) on the demo's model and store: http://127.0.0.1:8000
 explore: $(STAMP)
-	$(BIN)/python -m explorer --model models:/creator-scores@champion --data $(DEMO)/data
+	$(BIN)/python -m explorer --model models:/creator-scores@champion --store $(DEMO)/store
 
 # Lint, format check and type check (configured in pyproject.toml); part of `make test`.
 lint: $(STAMP)

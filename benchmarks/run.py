@@ -20,7 +20,12 @@ process's own (``os.wait4``). Stages:
   about 30,000 active), and, for comparison, the time that building the candidates'
   features and a plain ``predict`` alone take in one process;
 - serving-spark: the same briefs with ``--engine spark --spark-master local[2]`` (peak of
-  the whole process tree).
+  the whole process tree);
+- store: ``python -m store build`` of the main data, the day after its last post and every
+  30 days back for 180 days (seven days); store-spark: the same on Spark ``local[2]``
+  (peak of the whole process tree);
+- serving-store: the serving stage's briefs from a store of that one-market marketplace
+  (built first, on the briefs' day, not timed here).
 
 Stages run in that order, whatever the order given. Figures are printed as a Markdown table together with the machine's cores and memory,
 and with ``--markdown FILE`` appended to FILE.
@@ -48,6 +53,9 @@ TARGETS = {
     "validate": "(recorded: later stages do not check again)",
     "training-pairs": "the model of training on the same pairs; < 16 GB",
     "serving-spark": "the rows of serving; all processes < 16 GB",
+    "store": "(the in-memory build at this size)",
+    "store-spark": "< 1.5x features-spark's seconds; all processes < 16 GB",
+    "serving-store": "50 briefs from the store: the rows of serving, far faster",
 }
 
 
@@ -168,7 +176,8 @@ def main(argv=None) -> int:
         "--stages",
         default="simulate,features,training,serving",
         help="comma-separated stages to run (default: %(default)s; also "
-        "validate, features-spark, training-pairs, serving-spark)",
+        "validate, features-spark, training-pairs, serving-spark, store, store-spark, "
+        "serving-store)",
     )
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temporary folder)")
     parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
@@ -257,7 +266,22 @@ def main(argv=None) -> int:
                 work / "training-pairs.log",
             ),
         )
-    if "serving" in stages or "serving-spark" in stages:
+    store = ["-m", "store", "build", str(data), "--every", "30d", "--back", "180d"]
+    if "store" in stages:
+        record(
+            "store",
+            scale,
+            run_stage([*store, "--out", str(work / "store")], work / "store.log"),
+        )
+    if "store-spark" in stages:
+        record(
+            "store-spark",
+            scale,
+            run_stage_tree(
+                [*store, "--out", str(work / "store-spark"), *SPARK], work / "store-spark.log"
+            ),
+        )
+    if {"serving", "serving-spark", "serving-store"} & set(stages):
         serve_data = work / f"serving-{args.serving_creators}"
         run_stage(
             [
@@ -283,6 +307,22 @@ def main(argv=None) -> int:
         model = "models:/benchmark@champion"
         serving = ["-m", "serving", "--model", model, "--data", str(serve_data)]
         serving += ["--briefs", str(briefs), "--tracking-uri", tracking]
+    if "serving-store" in stages:
+        import pandas as pd
+
+        day = pd.read_parquet(briefs)["as_of"].iloc[0].strftime("%Y-%m-%d")
+        serve_store = work / f"serving-store-{args.serving_creators}"
+        run_stage(
+            ["-m", "store", "build", str(serve_data), "--out", str(serve_store), "--as-of", day],
+            work / "serving-store-build.log",
+        )
+        stored = [*serving, "--out", str(work / "partners-store.parquet")]
+        stored[stored.index("--data") : stored.index("--data") + 2] = ["--store", str(serve_store)]
+        record(
+            "serving-store",
+            f"{args.serving_creators:,} creators in one market",
+            run_stage(stored, work / "serving-store.log"),
+        )
     if "serving-spark" in stages:
         record(
             "serving-spark",
