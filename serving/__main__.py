@@ -164,6 +164,23 @@ def warn(message: str) -> None:
     log(f"warning: {message}")
 
 
+class DriftCounts:
+    """The bin counts of every scored candidate against the model's reference bins
+    (``observe`` is None when the model has none), and their drift report."""
+
+    def __init__(self, scorer):
+        self.reference = data_reference(scorer.reference or {})
+        self.counts: dict | None = None
+        self.observe = self._add if scorer.reference else None
+
+    def _add(self, features: pd.DataFrame) -> None:
+        self.counts = add_counts(self.counts, features, self.reference)
+
+    def report(self) -> pd.DataFrame | None:
+        """The drift report, None when nothing was observed."""
+        return None if self.counts is None else drift_report(self.counts, self.reference)
+
+
 def memory_lists(
     args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str, started: float
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -175,12 +192,7 @@ def memory_lists(
         f"model {version}; {len(briefs):,} briefs from {args.briefs}; read, validated "
         f"and indexed {args.data} in {time.perf_counter() - started:.1f}s"
     )
-    counts: dict = {}
-    reference = data_reference(scorer.reference or {})
-
-    def observe(features: pd.DataFrame) -> None:
-        counts["all"] = add_counts(counts.get("all"), features, reference)
-
+    drift = DriftCounts(scorer)
     result = partner_lists(
         tables,
         briefs,
@@ -189,9 +201,9 @@ def memory_lists(
         history,
         progress=log,
         warn=warn,
-        observe=observe if scorer.reference else None,
+        observe=drift.observe,
     )
-    return result, drift_report(counts["all"], reference) if counts else None
+    return result, drift.report()
 
 
 def stored_lists(
@@ -207,12 +219,7 @@ def stored_lists(
         f"model {version}; {len(briefs):,} briefs from {args.briefs}; store {args.store} "
         f"({len(store.days)} days) opened in {time.perf_counter() - started:.1f}s"
     )
-    counts: dict = {}
-    reference = data_reference(scorer.reference or {})
-
-    def observe(features: pd.DataFrame) -> None:
-        counts["all"] = add_counts(counts.get("all"), features, reference)
-
+    drift = DriftCounts(scorer)
     result = store_partner_lists(
         store,
         briefs,
@@ -220,9 +227,9 @@ def stored_lists(
         version,
         progress=log,
         warn=warn,
-        observe=observe if scorer.reference else None,
+        observe=drift.observe,
     )
-    return result, drift_report(counts["all"], reference) if counts else None
+    return result, drift.report()
 
 
 def spark_lists(

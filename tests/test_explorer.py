@@ -8,6 +8,7 @@ one quickly trained, logged and registered model serve every test (module scope)
 from __future__ import annotations
 
 import html
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -278,3 +279,26 @@ def test_command_bad_model_or_data_is_one_line(explorer_world, capsys, tmp_path)
         ]
     )
     assert code == 1 and "Traceback" not in capsys.readouterr().err
+
+
+def test_command_refuses_a_damaged_store_at_start_up(explorer_world, capsys, tmp_path):
+    import json
+    import shutil
+
+    from store.layout import MANIFEST, market_file
+
+    store = tmp_path / "store"
+    shutil.copytree(explorer_world.explorer.store.path, store)
+    day = explorer_world.explorer.store.days[-1]
+    os.remove(market_file(store, day, explorer_world.market, "targets"))
+    args = ["--model", "models:/cs@champion", "--store", str(store)]
+    args += ["--tracking-uri", explorer_world.tracking_uri]
+    assert explorer_main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "targets.parquet" in err[0]
+    manifest = json.loads((store / MANIFEST).read_text())
+    del manifest["days"][day]  # the manifest no longer names the damaged day: it opens
+    manifest["registry_digest"] = "another"
+    (store / MANIFEST).write_text(json.dumps(manifest))
+    assert explorer_main(args) == 1
+    assert "another feature registry" in capsys.readouterr().err
