@@ -173,6 +173,16 @@ def ready_candidates(
     return out
 
 
+def creator_market(ex: Explorer, creator_id: str) -> str | None:
+    """The market of ``creator_id`` (None when the data has no such creator): what an
+    access scope checks before anything about the creator is read."""
+    try:
+        market = ex.creators.at[creator_id, "market"]
+    except KeyError:
+        return None
+    return str(market)
+
+
 # ------------------------------------------------------------------ briefs
 
 
