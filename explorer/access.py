@@ -349,7 +349,7 @@ def audit_records(
     (all when None) at or after ``since`` (all when None). A line that is not a record
     (a torn last line) is skipped."""
     if not audit_files(path):
-        raise UserError(f"{path}: no audit log")
+        raise UserError(f"{path}: no audit log (a server run with --keys writes it)")
     for file in audit_files(path):
         with file.open(encoding="utf-8") as lines:
             for line in lines:
