@@ -293,12 +293,14 @@ class AuditLog:
 
     def __init__(self, path: Path, max_bytes: int = AUDIT_MAX_BYTES, backups: int = AUDIT_BACKUPS):
         self.path = path
-        try:
-            handler = RotatingFileHandler(
-                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-            )
-        except OSError as err:
-            raise UserError(f"audit log {path}: {err.strerror}") from None
+        if path.is_dir():
+            raise UserError(f"audit log {path}: is a directory")
+        if not path.parent.is_dir():
+            raise UserError(f"audit log {path}: no such directory {path.parent}")
+        # delay: the file appears with the first request, not when start-up fails later
+        handler = RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
         # A logger of its own per file, never propagated: audit lines go nowhere else.
         self._logger = logging.getLogger(f"explorer.audit.{path.resolve()}")

@@ -307,6 +307,16 @@ def test_command_refuses_keys_with_a_token_and_a_missing_key_file(
     assert err.startswith(f"error: {tmp_path / 'k.keys'}: no key file") and err.count("\n") == 1
     assert explorer_main([*base, "--host", "0.0.0.0"]) == 1
     assert "needs keys (--keys or $EXPLORER_KEYS)" in capsys.readouterr().err
+    keys = tmp_path / "k.keys"
+    add_key(keys, "someone", frozenset({"VN"}), None)
+    bad_audit = [*base, "--keys", str(keys), "--audit", str(tmp_path / "no" / "a.jsonl")]
+    assert explorer_main(bad_audit) == 1
+    assert capsys.readouterr().err.startswith("error: audit log ")
+    bad_model = ["--model", "models:/nope@champion", "--data", str(explorer_world.data)]
+    bad_model += ["--tracking-uri", explorer_world.tracking_uri, "--keys", str(keys)]
+    assert explorer_main(bad_model) == 1
+    assert capsys.readouterr().err.startswith("error: model models:/nope@champion")
+    assert not (tmp_path / "k.audit.jsonl").exists()  # no output when start-up fails
 
 
 def test_help_lists_the_subcommands(capsys):
