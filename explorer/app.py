@@ -6,26 +6,28 @@ column, filterable by follower tier), ``/partners.csv`` (the contract's partner 
 API: ``GET /api/health``, ``POST /api/partner-lists``, ``GET /api/creators/{creator_id}``,
 documented at ``/docs``. A user's mistake is HTTP 422 with a one-line ``detail`` naming
 the field and the rule (an unknown creator: 404); no response ever carries a traceback.
-With a token every request must carry it (``Authorization: Bearer``, ``?token=`` which
-also sets a cookie, or that cookie), else 401.
+With keys (``explorer.access``) or a token every request must carry one
+(``Authorization: Bearer``, ``?token=`` which also sets a cookie, or that cookie), else
+401; a key reads only its scope (``explorer.guard``: 403 outside it, 404 for a creator
+outside it) at its rate (429 beyond it), and each request is audited.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from explorer.access import RateLimit, SingleToken
 from explorer.core import (
     MAX_TOP_K,
     Explorer,
@@ -38,12 +40,20 @@ from explorer.core import (
     sorted_rows,
 )
 from explorer.creators import creator_profile
+from explorer.guard import (
+    Access,
+    OutOfScope,
+    brief_in_scope,
+    creator_scope,
+    install,
+    readable_categories,
+    readable_markets,
+)
 from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
 from marketplace.reference import TIER_LABELS
 from serving.partner_list import INDEX_COLUMNS, PARTNER_COLUMNS
 
-TOKEN_COOKIE = "explorer_token"
 TEMPLATES = Path(__file__).with_name("templates")
 PAGE_PARAMETERS = ("sort", "order", "tier", "token")  # besides the brief's fields
 INDEX_LABELS = {index_name(f): f for f in FAMILIES}  # column -> family, for headers
@@ -80,8 +90,10 @@ def one_line(errors) -> str:
     return f"{name}: {message}"
 
 
-def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
-    """The application over an indexed Explorer; ``token`` (if any) guards every path."""
+def create_app(ex: Explorer, token: str | None = None, access: Access | None = None) -> FastAPI:
+    """The application over an indexed Explorer; ``access`` (keys, rate limit, audit) or
+    ``token`` (the single-key shortcut: ``explorer.access.SingleToken``, default rate
+    limit, no audit), if any, guards every path."""
     app = FastAPI(
         title="creator-scores explorer",
         description="Partner lists and creator profiles from the creator-scores "
@@ -97,6 +109,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     env.filters["url"] = lambda value: quote(str(value), safe="")
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
+        context = {"markets": ex.markets, "categories": ex.categories, **context}
         html = env.get_template(name).render(
             ex=ex, label=INDEX_LABELS, max_top_k=MAX_TOP_K, **context
         )
@@ -110,26 +123,18 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             return page("error.html", status=status, status_code=status, detail=detail)
         return JSONResponse({"detail": detail}, status_code=status)
 
-    if token:
+    if access is None and token:
+        access = Access(keys=SingleToken(token), limit=RateLimit())
+    if access is not None:
+        install(app, access)
+    in_scope = creator_scope(ex)
 
-        @app.middleware("http")
-        async def require_token(request: Request, call_next):
-            given = (
-                request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-                or request.query_params.get("token")
-                or request.cookies.get(TOKEN_COOKIE)
-                or ""
-            )
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse(
-                    {"detail": "missing or wrong access token"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            response = await call_next(request)
-            if request.query_params.get("token"):
-                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-            return response
+    def shown(request: Request) -> dict:
+        """The markets and categories a page offers: those the request's key reads."""
+        return {
+            "markets": readable_markets(request, ex.markets),
+            "categories": readable_categories(request, ex.categories),
+        }
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError):
@@ -138,6 +143,10 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     @app.exception_handler(QueryError)
     async def bad_query(request: Request, err: QueryError):
         return error(request, 422, str(err))
+
+    @app.exception_handler(OutOfScope)
+    async def out_of_scope(request: Request, err: OutOfScope):
+        return error(request, 403, str(err))
 
     @app.exception_handler(UnknownCreator)
     async def unknown_creator(request: Request, err: UnknownCreator):
@@ -171,12 +180,12 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def form(request: Request):
-        return page("form.html", values=dict(request.query_params))
+        return page("form.html", values=dict(request.query_params), **shown(request))
 
     @app.get("/partners", response_class=HTMLResponse, include_in_schema=False)
     def partners_page(request: Request):
         brief_in = brief_from_query(request)
-        brief = checked_brief(ex, brief_in.model_dump())
+        brief = checked_brief(ex, brief_in_scope(request, brief_in.model_dump()))
         sort = request.query_params.get("sort", "rank")
         descending = request.query_params.get("order", "asc") == "desc"
         tier = request.query_params.get("tier") or None
@@ -226,7 +235,8 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
 
     @app.get("/partners.csv", include_in_schema=False)
     def partners_csv(request: Request):
-        brief = checked_brief(ex, brief_from_query(request).model_dump())
+        values = brief_in_scope(request, brief_from_query(request).model_dump())
+        brief = checked_brief(ex, values)
         text = partner_list(ex, brief)[0].to_csv(index=False)
         name = quote(f"{brief['brief_id'].iloc[0]}.csv", safe="")
         return Response(
@@ -235,8 +245,14 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
         )
 
-    @app.get("/creators/{creator_id:path}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get(
+        "/creators/{creator_id:path}",
+        response_class=HTMLResponse,
+        include_in_schema=False,
+        dependencies=[Depends(in_scope)],
+    )
     def creator_page(
+        request: Request,
         creator_id: str,
         category: str | None = None,
         as_of: str | None = None,
@@ -250,6 +266,7 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             bars=waterfall_bars(profile["waterfall"]),
             lines=month_lines(profile["months"]),
             index_columns=INDEX_COLUMNS,
+            **shown(request),
         )
 
     # ---------------------------------------------------------------- API
@@ -259,12 +276,12 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
         return {"status": "ok", "model_version": ex.model_version, "data": ex.counts()}
 
     @app.post("/api/partner-lists", summary="The partner list of one brief")
-    def api_partner_list(brief_in: BriefIn):
+    def api_partner_list(brief_in: BriefIn, request: Request):
         """Rows with the data contract's partner-list columns (the same values as
         ``python -m serving`` for this brief, model and data), best first; ``candidates``
         counts the creators ranked (the market's creators active in the 90 days before
         as_of with at least min_followers)."""
-        brief = checked_brief(ex, brief_in.model_dump())
+        brief = checked_brief(ex, brief_in_scope(request, brief_in.model_dump()))
         rows, candidates = partner_list(ex, brief)
         b = brief.iloc[0]
         return {
@@ -275,7 +292,11 @@ def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
             "rows": records(rows),
         }
 
-    @app.get("/api/creators/{creator_id:path}", summary="A creator's profile for a category")
+    @app.get(
+        "/api/creators/{creator_id:path}",
+        summary="A creator's profile for a category",
+        dependencies=[Depends(in_scope)],
+    )
     def api_creator(
         creator_id: str,
         category: str | None = None,

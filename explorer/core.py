@@ -129,6 +129,16 @@ def explorer_from(
     return ex
 
 
+def creator_market(ex: Explorer, creator_id: str) -> str | None:
+    """The market of ``creator_id`` (None when the store has no such creator): what an
+    access scope checks before anything about the creator is read."""
+    try:
+        market = ex.creators.at[creator_id, "market"]
+    except KeyError:
+        return None
+    return str(market)
+
+
 # ------------------------------------------------------------------ briefs
 
 
@@ -207,13 +217,6 @@ def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     known = indices if int(b["min_followers"]) == 0 else None
     rows = explained_top(brief, pairs, features, ex.scorer, ex.model_version, known)
     return rows, len(pairs)
-
-
-def creator_market(ex: Explorer, creator_id: str) -> str | None:
-    """The creator's market, None when the store does not know the creator."""
-    if creator_id not in ex.creators.index:
-        return None
-    return str(ex.creators.loc[creator_id, "market"])
 
 
 def followers_on(ex: Explorer, brief: pd.DataFrame, creator_ids) -> np.ndarray:
