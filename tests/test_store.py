@@ -256,3 +256,17 @@ def test_build_rejects_bad_flags_in_one_line(serving_world, tmp_path, capsys):
         assert build(serving_world.data, tmp_path / "s", *flags) == 1
         assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_reader_sees_the_days_of_its_manifest_while_a_build_adds_one(serving_world, tmp_path):
+    store = tmp_path / "store"
+    day = serving_world.as_of.strftime("%Y-%m-%d")
+    assert build(serving_world.data, store, "--as-of", day) == 0
+    reader = open_store(store)
+    before = candidates(reader, day, "ID", "beauty")[0]
+    earlier = (serving_world.as_of - 30 * DAY).strftime("%Y-%m-%d")
+    assert build(serving_world.data, store, "--as-of", earlier) == 0
+    assert reader.days == [day]  # what it opened, whole
+    pd.testing.assert_frame_equal(candidates(reader, day, "ID", "beauty")[0], before)
+    assert open_store(store).days == [earlier, day]
+    assert not [p for p in store.iterdir() if p.name.startswith(".day=")]  # no staging left
