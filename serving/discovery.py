@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from features.indices import index_name
-from features.registry import FAMILIES, features_of
+from features.registry import FAMILIES
 
 LOOKALIKE_COLUMNS = tuple(index_name(f) for f in FAMILIES)
 MISSING_GAP = 100.0 / 3.0  # a known index against a null one: a random pair's mean gap
@@ -175,8 +175,3 @@ def rising_reason(families: list[str], indices: pd.Series, days: float, category
         why = "Beats what its size suggests (no single family stands out)"
     history = f"first post {days:.0f} days ago" if days < NEW_DAYS else "no delivered campaign yet"
     return f"{why}; {PROVISIONAL} ({history})"
-
-
-def family_features() -> dict[str, list[str]]:
-    """Per family, its features (for a look-alike's explanation)."""
-    return {f: [x.name for x in features_of(f)] for f in FAMILIES}

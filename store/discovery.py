@@ -80,7 +80,8 @@ class _LRU:
     """A thread-safe least-recently-used map of a few entries."""
 
     def __init__(self, size: int):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict = OrderedDict()
 
     def get(self, key, make):
         with self.lock:
