@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -40,6 +40,7 @@ from explorer.core import (
     sorted_rows,
 )
 from explorer.creators import creator_profile
+from explorer.discovery import MAX_RISING, rising_list, similar_list
 from explorer.guard import (
     Access,
     OutOfScope,
@@ -53,10 +54,12 @@ from features.indices import HISTORY_RULES, index_name
 from features.registry import FAMILIES, features_of
 from marketplace.reference import TIER_LABELS
 from serving.partner_list import INDEX_COLUMNS, PARTNER_COLUMNS
+from store.discovery import DEFAULT_K, DEFAULT_RISING, MAX_K, OWN
 
 TEMPLATES = Path(__file__).with_name("templates")
 PAGE_PARAMETERS = ("sort", "order", "tier", "token")  # besides the brief's fields
 INDEX_LABELS = {index_name(f): f for f in FAMILIES}  # column -> family, for headers
+SIMILAR_SHOWN = 10  # look-alikes on a creator page
 DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}  # a first click sorts these high-first
 
 
@@ -259,9 +262,17 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
         commission_rate: float | None = None,
     ):
         profile = creator_profile(ex, creator_id, category, as_of, commission_rate)
+        similar = None
+        if profile["is_candidate"]:
+            similar = records(
+                similar_list(ex, creator_id, profile["category"], profile["as_of"], SIMILAR_SHOWN)[
+                    1
+                ]
+            )
         return page(
             "creator.html",
             p=profile,
+            similar=similar,
             meanings=family_meanings(),
             bars=waterfall_bars(profile["waterfall"]),
             lines=month_lines(profile["months"]),
@@ -291,6 +302,68 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
             "columns": list(PARTNER_COLUMNS),
             "rows": records(rows),
         }
+
+    # ------------------------------------------------------------ discovery (issue 21)
+
+    @app.get("/rising", response_class=HTMLResponse, include_in_schema=False)
+    def rising_page(
+        request: Request,
+        market: str | None = None,
+        category: str | None = None,
+        as_of: str | None = None,
+        top: int = DEFAULT_RISING,
+    ):
+        market = market or (readable_markets(request, ex.markets) or ex.markets)[0]
+        brief_in_scope(request, {"market": market, "category": category})
+        question, rows = rising_list(ex, market, category, as_of, top)
+        return page(
+            "rising.html",
+            q=question,
+            rows=records(rows),
+            index_columns=INDEX_COLUMNS,
+            own=OWN,
+            creator_query=urlencode({"as_of": question["as_of"]}),
+        )
+
+    @app.get("/api/rising", summary="The rising creators of a market (and category)")
+    def api_rising(
+        request: Request,
+        market: str,
+        category: str | None = None,
+        as_of: str | None = None,
+        top: int = Query(DEFAULT_RISING, ge=1, le=MAX_RISING),
+        commission_rate: float | None = Query(None, ge=0, le=1),
+    ):
+        """Creators with a short history (a first post under 180 days before as_of, or no
+        delivered campaign yet) whose model estimate is above what their size and
+        history suggest, best first by that estimate less its uncertainty; each row is a
+        partner-list row (indices among the market's candidates) with ``lift``,
+        ``uncertainty``, ``history_days``, ``followers``, ``why`` (the families that lift
+        it) and ``provisional``. Without a category each creator is judged in its declared
+        one. ``rising`` counts every rising creator of the market."""
+        brief_in_scope(request, {"market": market, "category": category})
+        question, rows = rising_list(ex, market, category, as_of, top, commission_rate)
+        return {"model_version": ex.model_version, **question, "rows": records(rows)}
+
+    @app.get(
+        "/api/creators/{creator_id:path}/similar",
+        summary="The creators of the same market most like this one",
+        dependencies=[Depends(in_scope)],
+    )
+    def api_similar(
+        creator_id: str,
+        category: str | None = None,
+        as_of: str | None = None,
+        k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
+        commission_rate: float | None = Query(None, ge=0, le=1),
+    ):
+        """The k candidates of the creator's market nearest to it in its nine indices
+        (the category index of ``category``, default its declared one): root mean square
+        of the index gaps, a null against a value 33.3 points, two nulls none; nearest
+        first, ties by creator_id. Each row is a partner-list row for that market and
+        category with ``distance`` (index points) and ``followers``."""
+        question, rows = similar_list(ex, creator_id, category, as_of, k, commission_rate)
+        return {"model_version": ex.model_version, **question, "rows": records(rows)}
 
     @app.get(
         "/api/creators/{creator_id:path}",

@@ -108,7 +108,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    """``python -m serving``: score the briefs into a partner list file; the exit status."""
+    """``python -m serving``: score the briefs into a partner list file; the exit status.
+    ``python -m serving similar|rising ...``: look-alikes and rising lists (issue 21)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["similar"], ["rising"]):
+        from store import discovery_cli  # the store's reader; imported only for these
+
+        command = discovery_cli.similar_main if argv[0] == "similar" else discovery_cli.rising_main
+        return command(argv[1:])
     args = parse_args(argv)
     started = time.perf_counter()
     report = None

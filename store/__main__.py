@@ -168,13 +168,22 @@ def info_main(argv) -> int:
     return 0
 
 
-COMMANDS = {"build": build_main, "info": info_main}
+def audit_discovery_main(argv) -> int:
+    """``python -m store audit-discovery``; the exit status."""
+    from store.discovery_cli import audit_main
+
+    return audit_main(argv)
+
+
+COMMANDS = {"build": build_main, "info": info_main, "audit-discovery": audit_discovery_main}
 USAGE = (
-    "usage: python -m store {build,info} ...\n\n"
+    "usage: python -m store {build,info,audit-discovery} ...\n\n"
     "  build DATA --out STORE [--as-of D] [--every 30d --back 180d] [--keep N] [--engine spark]\n"
     "        materialise daily snapshots of a data directory\n"
     "  info STORE\n"
-    "        the days a store holds, their data and row counts\n\n"
+    "        the days a store holds, their data and row counts\n"
+    "  audit-discovery DIR [--truth DIR] [--model URI] [--top N]\n"
+    "        look-alikes and rising lists judged on a simulated marketplace's hidden truth\n\n"
     "python -m store COMMAND --help for a command's options"
 )
 
@@ -186,7 +195,9 @@ def main(argv=None) -> int:
         print(USAGE)
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
-        return fail(f"unknown command {argv[0]!r} (build or info; --help lists them)")
+        return fail(
+            f"unknown command {argv[0]!r} (build, info or audit-discovery; --help lists them)"
+        )
     return COMMANDS[argv[0]](argv[1:])
 
 

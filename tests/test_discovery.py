@@ -1,0 +1,274 @@
+"""Discovery (issue 21): look-alikes are the nearest creators in the nine indices, found by
+the documented distance and scored like partner-list rows; rising lists hold only
+short-history creators above what their size suggests, in the documented order; the API,
+the pages and the batch commands agree; bad input is one line. The audit on hidden truth
+runs on a small simulated world (slow)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.__main__ import main as serving_main
+from serving.discovery import (
+    MISSING_GAP,
+    NEW_DAYS,
+    PROVISIONAL,
+    lookalike_distance,
+    nearest,
+    rising_frame,
+    short_history,
+)
+from serving.partner_list import INDEX_COLUMNS
+from store.__main__ import main as store_main
+from tests.conftest import write_briefs
+from tests.worlds import brief_json
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+
+# ------------------------------------------------------------------ the rules
+
+
+def test_lookalike_distance_is_the_rms_gap_with_the_null_rules():
+    query = np.array([50.0, np.nan, 20.0])
+    rows = np.array(
+        [
+            [50.0, np.nan, 20.0],  # the same: 0
+            [80.0, np.nan, 60.0],  # gaps 30, 0, 40
+            [50.0, 70.0, 20.0],  # a value against the query's null: MISSING_GAP
+            [np.nan, np.nan, np.nan],
+        ]
+    )
+    got = lookalike_distance(rows, query)
+    expected = [
+        0.0,
+        np.sqrt((30**2 + 0 + 40**2) / 3),
+        np.sqrt(MISSING_GAP**2 / 3),
+        np.sqrt(2 * MISSING_GAP**2 / 3),  # two values against nulls, two nulls
+    ]
+    np.testing.assert_allclose(got, expected)
+
+
+def test_nearest_skips_the_creator_and_breaks_ties_by_id():
+    distance = np.array([0.0, 5.0, 1.0, 5.0, 1.0, 9.0])
+    ids = np.array(["a", "f", "e", "b", "c", "d"])
+    assert nearest(distance, ids, 3, exclude=0).tolist() == [4, 2, 3]  # c, e, then b before f
+    assert nearest(distance, ids, 10, exclude=0).tolist() == [4, 2, 3, 1, 5]
+    assert nearest(distance, ids, 2).tolist() == [0, 4]
+
+
+def _market(rng, n=400) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "log_followers": rng.normal(9, 1.5, n),
+            "history_days": rng.uniform(20, 500, n),
+            "posts_per_week_180d": rng.uniform(0.2, 5, n),
+            "campaigns_delivered": rng.integers(0, 4, n).astype(float),
+        }
+    )
+
+
+def test_rising_frame_finds_short_histories_above_their_size():
+    rng = np.random.default_rng(3)
+    features = _market(rng)
+    raw = 0.5 * features["log_followers"].to_numpy() + rng.normal(0, 0.2, len(features))
+    features.loc[0, ["history_days", "campaigns_delivered"]] = [60.0, 0.0]  # new, well above
+    features.loc[1, ["history_days", "campaigns_delivered"]] = [400.0, 3.0]  # established
+    raw[[0, 1]] += 3.0
+    ids = np.array([f"c{i:03d}" for i in range(len(raw))])
+    table = rising_frame(features, raw, ids)
+    short = short_history(features)
+    assert short[0] and not short[1]
+    assert table.loc[0, "rising"] and table.loc[0, "order"] == 1
+    assert not table.loc[1, "rising"] and table.loc[1, "order"] == 0
+    rising = table[table["rising"]]
+    assert (rising["lift"] > 0).all() and short[rising.index].all()
+    assert (table.loc[~table["rising"], "order"] == 0).all()
+    by_order = rising.sort_values("order")
+    assert by_order["order"].tolist() == list(range(1, len(rising) + 1))
+    assert by_order["lower"].is_monotonic_decreasing
+    np.testing.assert_allclose(table["lower"], raw - table["uncertainty"])
+    # more posts, firmer estimate: the uncertainty falls with the posts
+    posts = features["posts_per_week_180d"].to_numpy()
+    unc = table["uncertainty"].to_numpy()
+    assert np.all(np.diff(unc[np.argsort(posts)]) <= 1e-12)
+    assert features.loc[short, "history_days"].lt(NEW_DAYS).any()
+
+
+# ------------------------------------------------------------------ the explorer
+
+
+def _all_candidates(explorer_world, category):
+    brief = brief_json(explorer_world, category=category, top_k=1000)
+    return pd.DataFrame(explorer_world.client.post("/api/partner-lists", json=brief).json()["rows"])
+
+
+def test_similar_is_the_nearest_by_the_documented_distance(explorer_world):
+    category = explorer_world.category
+    everyone = _all_candidates(explorer_world, category).set_index("creator_id")
+    me = everyone.index[3]
+    answer = explorer_world.client.get(
+        f"/api/creators/{quote(me, safe='')}/similar",
+        params={"category": category, "as_of": explorer_world.as_of.isoformat(), "k": 6},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    rows = pd.DataFrame(body["rows"])
+    assert body["k"] == 6 and len(rows) == 6 and me not in set(rows["creator_id"])
+    indices = everyone[list(INDEX_COLUMNS)].astype(float).to_numpy()
+    distance = lookalike_distance(indices, indices[everyone.index.get_loc(me)])
+    others = pd.DataFrame({"d": distance, "id": everyone.index}).drop(everyone.index.get_loc(me))
+    expected = others.sort_values(["d", "id"]).head(6)
+    assert rows["creator_id"].tolist() == expected["id"].tolist()
+    np.testing.assert_allclose(rows["distance"], expected["d"], rtol=1e-12)
+    assert rows["rank"].tolist() == list(range(1, 7))
+    for c in ("score", "raw_score", *INDEX_COLUMNS):  # the partner list's values, row for row
+        np.testing.assert_allclose(
+            rows[c].astype(float), everyone.loc[rows["creator_id"], c].astype(float), rtol=1e-12
+        )
+    assert rows["reasons"].str.len().gt(0).all()
+
+
+def test_similar_bad_requests_are_one_line(explorer_world):
+    client = explorer_world.client
+    assert client.get("/api/creators/nobody/similar").status_code == 404
+    me = _all_candidates(explorer_world, explorer_world.category)["creator_id"].iloc[0]
+    url = f"/api/creators/{quote(me, safe='')}/similar"
+    for params, field in (({"k": 0}, "k"), ({"category": "nope"}, "category")):
+        answer = client.get(url, params=params)
+        assert answer.status_code == 422 and answer.json()["detail"].startswith(f"{field}: ")
+
+
+def test_rising_lists_short_histories_in_order(explorer_world):
+    for category in (explorer_world.category, None):
+        params = {"market": explorer_world.market, "as_of": explorer_world.as_of.isoformat()}
+        if category:
+            params["category"] = category
+        answer = explorer_world.client.get("/api/rising", params={**params, "top": 15})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        rows = pd.DataFrame(body["rows"])
+        assert 0 < len(rows) <= 15 and body["rising"] >= len(rows)
+        assert body["category"] == (category or "own")
+        assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
+        assert rows["provisional"].all() and rows["why"].str.contains(PROVISIONAL).all()
+        assert (rows["lift"] > 0).all()
+        lower = rows["raw_score"] - rows["uncertainty"]
+        assert lower.is_monotonic_decreasing
+    bad = explorer_world.client.get("/api/rising", params={"market": "XX"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("market: ")
+
+
+def test_pages_show_similar_creators_and_rising(explorer_world):
+    client = explorer_world.client
+    me = _all_candidates(explorer_world, explorer_world.category)["creator_id"].iloc[0]
+    page = client.get(
+        f"/creators/{quote(me, safe='')}",
+        params={"category": explorer_world.category, "as_of": explorer_world.as_of.isoformat()},
+    )
+    assert page.status_code == 200 and 'id="similar"' in page.text
+    rising = client.get("/rising", params={"market": explorer_world.market})
+    assert rising.status_code == 200 and 'id="rising"' in rising.text
+    assert "Provisional" in rising.text
+
+
+# ------------------------------------------------------------------ batch commands
+
+
+def _batch(explorer_world, command: str, *more: str) -> int:
+    return serving_main(
+        [
+            command,
+            "--model",
+            "models:/cs@champion",
+            "--store",
+            str(explorer_world.explorer.store.path),
+            "--tracking-uri",
+            explorer_world.tracking_uri,
+            *more,
+        ]
+    )
+
+
+def test_batch_similar_and_rising_equal_the_api(explorer_world, tmp_path, capsys):
+    day = explorer_world.as_of.strftime("%Y-%m-%d")
+    me = _all_candidates(explorer_world, explorer_world.category)["creator_id"].iloc[1]
+    out = tmp_path / "similar.parquet"
+    assert (
+        _batch(
+            explorer_world,
+            "similar",
+            "--creators",
+            me,
+            "--category",
+            explorer_world.category,
+            "--as-of",
+            day,
+            "--k",
+            "4",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
+    api = explorer_world.client.get(
+        f"/api/creators/{quote(me, safe='')}/similar",
+        params={"category": explorer_world.category, "as_of": day, "k": 4},
+    ).json()["rows"]
+    got = pd.read_parquet(out)
+    assert got["creator_id"].tolist() == [r["creator_id"] for r in api]
+    np.testing.assert_allclose(got["score"], [r["score"] for r in api])
+    briefs = write_briefs(
+        tmp_path,
+        "brief_id,market,category,as_of,top_k\n"
+        f"r1,{explorer_world.market},{explorer_world.category},{day},5\n"
+        f"r2,{explorer_world.market},own,{day},3\n",
+    )
+    out = tmp_path / "rising.csv"
+    assert _batch(explorer_world, "rising", "--briefs", str(briefs), "--out", str(out)) == 0
+    rows = pd.read_csv(out)
+    assert set(rows["brief_id"]) <= {"r1", "r2"} and rows["provisional"].all()
+    api = explorer_world.client.get(
+        "/api/rising",
+        params={
+            "market": explorer_world.market,
+            "category": explorer_world.category,
+            "as_of": day,
+            "top": 5,
+        },
+    ).json()["rows"]
+    assert rows.loc[rows["brief_id"] == "r1", "creator_id"].tolist() == [
+        r["creator_id"] for r in api
+    ]
+    capsys.readouterr()
+    bad = tmp_path / "bad.csv"
+    assert _batch(explorer_world, "similar", "--creators", "nobody", "--out", str(bad)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --creators: not candidates") and not bad.exists()
+
+
+# ------------------------------------------------------------------ the audit
+
+
+@pytest.mark.slow
+def test_audit_discovery_on_a_small_world(tmp_path, capsys):
+    """The audit end to end on 2,500 creators: the look-alikes' trait distance well under
+    a random creator's, rising lists ahead of the followers-growth list. The issue's
+    targets are for 10,000 creators and more (docs/benchmarks.md): at this size a market
+    has a few hundred candidates, so neighbours are farther and lists shorter."""
+    from marketplace import summary
+
+    data = summary.tiny_marketplace(tmp_path / "data", creators=2500, days=540, seed=3)
+    status = store_main(["audit-discovery", str(data), "--top", "30", "--queries", "60"])
+    text = capsys.readouterr().out
+    assert status in (0, 1) and "look-alikes" in text and "rising" in text
+    claims = [
+        line for line in text.splitlines() if line.strip().startswith(("look-alikes:", "rising:"))
+    ]
+    ratio, gain = (float(line.split()[-4]) for line in claims)  # value, target, ok
+    assert ratio < 0.75
+    assert gain > 1.2
