@@ -277,7 +277,7 @@ def partner_view(ex: Explorer, brief: pd.DataFrame, rows: pd.DataFrame) -> pd.Da
     )
 
 
-SORTABLE = ("rank", "creator_id", "followers", "score", *INDEX_COLUMNS)
+SORTABLE = ("rank", "creator_id", "followers", "score", "expected_gmv", *INDEX_COLUMNS)
 
 
 def sorted_rows(

@@ -7,11 +7,15 @@ minimum), the peer set of a partner list. Its indices are percentiles among thos
 model's for the creator's features as of ``as_of``. The counterfactual of each family
 moves that family's features, where they are worse for the brand than the peers' 75th
 percentile (in the feature's direction: the 25th percentile where lower is better), to
-it, keeps everything else, and scores the row with the same model. It says what the model
-would do; it is not a promise that the creator's sales would change.
+it, keeps everything else, and scores the row with the same model: the score, the rank
+among the brief's candidates (the others' scores as they are) and the expected gmv
+(``training.sales``), before and after. It says what the model would do; it is not a
+promise that the creator's sales would change.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,7 @@ from serving.partner_list import (
     INDEX_COLUMNS,
 )
 from training.model import CONTRIB_COLUMNS, Scorer
+from training.sales import SALES_COLUMNS, provisional
 
 
 def creator_profile(
@@ -49,7 +54,8 @@ def creator_profile(
     commission_rate: float | None = None,
 ) -> dict:
     """Everything the creator page shows, as plain values: the creator, the peer brief,
-    score and raw_score, the indices, the contributions (and their waterfall), the
+    score and raw_score, rank among the brief's candidates and top_percent, expected gmv
+    with its 80 % interval and the provisional mark, the indices, the contributions (and their waterfall), the
     counterfactual per family, and the indices and score at each of the last
     HISTORY_MONTHS month steps back from as_of. UnknownCreator when the id is not in the
     data; QueryError for a bad category or as_of."""
@@ -97,6 +103,18 @@ def creator_profile(
         "peers": now["peers"],
         "score": now["score"],
         "raw_score": now["raw_score"],
+        **{
+            k: now[k]
+            for k in (
+                "rank",
+                "candidates",
+                "top_percent",
+                "expected_gmv",
+                "gmv_low",
+                "gmv_high",
+                "provisional",
+            )
+        },
         "indices": now["indices"],
         "contributions": now["contributions"],
         "waterfall": [
@@ -128,16 +146,55 @@ def _creator_at(ex: Explorer, creator_id: str, brief: pd.DataFrame) -> dict:
         is_candidate = False
     raw = float(ex.scorer.raw(features)[0])
     contrib = ex.scorer.contributions(features).iloc[0]
+    b = brief.iloc[0]
+    others = peers.features.drop(index=creator_id, errors="ignore")
+    standing = Standing(
+        raw=ex.scorer.raw(others) if len(others) else np.empty(0),
+        creator_ids=others.index.to_numpy(dtype=object),
+        creator_id=creator_id,
+        market=b["market"],
+        category=b["category"],
+    )
+    sales = ex.scorer.expected_sales(features, [raw], b["market"], b["category"]).iloc[0]
+    rank = standing.rank(raw)
     return {
         "is_candidate": is_candidate,
         "peers": len(peers.features),
         "raw_score": raw,
         "score": float(ex.scorer.score(np.array([raw]))[0]),
+        "rank": rank,
+        "candidates": standing.candidates,
+        "top_percent": 100.0 * rank / standing.candidates,
+        **{c: _plain(sales[c]) for c in SALES_COLUMNS[:3]},
+        "provisional": bool(sales["provisional"]),
         "indices": {c: _plain(indices[c]) for c in INDEX_COLUMNS},
         "contributions": {c: float(contrib[c]) for c in CONTRIB_COLUMNS},
-        "counterfactuals": counterfactuals(ex.scorer, features.iloc[0], peers.targets),
+        "counterfactuals": counterfactuals(ex.scorer, features.iloc[0], peers.targets, standing),
         "features": {name: _plain(value) for name, value in features.iloc[0].items()},
     }
+
+
+@dataclass
+class Standing:
+    """Where a creator stands in a brief: the raw scores and ids of the brief's other
+    candidates, the creator's id, and the brief's market and category."""
+
+    raw: np.ndarray
+    creator_ids: np.ndarray
+    creator_id: str
+    market: str
+    category: str
+
+    @property
+    def candidates(self) -> int:
+        """The brief's candidates counting the creator (as one, if it is not)."""
+        return len(self.raw) + 1
+
+    def rank(self, raw: float) -> int:
+        """The creator's 1-based rank with raw score ``raw`` among the brief's
+        candidates (ties: creator_id, as in a partner list)."""
+        ahead = (self.raw > raw) | ((self.raw == raw) & (self.creator_ids < self.creator_id))
+        return int(ahead.sum()) + 1
 
 
 def peer_set(ex: Explorer, brief: pd.DataFrame) -> PeerSet:
@@ -192,23 +249,45 @@ def moved_features(row: pd.Series, family: str, targets: pd.Series) -> pd.Series
     return moved
 
 
-def counterfactuals(scorer: Scorer, row: pd.Series, targets: pd.Series) -> list[dict]:
-    """Per family, the model's score and raw score with that family's features moved
-    to the peers' targets (``moved_features``), and the change in score; largest first."""
+def counterfactuals(
+    scorer: Scorer, row: pd.Series, targets: pd.Series, standing: Standing
+) -> list[dict]:
+    """Per family, the model's score, raw score, rank among the brief's candidates and
+    expected gmv with that family's features moved to the peers' targets
+    (``moved_features``; the others' scores and the creator's provisional mark as they
+    are), beside the same now, and ``outcome``: "already first", "no change" (the rank
+    stays) or "rank 12 → 5". Largest rank gain first, then largest score change."""
     rows = pd.DataFrame([row, *(moved_features(row, f, targets) for f in FAMILIES)])
     raw = scorer.raw(rows)
     score = scorer.score(raw)
-    out = [
-        {
-            "family": f,
-            "index_column": index_name(f),
-            "score": float(score[j + 1]),
-            "raw_score": float(raw[j + 1]),
-            "change": float(score[j + 1] - score[0]),
-        }
-        for j, f in enumerate(FAMILIES)
-    ]
-    return sorted(out, key=lambda item: (-item["change"], item["family"]))
+    gmv = scorer.expected_sales(
+        rows, raw, standing.market, standing.category, provisional(rows.iloc[[0]])[0]
+    )["expected_gmv"].to_numpy(dtype=float)
+    rank = [standing.rank(r) for r in raw]
+    out = []
+    for j, f in enumerate(FAMILIES, start=1):
+        if rank[0] == 1:
+            outcome = "already first"
+        elif rank[j] == rank[0]:
+            outcome = "no change"
+        else:
+            outcome = f"rank {rank[0]} → {rank[j]}"
+        out.append(
+            {
+                "family": f,
+                "index_column": index_name(f),
+                "score": float(score[j]),
+                "raw_score": float(raw[j]),
+                "change": float(score[j] - score[0]),
+                "rank_before": rank[0],
+                "rank": rank[j],
+                "rank_change": rank[0] - rank[j],
+                "expected_gmv_before": _plain(gmv[0]),
+                "expected_gmv": _plain(gmv[j]),
+                "outcome": outcome,
+            }
+        )
+    return sorted(out, key=lambda item: (-item["rank_change"], -item["change"], item["family"]))
 
 
 def _plain(value):
