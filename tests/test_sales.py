@@ -4,11 +4,13 @@ provisional mark, the tail of the score map, and the new partner-list columns.""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.worlds import brief_json
 from training.model import SCORE_TAIL_FROM, Scorer, score_map_knots
 from training.sales import (
     PROVISIONAL_FEATURES,
@@ -122,7 +124,7 @@ def test_provisional_marks_each_thin_history():
 def test_score_map_is_percentiles_then_a_line_to_the_best():
     raw = np.random.default_rng(0).normal(size=20_000)
     knots = score_map_knots(raw)
-    scorer = Scorer(booster=None, score_map=knots)  # type: ignore[arg-type]
+    scorer = Scorer(booster=None, score_map=knots)
     assert scorer.score(np.quantile(raw, [0.5, 0.8])) == pytest.approx([50.0, 80.0], abs=0.01)
     top = np.linspace(np.quantile(raw, SCORE_TAIL_FROM / 100), raw.max(), 50)
     steps = np.diff(scorer.score(top))
@@ -156,3 +158,26 @@ def test_partner_list_sales_columns(scored_briefs):
             assert (np.diff(group.sort_values("rank")["expected_gmv"].to_numpy()) <= 1e-9).all()
         candidates = brief["rank"] * 100 / brief["top_percent"]
         assert candidates.round(6).nunique() == 1 and candidates.iloc[0] >= len(brief)
+
+
+def test_creator_page_gives_rank_sales_and_recourse_in_ranks(explorer_world):
+    brief = brief_json(explorer_world, top_k=3)
+    answer = explorer_world.client.post("/api/partner-lists", json=brief).json()
+    for row in answer["rows"][:3:2]:  # rank 1 and rank 3
+        path = f"/creators/{quote(row['creator_id'], safe='')}"
+        params = {"category": explorer_world.category, "as_of": brief["as_of"]}
+        p = explorer_world.client.get(f"/api/{path.lstrip('/')}", params=params).json()
+        assert (p["rank"], p["candidates"]) == (row["rank"], answer["candidates"])
+        assert p["top_percent"] == pytest.approx(row["top_percent"])
+        for c in ("expected_gmv", "gmv_low", "gmv_high", "provisional"):
+            assert p[c] == pytest.approx(row[c])
+        outcomes = {c["outcome"] for c in p["counterfactuals"]}
+        if row["rank"] == 1:
+            assert outcomes == {"already first"}
+        else:
+            for c in p["counterfactuals"]:
+                expect = "no change" if c["rank"] == 3 else f"rank 3 → {c['rank']}"
+                assert c["outcome"] == expect and c["rank_change"] == 3 - c["rank"]
+        page = explorer_world.client.get(path, params=params).text
+        assert f"rank {row['rank']} of {answer['candidates']:,}" in page
+        assert f"top {row['top_percent']:.1f} %" in page

@@ -197,21 +197,17 @@ def fit_sales_model(calibration: pd.DataFrame) -> SalesModel:
 
 def interval_bands(expected: np.ndarray, gmv: np.ndarray) -> dict:
     """Bands of expected gmv (edges between them) and each band's ratio ends (module
-    doc); one band of ratio 0..1 x expected... when there are no rows at all."""
-    n = len(expected)
-    if n == 0:
-        return {"edges": [], "low": [0.0], "high": [1.0]}
-    count = max(1, min(MAX_BANDS, n // MIN_BAND_ROWS))
-    edges = np.unique(np.quantile(expected, np.arange(1, count) / count)) if count > 1 else []
+    doc); without rows, one band of [0, 1] x expected."""
+    count = max(1, min(MAX_BANDS, len(expected) // MIN_BAND_ROWS))
+    edges: np.ndarray | list = np.unique(np.quantile(expected, np.arange(1, count) / count)) if count > 1 else []
     band = np.searchsorted(edges, expected, side="right")
     ratio = gmv / np.maximum(expected, 1e-12)
-    low, high = [], []
-    for b in range(len(edges) + 1):
-        r = ratio[band == b]
-        ends = ratio_ends(r)
-        low.append(ends[0])
-        high.append(ends[1])
-    return {"edges": np.asarray(edges, dtype=float).tolist(), "low": low, "high": high}
+    ends = [ratio_ends(ratio[band == b]) for b in range(len(edges) + 1)]
+    return {
+        "edges": [float(e) for e in edges],
+        "low": [e[0] for e in ends],
+        "high": [e[1] for e in ends],
+    }
 
 
 def ratio_ends(ratio: np.ndarray) -> tuple[float, float]:
