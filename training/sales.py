@@ -199,7 +199,9 @@ def interval_bands(expected: np.ndarray, gmv: np.ndarray) -> dict:
     """Bands of expected gmv (edges between them) and each band's ratio ends (module
     doc); without rows, one band of [0, 1] x expected."""
     count = max(1, min(MAX_BANDS, len(expected) // MIN_BAND_ROWS))
-    edges: np.ndarray | list = np.unique(np.quantile(expected, np.arange(1, count) / count)) if count > 1 else []
+    edges: np.ndarray | list = (
+        np.unique(np.quantile(expected, np.arange(1, count) / count)) if count > 1 else []
+    )
     band = np.searchsorted(edges, expected, side="right")
     ratio = gmv / np.maximum(expected, 1e-12)
     ends = [ratio_ends(ratio[band == b]) for b in range(len(edges) + 1)]
