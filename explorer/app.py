@@ -60,7 +60,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 PAGE_PARAMETERS = ("sort", "order", "tier", "token")  # besides the brief's fields
 INDEX_LABELS = {index_name(f): f for f in FAMILIES}  # column -> family, for headers
 SIMILAR_SHOWN = 10  # look-alikes on a creator page
-DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}  # a first click sorts these high-first
+# a first click sorts these high-first
+DESCENDING_FIRST = {"followers", "score", "expected_gmv", *INDEX_COLUMNS}
 
 
 class BriefIn(BaseModel):

@@ -13,6 +13,8 @@ one-off look at a data directory. A creator's profile, the second question, is
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,8 @@ class Explorer:
     categories: tuple[str, ...]
     days: tuple[pd.Timestamp, ...]  # the stored days (UTC midnights), oldest first
     keep: object = field(default=None, repr=False)  # a temporary store's folder, kept alive
+    cache: OrderedDict = field(default_factory=OrderedDict, repr=False)  # see explorer.creators
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def first_day(self) -> pd.Timestamp:
@@ -247,7 +251,7 @@ def partner_view(ex: Explorer, brief: pd.DataFrame, rows: pd.DataFrame) -> pd.Da
     )
 
 
-SORTABLE = ("rank", "creator_id", "followers", "score", *INDEX_COLUMNS)
+SORTABLE = ("rank", "creator_id", "followers", "score", "expected_gmv", *INDEX_COLUMNS)
 
 
 def sorted_rows(

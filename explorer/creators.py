@@ -3,16 +3,22 @@
 A creator's profile is read from the store: its row on the chosen stored day (its
 features, followers, and its indices among the **peers**, the candidates of its market
 that day, which the store keeps), scored by the model for the chosen category and
-commission. The counterfactual of each family moves that family's features, where they
-are worse for the brand than the peers' 75th percentile (in the feature's direction: the
-25th percentile where lower is better; the store keeps these targets), to it, keeps
-everything else, and scores the row with the same model. It says what the model would do;
-it is not a promise that the creator's sales would change. The history is the creator's
-rows on the stored days up to the chosen one. A creator who is not a candidate on the
-chosen day (no post in the 90 days before it) has no score that day.
+commission, with its rank among those candidates (their raw scores, computed once per
+day, market, category and commission and kept in a small cache) and its expected gmv
+(``training.sales``). The counterfactual of each family moves that family's features,
+where they are worse for the brand than the peers' 75th percentile (in the feature's
+direction: the 25th percentile where lower is better; the store keeps these targets), to
+it, keeps everything else, and scores the row with the same model: the score, the rank
+among the brief's candidates (the others' scores as they are) and the expected gmv,
+before and after. It says what the model would do; it is not a promise that the
+creator's sales would change. The history is the creator's rows on the stored days up to
+the chosen one. A creator who is not a candidate on the chosen day (no post in the 90
+days before it) has no score that day.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,8 +34,9 @@ from features.indices import index_name
 from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from serving.explain import waterfall
 from serving.partner_list import INDEX_COLUMNS
-from store.read import creator_days, targets
+from store.read import candidates, creator_days, targets
 from training.model import CONTRIB_COLUMNS, Scorer
+from training.sales import SALES_COLUMNS, provisional
 
 
 def creator_profile(
@@ -40,10 +47,11 @@ def creator_profile(
     commission_rate: float | None = None,
 ) -> dict:
     """Everything the creator page shows, as plain values: the creator, the peer brief,
-    score and raw_score, the indices, the contributions (and their waterfall), the
-    counterfactual per family, and the score and indices on each of the last
-    HISTORY_MONTHS + 1 stored days up to as_of. UnknownCreator when the id is not in the
-    store; QueryError for a bad category or as_of (not a stored day)."""
+    score and raw_score, rank among the brief's candidates and top_percent, expected gmv
+    with its 80 % interval and the provisional mark, the indices, the contributions (and
+    their waterfall), the counterfactual per family, and the score and indices on each of
+    the last HISTORY_MONTHS + 1 stored days up to as_of. UnknownCreator when the id is not
+    in the store; QueryError for a bad category or as_of (not a stored day)."""
     if creator_id not in ex.creators.index:
         raise UnknownCreator(creator_id)
     market, declared = ex.creators.loc[creator_id, ["market", "primary_category"]]
@@ -93,6 +101,7 @@ def creator_profile(
         "peers": int(peers),
         "score": None,
         "raw_score": None,
+        **{k: None for k in STANDING_KEYS},
         "indices": {c: None for c in INDEX_COLUMNS},
         "contributions": {},
         "waterfall": [],
@@ -109,20 +118,87 @@ def creator_profile(
     contributions = {c: float(contrib[c]) for c in CONTRIB_COLUMNS}
     steps = waterfall(pd.Series({**contributions, "raw_score": float(raw[k]), **indices}))
     goals = targets(ex.store, day, market, category)
+    standing = standing_of(ex, brief, creator_id)
+    sales = ex.scorer.expected_sales(row, raw[[k]], market, category).iloc[0]
+    rank = standing.rank(float(raw[k]))
     return {
         **profile,
         "followers": int(rows["followers"].iloc[k]),
         "score": float(score[k]),
         "raw_score": float(raw[k]),
+        "rank": rank,
+        "candidates": standing.candidates,
+        "top_percent": 100.0 * rank / standing.candidates,
+        **{c: _plain(sales[c]) for c in SALES_COLUMNS[:3]},
+        "provisional": bool(sales["provisional"]),
         "indices": indices,
         "contributions": contributions,
         "waterfall": [
             {"step": name, **{key: _plain(v) for key, v in step.items()}}
             for name, step in steps.iterrows()
         ],
-        "counterfactuals": counterfactuals(ex.scorer, row.iloc[0], goals),
+        "counterfactuals": counterfactuals(ex.scorer, row.iloc[0], goals, standing),
         "features": {name: _plain(value) for name, value in row.iloc[0].items()},
     }
+
+
+STANDING_KEYS = (
+    "rank",
+    "candidates",
+    "top_percent",
+    "expected_gmv",
+    "gmv_low",
+    "gmv_high",
+    "provisional",
+)
+STANDINGS_KEPT = 8  # candidate raw-score sets kept (each: candidates x 2 arrays)
+
+
+@dataclass
+class Standing:
+    """Where a creator stands in a brief: the raw scores and ids of the brief's other
+    candidates, the creator's id, and the brief's market and category."""
+
+    raw: np.ndarray
+    creator_ids: np.ndarray
+    creator_id: str
+    market: str
+    category: str
+
+    @property
+    def candidates(self) -> int:
+        """The brief's candidates counting the creator (as one, if it is not)."""
+        return len(self.raw) + 1
+
+    def rank(self, raw: float) -> int:
+        """The creator's 1-based rank with raw score ``raw`` among the brief's
+        candidates (ties: creator_id, as in a partner list)."""
+        ahead = (self.raw > raw) | ((self.raw == raw) & (self.creator_ids < self.creator_id))
+        return int(ahead.sum()) + 1
+
+
+def standing_of(ex: Explorer, brief: pd.DataFrame, creator_id: str) -> Standing:
+    """The creator's Standing among the candidates of a one-row brief (no follower
+    minimum): their raw scores are computed once per (day, market, category,
+    commission) and the last STANDINGS_KEPT are kept."""
+    b = brief.iloc[0]
+    key = (day_of(brief), b["market"], b["category"], float(b["commission_rate"]))
+    with ex.lock:
+        kept = ex.cache.get(key)
+        if kept is not None:
+            ex.cache.move_to_end(key)
+    if kept is None:
+        pairs, features, _ = candidates(ex.store, key[0], key[1], key[2])
+        features["commission_rate"] = key[3]
+        raw = ex.scorer.raw(features) if len(features) else np.empty(0)
+        kept = (raw, pairs["creator_id"].to_numpy(dtype=object))
+        with ex.lock:
+            ex.cache[key] = kept
+            while len(ex.cache) > STANDINGS_KEPT:
+                ex.cache.popitem(last=False)
+    raw, ids = kept
+    others = ids != creator_id
+    return Standing(raw[others], ids[others], creator_id, str(b["market"]), str(b["category"]))
 
 
 def moved_features(row: pd.Series, family: str, targets: pd.Series) -> pd.Series:
@@ -139,23 +215,45 @@ def moved_features(row: pd.Series, family: str, targets: pd.Series) -> pd.Series
     return moved
 
 
-def counterfactuals(scorer: Scorer, row: pd.Series, targets: pd.Series) -> list[dict]:
-    """Per family, the model's score and raw score with that family's features moved
-    to the peers' targets (``moved_features``), and the change in score; largest first."""
+def counterfactuals(
+    scorer: Scorer, row: pd.Series, targets: pd.Series, standing: Standing
+) -> list[dict]:
+    """Per family, the model's score, raw score, rank among the brief's candidates and
+    expected gmv with that family's features moved to the peers' targets
+    (``moved_features``; the others' scores and the creator's provisional mark as they
+    are), beside the same now, and ``outcome``: "already first", "no change" (the rank
+    stays) or "rank 12 → 5". Largest rank gain first, then largest score change."""
     rows = pd.DataFrame([row, *(moved_features(row, f, targets) for f in FAMILIES)])
     raw = scorer.raw(rows)
     score = scorer.score(raw)
-    out = [
-        {
-            "family": f,
-            "index_column": index_name(f),
-            "score": float(score[j + 1]),
-            "raw_score": float(raw[j + 1]),
-            "change": float(score[j + 1] - score[0]),
-        }
-        for j, f in enumerate(FAMILIES)
-    ]
-    return sorted(out, key=lambda item: (-item["change"], item["family"]))
+    gmv = scorer.expected_sales(
+        rows, raw, standing.market, standing.category, provisional(rows.iloc[[0]])[0]
+    )["expected_gmv"].to_numpy(dtype=float)
+    rank = [standing.rank(r) for r in raw]
+    out = []
+    for j, f in enumerate(FAMILIES, start=1):
+        if rank[0] == 1:
+            outcome = "already first"
+        elif rank[j] == rank[0]:
+            outcome = "no change"
+        else:
+            outcome = f"rank {rank[0]} → {rank[j]}"
+        out.append(
+            {
+                "family": f,
+                "index_column": index_name(f),
+                "score": float(score[j]),
+                "raw_score": float(raw[j]),
+                "change": float(score[j] - score[0]),
+                "rank_before": rank[0],
+                "rank": rank[j],
+                "rank_change": rank[0] - rank[j],
+                "expected_gmv_before": _plain(gmv[0]),
+                "expected_gmv": _plain(gmv[j]),
+                "outcome": outcome,
+            }
+        )
+    return sorted(out, key=lambda item: (-item["rank_change"], -item["change"], item["family"]))
 
 
 def _plain(value):

@@ -30,18 +30,21 @@ from serving.drift import add_counts
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from training.model import Scorer
 from training.reference import bin_counts
+from training.sales import SalesModel
 
 BRIEF = "_brief"
 _SCORERS: dict[str, lgb.Booster] = {}  # per Python worker: LightGBM text -> booster
 
 
 def scorer_parts(scorer: Scorer) -> dict:
-    """What a worker needs to rebuild ``scorer``: LightGBM text, score map, median."""
+    """What a worker needs to rebuild ``scorer``: LightGBM text, score map, median and
+    the expected-sales model (plain JSON)."""
     booster = scorer.booster
     return {
         "model": booster.model_to_string(num_iteration=booster.best_iteration or None),
         "score_map": scorer.score_map,
         "commission_rate_median": scorer.commission_rate_median,
+        "sales": None if scorer.sales is None else scorer.sales.as_dict(),
     }
 
 
@@ -55,6 +58,7 @@ def _scorer(shared) -> Scorer:
         booster=_SCORERS[parts["model"]],
         score_map=parts["score_map"],
         commission_rate_median=parts["commission_rate_median"],
+        sales=SalesModel.from_dict(parts["sales"]) if parts.get("sales") else None,
     )
 
 
@@ -70,12 +74,20 @@ def candidate_schema():
 
 def partner_schema():
     """The Spark schema of the partner-list rows: brief number and the contract's columns."""
-    from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
 
     kinds = {
         "brief_id": StringType(),
         "creator_id": StringType(),
         "rank": LongType(),
+        "provisional": BooleanType(),
         "reasons": StringType(),
         "model_version": StringType(),
     }

@@ -284,12 +284,20 @@ def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
         "rank",
         "creator_id",
         "score",
+        "expected_gmv",
+        "gmv_low",
+        "gmv_high",
+        "provisional",
         "sales_index",
         "cooperation_index",
         "reasons",
     ]
     with pd.option_context("display.max_colwidth", 120, "display.width", 250):
-        return shown[columns].to_string(index=False, float_format=lambda x: f"{x:.0f}")
+        return shown[columns].to_string(
+            index=False,
+            float_format=lambda x: f"{x:.0f}",
+            formatters={"score": "{:.1f}".format},
+        )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 For each brief: find its candidates (``serving.candidates``), build their features as of
 the brief's ``as_of`` with the one feature builder, rank every candidate by the model's
 raw output (ties: creator_id), keep the top_k, and explain only those rows: score (the
-model's fixed 0-100 map), TreeSHAP contributions by family, the nine indices
-(percentiles among ALL the brief's candidates) and a reasons sentence.
+model's fixed 0-100 map), top_percent (100 x rank / the brief's candidates), the
+expected gmv for this brief with its 80 % interval and the provisional mark
+(``training.sales``), TreeSHAP contributions by family, the nine indices (percentiles
+among ALL the brief's candidates) and a reasons sentence.
 
 Reasons recipe (``reasons_text``), deterministic:
 1. Families whose contribution is significant: |contrib| >= 10 % of the row's largest
@@ -41,13 +43,16 @@ from serving.briefs import check_briefs
 from serving.candidates import ACTIVE_DAYS, feature_requests, find_candidates, market_creators
 from serving.model import check_features
 from training.model import CONTRIB_COLUMNS, Scorer
+from training.sales import SALES_COLUMNS
 
 INDEX_COLUMNS = tuple(index_name(f) for f in FAMILIES)
 PARTNER_COLUMNS = (
     "brief_id",
     "creator_id",
     "rank",
+    "top_percent",
     "score",
+    *SALES_COLUMNS,
     *INDEX_COLUMNS,
     "raw_score",
     *CONTRIB_COLUMNS,
@@ -118,6 +123,7 @@ def empty_partner_list() -> pd.DataFrame:
         brief_id=STRING_DTYPE,
         creator_id=STRING_DTYPE,
         rank="int64",
+        provisional="bool",
         reasons=STRING_DTYPE,
         model_version=STRING_DTYPE,
     )
@@ -260,12 +266,19 @@ def explained_top(
     top_raw = raw[rows]
     top_indices = indices.iloc[rows].reset_index(drop=True)
     categories = briefs["category"].to_numpy()[brief[rows]]
+    candidates = np.bincount(brief, minlength=len(briefs))
+    sales = scorer.expected_sales(
+        selected, top_raw, briefs["market"].to_numpy()[brief[rows]], categories
+    )
     out = pd.DataFrame(
         {
             "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
             "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
             "rank": rank[rows],
+            "top_percent": 100.0 * rank[rows] / candidates[brief[rows]],
             "score": scorer.score(top_raw).astype(float),
+            **{c: sales[c].to_numpy(dtype=float) for c in SALES_COLUMNS[:3]},
+            "provisional": sales["provisional"].to_numpy(dtype=bool),
             **{c: top_indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
             "raw_score": top_raw.astype(float),
             **{c: contrib[c].to_numpy(dtype=float) for c in CONTRIB_COLUMNS},

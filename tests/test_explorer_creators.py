@@ -63,7 +63,7 @@ def test_counterfactual_moves_only_what_is_worse_for_the_brand():
 
 
 def test_counterfactual_to_own_values_changes_nothing(explorer_world):
-    from explorer.creators import counterfactuals
+    from explorer.creators import Standing, counterfactuals
 
     ex = explorer_world.explorer
     brief = brief_json(explorer_world, top_k=1)
@@ -73,8 +73,17 @@ def test_counterfactual_to_own_values_changes_nothing(explorer_world):
         params={"category": explorer_world.category, "as_of": brief["as_of"]},
     ).json()
     features = pd.Series(profile["features"], dtype=float)
-    same = counterfactuals(ex.scorer, features, features)
+    standing = Standing(
+        raw=np.array([profile["raw_score"] + 1.0]),
+        creator_ids=np.array(["someone else"], dtype=object),
+        creator_id=row["creator_id"],
+        market=profile["market"],
+        category=profile["category"],
+    )
+    same = counterfactuals(ex.scorer, features, features, standing)
     assert all(c["change"] == pytest.approx(0.0, abs=1e-12) for c in same)
+    assert all(c["rank"] == c["rank_before"] == 2 and c["outcome"] == "no change" for c in same)
+    assert all(c["expected_gmv"] == pytest.approx(c["expected_gmv_before"]) for c in same)
 
 
 def test_a_creator_who_is_not_a_candidate_that_day_has_no_score(explorer_world):

@@ -19,6 +19,7 @@ from features.registry import BY_NAME, FAMILIES, OTHER, family_of
 from training.config import TrainConfig
 from training.labels import grades, label_gain
 from training.metrics import mean_ndcg
+from training.sales import SALES_COLUMNS, SalesModel, provisional
 
 CONTRIB_COLUMNS = ("contrib_base", *(f"contrib_{f}" for f in FAMILIES), "contrib_other")
 OUTPUT_COLUMNS = ("raw_score", "score", *CONTRIB_COLUMNS)
@@ -206,11 +207,18 @@ def refit_model(
     )
 
 
-def score_map_knots(raw: np.ndarray, points: int = 101) -> dict:
-    """The fixed raw-to-score map: percentiles 0..100 of the raw scores of the training
-    pairs, as (raw, score) knots, strictly increasing in raw."""
-    percent = np.linspace(0.0, 100.0, points)
-    knots = np.quantile(np.asarray(raw, float), percent / 100.0)
+SCORE_TAIL_FROM = 90.0
+
+
+def score_map_knots(raw: np.ndarray, tail_from: float = SCORE_TAIL_FROM) -> dict:
+    """The fixed raw-to-score map, as (raw, score) knots strictly increasing in raw: up
+    to ``tail_from`` the percentiles 0, 1, ... of the raw scores of the training pairs;
+    above it one straight line in raw from that percentile to 100 at the highest raw
+    score. A percentile saturates where lists are read (the top 1 % of pairs spans a
+    fifth of the raw range); the line gives the top decile the raw score's resolution."""
+    raw = np.asarray(raw, float)
+    percent = np.append(np.arange(0.0, tail_from + 0.5, 1.0), 100.0)
+    knots = np.append(np.quantile(raw, percent[:-1] / 100.0), raw.max())
     knots, first = np.unique(knots, return_index=True)
     return {"raw": knots.tolist(), "score": percent[first].tolist()}
 
@@ -221,13 +229,15 @@ class Scorer:
     data's median commission rate (the default for briefs that give none), the end of
     its training data (``trained_until``: the latest ``end_at`` of the campaigns it
     learned from, ISO-8601) and the reference bins of its training pairs' features
-    (``serving.drift``; None for a model saved before they existed)."""
+    (``serving.drift``; None for a model saved before they existed) and the expected-sales
+    model (``training.sales``; None for a model saved before it existed)."""
 
     booster: lgb.Booster
     score_map: dict
     commission_rate_median: float = float("nan")
     trained_until: str | None = None
     reference: dict | None = None
+    sales: SalesModel | None = None
 
     @property
     def features(self) -> list[str]:
@@ -246,6 +256,30 @@ class Scorer:
         """0-100, monotone in raw: the share of training pairs with a lower raw score
         (linear between knots, clamped at the ends)."""
         return np.interp(raw, self.score_map["raw"], self.score_map["score"])
+
+    def expected_sales(
+        self, frame: pd.DataFrame, raw, market, category, is_provisional=None
+    ) -> pd.DataFrame:
+        """``expected_gmv``, ``gmv_low``, ``gmv_high`` (the data's currency; NaN for a
+        model without a sales model) and ``provisional`` of each feature row of
+        ``frame`` (its commission_rate the brief's), given its raw scores and the
+        brief's market and category (one value or one per row); ``is_provisional``
+        overrides the rows' own provisional marks (``training.sales.provisional``)."""
+        n = len(frame)
+        if is_provisional is None:
+            is_provisional = provisional(frame)
+        is_provisional = np.broadcast_to(np.asarray(is_provisional, dtype=bool), n)
+        if self.sales is None:
+            out = pd.DataFrame(np.nan, index=range(n), columns=list(SALES_COLUMNS[:3]))
+        else:
+            out = self.sales.predict(
+                self.score(np.asarray(raw, dtype=float)),
+                np.broadcast_to(np.asarray(market, dtype=object), n),
+                np.broadcast_to(np.asarray(category, dtype=object), n),
+                frame["commission_rate"].to_numpy(dtype=float),
+                is_provisional,
+            )
+        return out.assign(provisional=is_provisional)
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions (LightGBM ``pred_contrib``) summed by feature family:
@@ -290,6 +324,7 @@ class Scorer:
                     "commission_rate_median": self.commission_rate_median,
                     "trained_until": self.trained_until,
                     "reference": self.reference,
+                    "sales": None if self.sales is None else self.sales.as_dict(),
                 }
             )
         )
@@ -305,4 +340,5 @@ class Scorer:
             commission_rate_median=scoring["commission_rate_median"],
             trained_until=scoring.get("trained_until"),
             reference=scoring.get("reference"),
+            sales=SalesModel.from_dict(scoring["sales"]) if scoring.get("sales") else None,
         )

@@ -30,6 +30,13 @@ from training.model import (
     score_map_knots,
 )
 from training.reference import reference_bins
+from training.sales import (
+    SalesModel,
+    calibration_frame,
+    context_of,
+    fit_sales_model,
+    sales_metrics,
+)
 from training.split import Split, backtest_splits
 from training.table import FramePairs, PairTable
 
@@ -64,6 +71,7 @@ class TrainResult:
     served_trees: int = 0
     backtest: pd.DataFrame | None = field(default=None, repr=False)
     folds: list[dict[str, Fitted]] = field(default_factory=list, repr=False)
+    sales: SalesModel | None = None
 
 
 def baseline_scores(pairs: pd.DataFrame, seed: int) -> dict[str, np.ndarray]:
@@ -311,6 +319,14 @@ def train_on_table(
         commission_rate_median=float(fit.frame["commission_rate"].median()),
         trained_until=trained_until(campaigns, split.fit | split.valid),
     )
+    calibration = sales_calibration(table, splits, folds, objective, campaigns, (fit, valid))
+    evaluated.sales = fit_sales_model(calibration)
+    progress(
+        f"expected sales: calibrated on {len(calibration):,} validation pairs of "
+        f"{calibration['campaign_id'].nunique():,} campaigns before the test period "
+        f"({calibration['provisional'].mean():.0%} provisional)"
+    )
+    del calibration
     scores = {
         "model": evaluated.raw(test),
         **baseline_scores(test, cfg.seed),
@@ -319,6 +335,7 @@ def train_on_table(
     if truth is not None:
         scores["oracle"] = oracle_scores(test, truth)
     metrics = evaluate(test["campaign_id"].to_numpy(), test["gmv"].to_numpy(), scores, cfg.ks)
+    metrics.update(test_sales_metrics(evaluated, test, scores, campaigns))
     metrics["objective"] = chosen.objective
     metrics["best_iteration"] = chosen.best_iteration
     metrics[f"validation_ndcg@{cfg.eval_at}"] = mean_valid
@@ -341,6 +358,7 @@ def train_on_table(
         commission_rate_median=float(served.frame["commission_rate"].median()),
         trained_until=trained_until(campaigns, served_ids),
         reference=reference_bins(served.columns(), features),
+        sales=evaluated.sales,  # by score, which means the same in both models
     )
     fingerprint = data_fingerprint(facts.rows, campaigns, facts.posts, len(labels), split)
     fingerprint.update(
@@ -367,6 +385,49 @@ def train_on_table(
         served_trees=trees,
         backtest=backtest,
         folds=folds,
+        sales=evaluated.sales,
+    )
+
+
+def sales_calibration(
+    table: PairTable,
+    splits: list[Split],
+    folds: list[dict[str, Fitted]],
+    objective: str,
+    campaigns: pd.DataFrame,
+    last: tuple,
+) -> pd.DataFrame:
+    """The calibration pairs of the expected-sales model: every fold's validation pairs
+    (all before the test period), scored by that fold's ``objective`` model through its
+    own score map (the percentiles of its fit pairs), so the score means what it means
+    when served; a pair in more than one fold's validation is kept from the latest.
+    ``last`` holds the (fit, validation) parts of the last fold, already read."""
+    frames = []
+    for fold, fitted in zip(splits, folds, strict=True):
+        model = fitted[objective]
+        fit, valid = last if fold is splits[-1] else (table.take(fold.fit), table.take(fold.valid))
+        knots = score_map_knots(
+            predict_rows(model.booster, fit.matrix(list(FEATURE_NAMES)), model.best_iteration)
+        )
+        raw = predict_rows(model.booster, valid.matrix(list(FEATURE_NAMES)), model.best_iteration)
+        score = np.interp(raw, knots["raw"], knots["score"])
+        frames.append(calibration_frame(valid.frame, valid.columns(), score, campaigns))
+        del fit, valid
+    both = pd.concat(frames, ignore_index=True)
+    return both.drop_duplicates(["campaign_id", "creator_id"], keep="last").reset_index(drop=True)
+
+
+def test_sales_metrics(
+    evaluated: Scorer, test: pd.DataFrame, scores: dict[str, np.ndarray], campaigns: pd.DataFrame
+) -> dict:
+    """``training.sales.sales_metrics`` of the evaluated model's expected sales on the
+    test pairs (against the truth too when ``scores`` holds the oracle)."""
+    context = context_of(test["campaign_id"], campaigns)
+    predicted = evaluated.expected_sales(
+        test, scores["model"], context["market"], context["category"]
+    )
+    return sales_metrics(
+        predicted, test["gmv"], predicted["provisional"].to_numpy(), scores.get("oracle")
     )
 
 

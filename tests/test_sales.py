@@ -1,0 +1,183 @@
+"""Expected sales (training.sales): the calibrated mean, the conformal intervals, the
+provisional mark, the tail of the score map, and the new partner-list columns."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.worlds import brief_json
+from training.model import SCORE_TAIL_FROM, Scorer, score_map_knots
+from training.sales import (
+    PROVISIONAL_FEATURES,
+    SalesModel,
+    fit_sales_model,
+    provisional,
+    ratio_ends,
+    sales_metrics,
+)
+
+
+def synthetic_calibration(n: int, seed: int) -> pd.DataFrame:
+    """Pairs whose gmv is 0 unless the creator accepts (more often at a higher score),
+    then log-normal around a level rising with the score, doubled in market B; provisional
+    rows are noisier."""
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(0, 100, n)
+    is_provisional = rng.random(n) < 0.3
+    market = np.where(rng.random(n) < 0.5, "A", "B")
+    level = np.exp(2 + score / 25) * np.where(market == "B", 2.0, 1.0)
+    accepts = rng.random(n) < 0.2 + 0.5 * score / 100
+    noise = np.exp(rng.normal(0, np.where(is_provisional, 1.0, 0.4)))
+    return pd.DataFrame(
+        {
+            "campaign_id": [f"k{i // 20}" for i in range(n)],
+            "creator_id": [f"c{i}" for i in range(n)],
+            "score": score,
+            "market": market,
+            "category": "beauty",
+            "commission_rate": 0.1,
+            "provisional": is_provisional,
+            "gmv": np.where(accepts, level * noise, 0.0),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[SalesModel, pd.DataFrame]:
+    calibration = synthetic_calibration(20_000, seed=1)
+    return fit_sales_model(calibration), synthetic_calibration(20_000, seed=2)
+
+
+def predict(model: SalesModel, frame: pd.DataFrame) -> pd.DataFrame:
+    return model.predict(
+        frame["score"],
+        frame["market"],
+        frame["category"],
+        frame["commission_rate"],
+        frame["provisional"],
+    )
+
+
+def test_expected_gmv_rises_with_the_score_and_follows_the_market(fitted):
+    model, _ = fitted
+    score = np.linspace(0, 100, 201)
+    expected = model.expected(score, ["A"] * 201, ["beauty"] * 201, np.full(201, 0.1), False)
+    assert (np.diff(expected) >= 0).all() and expected[-1] > 20 * expected[0]
+    in_b = model.expected(score, ["B"] * 201, ["beauty"] * 201, np.full(201, 0.1), False)
+    assert np.median(in_b / expected) == pytest.approx(2.0, rel=0.15)
+    unknown = model.expected([50.0], ["ZZ"], ["beauty"], [np.nan], [False])[0]
+    assert np.isfinite(unknown) and unknown > 0  # an unseen market gets the average
+
+
+def test_new_data_is_calibrated_and_covered_in_both_groups(fitted):
+    model, new = fitted
+    predicted = predict(model, new)
+    metrics = sales_metrics(predicted, new["gmv"], new["provisional"])
+    assert 0.85 < metrics["sales_ratio"] < 1.15
+    assert all(0.7 < r < 1.4 for r in metrics["sales_calibration"].values())
+    # at least 80 % where many sell nothing (the interval then starts at 0), about 80 % else
+    for group in ("all", "established", "provisional"):
+        assert 0.76 < metrics["sales_coverage"][group] < 0.9
+    # each group's interval comes from its own errors
+    assert model.bands["provisional"]["high"] != model.bands["established"]["high"]
+    assert set(metrics["sales_interval_width"]) == {"established", "provisional"}
+
+
+def test_interval_ends_follow_the_zeros():
+    with_zeros = np.r_[np.zeros(30), np.arange(1, 71)]  # 30 % sold nothing
+    assert ratio_ends(with_zeros) == (0.0, with_zeros[int(np.ceil(101 * 0.8)) - 1])
+    none_zero = np.arange(1, 101, dtype=float)
+    low, high = ratio_ends(none_zero)
+    assert low == 11.0 and high == 91.0  # ranks ceil(101 q) of 100: 10th and 90th percentiles
+
+
+def test_sales_model_is_plain_json(fitted):
+    model, new = fitted
+    again = SalesModel.from_dict(json.loads(json.dumps(model.as_dict())))
+    pd.testing.assert_frame_equal(predict(again, new), predict(model, new))
+
+
+def test_provisional_marks_each_thin_history():
+    base = {
+        "tenure_days": 400.0,
+        "posts_per_week_180d": 2.0,
+        "views_per_follower_180d": 0.3,
+        "log_gmv_per_shoppable_post_all": 4.0,
+        "campaigns_delivered": 3.0,
+    }
+    thin = {
+        "tenure_days": 30.0,
+        "posts_per_week_180d": 0.05,
+        "views_per_follower_180d": np.nan,
+        "log_gmv_per_shoppable_post_all": np.nan,
+        "campaigns_delivered": 0.0,
+    }
+    rows = [base] + [{**base, name: thin[name]} for name in PROVISIONAL_FEATURES]
+    assert provisional(pd.DataFrame(rows)).tolist() == [False] + [True] * len(PROVISIONAL_FEATURES)
+
+
+def test_score_map_is_percentiles_then_a_line_to_the_best():
+    raw = np.random.default_rng(0).normal(size=20_000)
+    knots = score_map_knots(raw)
+    scorer = Scorer(booster=None, score_map=knots)
+    assert scorer.score(np.quantile(raw, [0.5, 0.8])) == pytest.approx([50.0, 80.0], abs=0.01)
+    top = np.linspace(np.quantile(raw, SCORE_TAIL_FROM / 100), raw.max(), 50)
+    steps = np.diff(scorer.score(top))
+    assert steps == pytest.approx(np.full(49, steps[0]))  # straight in raw above 90
+    assert scorer.score(np.array([raw.max(), raw.max() + 5])).tolist() == [100.0, 100.0]
+
+
+def test_trained_model_reports_and_keeps_its_sales_model(trained, tmp_path):
+    metrics = trained.metrics
+    assert 0.6 < metrics["sales_coverage"]["all"] <= 1.0
+    assert set(metrics["sales_coverage"]) == {"all", "established", "provisional"}
+    assert metrics["sales_calibration"] and "sales_calibration_truth" in metrics
+    assert trained.scorer.sales is not None and trained.scorer.sales is trained.evaluated.sales
+    paths = trained.scorer.save(tmp_path)
+    loaded = Scorer.load(paths["booster"], paths["scoring"])
+    frame = trained.test.head(200)
+    raw = loaded.raw(frame)
+    pd.testing.assert_frame_equal(
+        loaded.expected_sales(frame, raw, "ID", "beauty"),
+        trained.scorer.expected_sales(frame, raw, "ID", "beauty"),
+    )
+
+
+def test_partner_list_sales_columns(scored_briefs):
+    rows = scored_briefs
+    assert rows["provisional"].dtype == bool
+    assert (rows["gmv_low"] <= rows["gmv_high"]).all() and (rows["gmv_low"] >= 0).all()
+    assert (rows["expected_gmv"] > 0).all()
+    for _, brief in rows.groupby("brief_id"):
+        for _, group in brief.groupby("provisional"):  # same brief and group: by rank
+            assert (np.diff(group.sort_values("rank")["expected_gmv"].to_numpy()) <= 1e-9).all()
+        candidates = brief["rank"] * 100 / brief["top_percent"]
+        assert candidates.round(6).nunique() == 1 and candidates.iloc[0] >= len(brief)
+
+
+def test_creator_page_gives_rank_sales_and_recourse_in_ranks(explorer_world):
+    brief = brief_json(explorer_world, top_k=3)
+    answer = explorer_world.client.post("/api/partner-lists", json=brief).json()
+    for row in answer["rows"][:3:2]:  # rank 1 and rank 3
+        path = f"/creators/{quote(row['creator_id'], safe='')}"
+        params = {"category": explorer_world.category, "as_of": brief["as_of"]}
+        p = explorer_world.client.get(f"/api/{path.lstrip('/')}", params=params).json()
+        assert (p["rank"], p["candidates"]) == (row["rank"], answer["candidates"])
+        assert p["top_percent"] == pytest.approx(row["top_percent"])
+        for c in ("expected_gmv", "gmv_low", "gmv_high", "provisional"):
+            assert p[c] == pytest.approx(row[c])
+        outcomes = {c["outcome"] for c in p["counterfactuals"]}
+        if row["rank"] == 1:
+            assert outcomes == {"already first"}
+        else:
+            for c in p["counterfactuals"]:
+                expect = "no change" if c["rank"] == 3 else f"rank 3 → {c['rank']}"
+                assert c["outcome"] == expect and c["rank_change"] == 3 - c["rank"]
+        page = explorer_world.client.get(path, params=params).text
+        assert f"rank {row['rank']} of {answer['candidates']:,}" in page
+        assert f"top {row['top_percent']:.1f} %" in page
