@@ -1,7 +1,7 @@
 """MLflow for training runs: the tracking URI, the run (its record: ``training.run_record``),
 the registry and champion.
 
-Conventions (architecture document): the tracking URI is ``--tracking-uri``, else
+Conventions: the tracking URI is ``--tracking-uri``, else
 ``MLFLOW_TRACKING_URI``, else MLflow's default (``sqlite:///mlflow.db`` in the working
 directory). A run logs the resolved config, a data fingerprint, every metric with the
 baselines, plots, the feature registry and the model as a pyfunc. ``--register NAME``
