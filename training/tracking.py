@@ -206,7 +206,7 @@ def challenge(
     champion = current.version
     try:
         models: list[tuple[str, Scorer | None]] = [("", load_scorer(f"models:/{name}/{champion}"))]
-        models.append((" (its evaluated model)", _evaluated_scorer(current.run_id)))
+        models.append((" (its evaluated model)", evaluated_scorer(current.run_id)))
         scores = [
             (which, scorer.trained_until, scorer.raw(result.test))
             for which, scorer in models
@@ -240,8 +240,9 @@ def challenge(
     )
 
 
-def _evaluated_scorer(run_id: str) -> Scorer | None:
-    """The evaluated model kept in run ``run_id``, or None when the run has none."""
+def evaluated_scorer(run_id: str) -> Scorer | None:
+    """The evaluated model kept in run ``run_id`` (fitted before the run's test period),
+    or None when the run has none; from MLflow's current tracking URI."""
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(
