@@ -51,7 +51,8 @@ DESCENDING_FIRST = {"followers", "score", *INDEX_COLUMNS}  # a first click sorts
 
 
 class BriefIn(BaseModel):
-    """One brief (the data contract's brief columns)."""
+    """One brief (the data contract's brief columns); every optional field may also be
+    null, which means the same as leaving it out."""
 
     model_config = ConfigDict(extra="forbid")
     brief_id: str | None = Field(
@@ -62,8 +63,9 @@ class BriefIn(BaseModel):
     as_of: datetime | None = Field(
         None, description="ISO-8601, UTC when no zone; default: the data's last day"
     )
-    top_k: int = Field(50, ge=1, le=MAX_TOP_K)
-    min_followers: int = Field(0, ge=0)
+    # null is the same as leaving a field out (a pandas client sends null for a NaN)
+    top_k: int | None = Field(50, ge=1, le=MAX_TOP_K, description="null: 50")
+    min_followers: int | None = Field(0, ge=0, description="null: 0 (no minimum)")
     commission_rate: float | None = Field(
         None, ge=0, le=1, description="default: the model's training median"
     )
