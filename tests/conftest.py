@@ -13,6 +13,7 @@ Session fixtures are shared: a test that changes one of their tables works on a 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import pytest
 from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.io import write_tables
 from marketplace.simulate import SimConfig, simulate
+from marketplace.stamp import CACHE_VARIABLE
 from serving.partner_list import partner_lists
 from tests import worlds
 from training.config import TrainConfig, load_config
@@ -184,6 +186,19 @@ def make_tiny_tables() -> dict[str, pd.DataFrame]:
         "invitations": invitations,
         "campaign_results": campaign_results,
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def validation_cache(tmp_path_factory):
+    """Validation records (``marketplace.stamp``) go to a folder of this run, not the
+    user's cache (commands run in subprocesses inherit it)."""
+    before = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_VARIABLE, None)
+    else:
+        os.environ[CACHE_VARIABLE] = before
 
 
 @pytest.fixture
