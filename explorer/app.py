@@ -4,7 +4,8 @@ Pages: ``/`` (the brief form), ``/partners`` (a brief's partner list: sortable b
 column, filterable by follower tier), ``/partners.csv`` (the contract's partner list, as
 ``python -m serving`` writes it), ``/creators/{creator_id}`` (a creator's profile).
 API: ``GET /api/health``, ``POST /api/partner-lists``, ``GET /api/creators/{creator_id}``,
-documented at ``/docs``. A user's mistake is HTTP 422 with a one-line ``detail`` naming
+documented at ``/docs`` (Swagger UI, its assets served by the explorer itself:
+``fastapi_offline``, no CDN). A user's mistake is HTTP 422 with a one-line ``detail`` naming
 the field and the rule (an unknown creator: 404); no response ever carries a traceback.
 With a token every request must carry it (``Authorization: Bearer``, ``?token=`` which
 also sets a cookie, or that cookie), else 401.
@@ -22,6 +23,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -84,7 +86,8 @@ def one_line(errors) -> str:
 
 def create_app(ex: Explorer, token: str | None = None) -> FastAPI:
     """The application over an indexed Explorer; ``token`` (if any) guards every path."""
-    app = FastAPI(
+    # /docs and /redoc from assets the package ships: they work offline, behind a firewall
+    app = FastAPIOffline(
         title="creator-scores explorer",
         description="Partner lists and creator profiles from the creator-scores "
         "model. Partner-list rows are the data contract's, the same "
