@@ -255,7 +255,7 @@ def run_config(tracking_uri: str, run_id: str) -> TrainConfig:
     known: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields
     }
-    return TrainConfig(**known)
+    return dataclasses.replace(load_config(), **known)  # a key the run lacks: today's default
 
 
 def evaluated_run_scorer(tracking_uri: str, run_id: str) -> Scorer:

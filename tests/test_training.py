@@ -46,6 +46,28 @@ def test_config_overrides_and_rejects(tmp_path):
             load_config(bad)
 
 
+def test_the_defaults_are_written_once_in_default_toml(tmp_path, monkeypatch):
+    """default.toml holds every default and the dataclass none of its own, so the two
+    cannot disagree; a default file lacking a key is a one-line error."""
+    import tomllib
+
+    from training import config
+
+    assert all(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(config.TrainConfig)
+    )
+    written = tomllib.loads(config.DEFAULT_CONFIG.read_text())
+    loaded = load_config().as_dict()
+    assert set(written) == set(loaded)
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in loaded.items()} == written
+    lacking = tmp_path / "default.toml"
+    lacking.write_text(config.DEFAULT_CONFIG.read_text().replace("seed = 42\n", ""))
+    monkeypatch.setattr(config, "DEFAULT_CONFIG", lacking)
+    with pytest.raises(ConfigError, match="missing key.*seed"):
+        load_config()
+
+
 # ----------------------------------------------------------------------------- model
 
 
