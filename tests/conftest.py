@@ -16,6 +16,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,6 +200,16 @@ def validation_cache(tmp_path_factory):
         os.environ.pop(CACHE_VARIABLE, None)
     else:
         os.environ[CACHE_VARIABLE] = before
+
+
+@pytest.fixture(autouse=True)
+def mlflow_tracking_uri_left_alone():
+    """Every test leaves MLflow's global tracking URI (and its variable) as it found it:
+    a test that needs another store uses ``training.tracking.using_tracking_uri``."""
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    yield
+    after = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    assert after == before, "the test changed MLflow's global tracking URI"
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
 """The project stands on its own: no merge-conflict markers anywhere in the tree, no
-reference to files outside it, and every relative link of its Markdown resolves to a
-file it holds."""
+reference to files outside it, every relative link of its Markdown resolves to a file it
+holds, and every command's --help reads right."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIPPED_DIRS = {".git", ".venv", "demo", "mlruns", "mlartifacts", "__pycache__", "big"}
@@ -91,3 +94,22 @@ def test_the_data_contract_names_every_table_and_column():
         assert f"### {table}" in text
         for column in columns:
             assert column in text, f"{table}.{column} is not in docs/data-contract.md"
+
+
+@pytest.mark.parametrize(
+    "module, says",
+    [
+        ("marketplace", "simulate"),
+        ("features", "python -m features audit DIR"),
+        ("training", "--register"),
+        ("serving", "--drift-report"),
+        ("explorer", "--token"),
+    ],
+)
+def test_every_command_has_a_help_that_reads_right(module, says, capsys):
+    main = importlib.import_module(f"{module}.__main__").main
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert says in " ".join(text.split()) and "%%" not in text

@@ -31,7 +31,7 @@ from training.config import load_config
 from training.parts import train_on_pair_parts
 from training.run import pairs_and_posts, train_on_pairs
 from training.table import PartRows
-from training.tracking import log_training
+from training.tracking import log_training, using_tracking_uri
 
 
 @pytest.fixture(scope="session")
@@ -187,8 +187,8 @@ def test_spark_partner_lists_equal_the_in_memory_ones(
     spark, market_dir, memory_tables, memory_result, tmp_path, capsys
 ):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
+    with using_tracking_uri(uri):
+        mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
     log_training(memory_result, uri, "test", register="cs")
     as_of = memory_tables["posts"]["posted_at"].max().normalize() - pd.Timedelta(days=14)
     briefs = pd.DataFrame(

@@ -249,9 +249,9 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     )[0].data.metrics
     assert gate["gate_ndcg_at_10_lo"] > 0 and gate["gate_ndcg_at_10_diff"] > 0
 
-    mlflow.set_tracking_uri(uri)
-    scorer = load_scorer("models:/cs@champion")
-    pyfunc = mlflow.pyfunc.load_model("models:/cs/1")
+    with using_tracking_uri(uri):
+        scorer = load_scorer("models:/cs@champion")
+        pyfunc = mlflow.pyfunc.load_model("models:/cs/1")
     sample = train_sample(data_dir)
     answer = pyfunc.predict(sample[scorer.features])
     pd.testing.assert_frame_equal(answer, scorer.explain(sample).reset_index(drop=True))
