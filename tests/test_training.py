@@ -413,3 +413,6 @@ def test_using_tracking_uri_restores_the_uri_and_its_variable(tmp_path, monkeypa
         assert os.environ["MLFLOW_TRACKING_URI"] == inside
     assert mlflow.get_tracking_uri() == before
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/other.db"
+    # MLflow still follows the variable, as before the block (no URI of its own left set)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/third.db")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/third.db"

@@ -112,16 +112,15 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's tracking URI set to ``uri`` inside the ``with`` block and restored after
     it, with the ``MLFLOW_TRACKING_URI`` variable that ``mlflow.set_tracking_uri`` sets."""
     variable = os.environ.get(TRACKING_URI_VARIABLE)
-    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        if variable is None:
-            # None is MLflow's own way back to its default; its annotation leaves None out
-            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-        else:
-            mlflow.set_tracking_uri(before)
+        # None is MLflow's own way back to no URI of its own (its annotation leaves None
+        # out); the variable, when there was one, then gives the URI as before, and still
+        # follows it when it changes later (a URI set back explicitly would not)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        if variable is not None:
             os.environ[TRACKING_URI_VARIABLE] = variable
 
 
