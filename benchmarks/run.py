@@ -5,8 +5,8 @@ wall time includes reading and validating the data, and its peak resident memory
 process's own (``os.wait4``). Stages:
 
 - simulate: ``python -m marketplace simulate`` at the scale given;
-- validate: ``python -m marketplace validate``; it records the directory as valid
-  (``DIR/.validated.json``), so the stages after it read the data without checking it
+- validate: ``python -m marketplace validate``; it records the directory as valid (in
+  the cache folder, ``marketplace.stamp``), so the stages after it read the data without checking it
   again (without this stage each of them validates first, as a user's first run does);
 - features: ``python -m features`` (the training pair table);
 - features-spark: the same with ``--engine spark --spark-master local[2]`` (a directory

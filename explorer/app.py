@@ -4,7 +4,8 @@ Pages: ``/`` (the brief form), ``/partners`` (a brief's partner list: sortable b
 column, filterable by follower tier), ``/partners.csv`` (the contract's partner list, as
 ``python -m serving`` writes it), ``/creators/{creator_id}`` (a creator's profile).
 API: ``GET /api/health``, ``POST /api/partner-lists``, ``GET /api/creators/{creator_id}``,
-documented at ``/docs``. A user's mistake is HTTP 422 with a one-line ``detail`` naming
+documented at ``/docs`` (Swagger UI, its assets served by the explorer itself:
+``fastapi_offline``, no CDN). A user's mistake is HTTP 422 with a one-line ``detail`` naming
 the field and the rule (an unknown creator: 404); no response ever carries a traceback.
 With keys (``explorer.access``) or a token every request must carry one
 (``Authorization: Bearer``, ``?token=`` which also sets a cookie, or that cookie), else
@@ -23,6 +24,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -65,7 +67,8 @@ DESCENDING_FIRST = {"followers", "score", "expected_gmv", *INDEX_COLUMNS}
 
 
 class BriefIn(BaseModel):
-    """One brief (the data contract's brief columns)."""
+    """One brief (the data contract's brief columns); every optional field may also be
+    null, which means the same as leaving it out."""
 
     model_config = ConfigDict(extra="forbid")
     brief_id: str | None = Field(
@@ -76,8 +79,9 @@ class BriefIn(BaseModel):
     as_of: datetime | None = Field(
         None, description="ISO-8601, UTC when no zone; default: the data's last day"
     )
-    top_k: int = Field(50, ge=1, le=MAX_TOP_K)
-    min_followers: int = Field(0, ge=0)
+    # null is the same as leaving a field out (a pandas client sends null for a NaN)
+    top_k: int | None = Field(50, ge=1, le=MAX_TOP_K, description="null: 50")
+    min_followers: int | None = Field(0, ge=0, description="null: 0 (no minimum)")
     commission_rate: float | None = Field(
         None, ge=0, le=1, description="default: the model's training median"
     )
@@ -98,7 +102,8 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
     """The application over an indexed Explorer; ``access`` (keys, rate limit, audit) or
     ``token`` (the single-key shortcut: ``explorer.access.SingleToken``, default rate
     limit, no audit), if any, guards every path."""
-    app = FastAPI(
+    # /docs and /redoc from assets the package ships: they work offline, behind a firewall
+    app = FastAPIOffline(
         title="creator-scores explorer",
         description="Partner lists and creator profiles from the creator-scores "
         "model. Partner-list rows are the data contract's, the same "

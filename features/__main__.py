@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"source, 0 without a result) and the {len(FEATURE_NAMES)} features of "
         "the registry, each as of the campaign's created_at. The data is "
         "validated first.",
+        epilog="Also: python -m features audit DIR [--truth DIR] [--as-of TIME] [--out FILE]: "
+        "each index against the hidden trait it names, on simulated data with its truth "
+        "(python -m features audit --help).",
     )
     parser.add_argument("directory", type=Path, metavar="DIR", help="data directory (raw tables)")
     parser.add_argument(

@@ -13,7 +13,7 @@ import pandas as pd
 
 from marketplace.contract import InvalidData
 from marketplace.io import read_tables
-from marketplace.stamp import STAMP, stamped_rows, write_stamp
+from marketplace.stamp import record_path, stamped_rows, write_stamp
 from marketplace.validate import load_valid_tables, validate_parts
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
@@ -37,8 +37,8 @@ def fail(message: str) -> int:
 def load_tables_or_report(directory, recheck: bool = False) -> dict[str, pd.DataFrame]:
     """The validated tables of ``directory``; on any violation print each one (stdout)
     and raise UserError naming the directory, so bad input stops a job before it computes.
-    A directory that passed validation unchanged (``marketplace.stamp``) is only read,
-    unless ``recheck``."""
+    A directory that passed validation unchanged (``marketplace.stamp``: a record in the
+    cache folder, never in ``directory``) is only read, unless ``recheck``."""
     try:
         if not recheck and _stamped(directory) is not None:
             return read_tables(directory)
@@ -68,7 +68,7 @@ def _stamped(directory) -> dict[str, int] | None:
     if rows is not None:
         log(
             f"{directory} passed validation before and no table file changed since "
-            f"({STAMP}): not checked again"
+            f"(record: {record_path(directory)}): not checked again"
         )
     return rows
 

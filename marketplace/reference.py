@@ -1,7 +1,9 @@
 """Compare a marketplace with the real TikTok sample, read the way its README reads it.
 
-The sample (``shared/data/tiktok_videos_vn_2025.csv``, not part of this project) holds up to
-20 recent videos per creator with one follower count each. Both it and a simulated
+The sample (a CSV of 11,726 real public videos of 722 creators, not part of this project;
+``$CREATOR_SCORES_SAMPLE`` names its file) holds up to 20 recent videos per creator with
+one follower count each: columns ``creator, followers, posted_at, views, likes, comments,
+shares`` (``posted_at`` without a zone). Both it and a simulated
 marketplace are brought to one shape, ``creator, followers, posted_at, views, likes,
 comments, shares``, and summarised by follower tier: per creator the median of each ratio
 over its 20 most recent videos, then the median over the creators of a tier.
@@ -9,6 +11,7 @@ over its 20 most recent videos, then the median over the creators of a tier.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,7 @@ import pandas as pd
 
 TIER_EDGES = (-np.inf, 1e4, 1e5, 1e6, np.inf)
 TIER_LABELS = ("< 10K", "10K-100K", "100K-1M", "> 1M")
-SAMPLE_FILE = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tiktok_videos_vn_2025.csv"
-)
+SAMPLE_VARIABLE = "CREATOR_SCORES_SAMPLE"
 RATIOS = (
     "views_per_follower",
     "engagement_per_view",
@@ -45,9 +46,18 @@ def tier_curve(log10_followers, values):
     return np.exp(np.interp(log10_followers, TIER_LOG10, np.log(values)))
 
 
-def load_sample(path: Path = SAMPLE_FILE) -> pd.DataFrame:
-    """The real sample in the common shape (posted_at as UTC, as the contract reads a
-    zone-less time)."""
+def sample_file() -> Path | None:
+    """The real sample's CSV file named by ``$CREATOR_SCORES_SAMPLE``, when it exists."""
+    value = os.environ.get(SAMPLE_VARIABLE)
+    return Path(value) if value and Path(value).is_file() else None
+
+
+def load_sample(path: Path | None = None) -> pd.DataFrame:
+    """The real sample (``path``, else ``sample_file()``) in the common shape (posted_at
+    as UTC, as the contract reads a zone-less time); ValueError when there is none."""
+    path = path or sample_file()
+    if path is None:
+        raise ValueError(f"no real sample: set {SAMPLE_VARIABLE} to its CSV file")
     frame = pd.read_csv(path, dtype={"creator": "str"})
     frame["posted_at"] = pd.to_datetime(frame["posted_at"], utc=True)
     return frame[["creator", "followers", "posted_at", "views", "likes", "comments", "shares"]]

@@ -19,10 +19,12 @@ from mlflow.tracking import MlflowClient
 
 from training.config import TrainConfig, load_config
 from training.model import Scorer
+from training.run_record import EVALUATED_MODEL_DIR
 from training.stage import run_training
 from training.tracking import (
     DEFAULT_EXPERIMENT,
     LoggedRun,
+    evaluated_scorer,
     load_scorer,
     using_tracking_uri,
 )
@@ -222,7 +224,10 @@ def validation_curves(tracking_uri: str, run_id: str) -> pd.DataFrame:
 
 
 def run_model_uri(tracking_uri: str, run_id: str) -> str:
-    """The URI of the model logged by run ``run_id`` (``models:/m-...``)."""
+    """The URI of the model logged by run ``run_id`` (``models:/m-...``): the **served**
+    model, refitted on every labelled campaign, the run's test campaigns included. It is
+    for partner lists; never score the run's test pairs with it (``evaluated_run_scorer``
+    is the model the run's metrics belong to)."""
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = client.get_run(run_id).info.experiment_id
     models = client.search_logged_models(
@@ -234,7 +239,8 @@ def run_model_uri(tracking_uri: str, run_id: str) -> str:
 
 
 def latest_model_uri(tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT) -> str:
-    """The model URI of the newest finished run of ``experiment`` with test metrics."""
+    """The served model's URI (``run_model_uri``) of the newest finished run of
+    ``experiment`` with test metrics."""
     return run_model_uri(tracking_uri, latest_run_id(latest_runs(tracking_uri, experiment, n=1)))
 
 
@@ -249,7 +255,21 @@ def run_config(tracking_uri: str, run_id: str) -> TrainConfig:
     known: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields
     }
-    return TrainConfig(**known)
+    return dataclasses.replace(load_config(), **known)  # a key the run lacks: today's default
+
+
+def evaluated_run_scorer(tracking_uri: str, run_id: str) -> Scorer:
+    """The evaluated model kept in run ``run_id``: fitted before the run's test period,
+    the model its test metrics belong to, and the one to score its test pairs with
+    (``review.scores.scored_test_pairs``). ValueError when the run kept none."""
+    with using_tracking_uri(tracking_uri):
+        scorer = evaluated_scorer(run_id)
+    if scorer is None:
+        raise ValueError(
+            f"run {run_id} kept no evaluated model ({EVALUATED_MODEL_DIR}/): retrain to "
+            "review its test pairs"
+        )
+    return scorer
 
 
 def load_run_scorer(tracking_uri: str, model_uri: str) -> Scorer:

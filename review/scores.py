@@ -25,13 +25,37 @@ def scored_test_pairs(
 ) -> pd.DataFrame:
     """The test pairs of the contract's time split (``cfg``'s fractions; the default
     config's when None) with the model's ``raw_score`` and 0-100 ``score``: the pairs
-    training evaluates on, as a model (any model) sees them."""
+    training evaluates on, as the model sees them.
+
+    Only out of sample: ValueError for a model that learned from outcomes known at or
+    after the test period's start (``trained_until`` >= t_test, or unknown), such as a
+    run's served model, refitted on the test campaigns; use the run's evaluated model
+    (``review.experiment.evaluated_run_scorer``)."""
     cfg = cfg or load_config()
-    pairs = training_pairs(tables, history or index_history(tables))
     split = time_split(tables["campaigns"], cfg.test_fraction, cfg.validation_fraction)
+    check_out_of_sample(scorer, split.t_test)
+    pairs = training_pairs(tables, history or index_history(tables))
     test = pairs[pairs["campaign_id"].isin(split.test)].reset_index(drop=True)
     raw = scorer.raw(test)
     return test.assign(raw_score=raw, score=scorer.score(raw))
+
+
+def check_out_of_sample(scorer: Scorer, t_test: pd.Timestamp) -> None:
+    """ValueError unless ``scorer`` learned only from campaigns that ended before
+    ``t_test`` (its ``trained_until``)."""
+    until = pd.Timestamp(scorer.trained_until) if scorer.trained_until else None
+    if until is not None and until < t_test:
+        return
+    learned = (
+        f"learned from outcomes until {until:%Y-%m-%d}"
+        if until is not None
+        else "does not say when its training data ended"
+    )
+    raise ValueError(
+        f"the model {learned}, and the test period starts {t_test:%Y-%m-%d}: its scores "
+        "of the test pairs would be in-sample; use the run's evaluated model "
+        "(review.experiment.evaluated_run_scorer)"
+    )
 
 
 def family_summary(scorer: Scorer, pairs: pd.DataFrame) -> pd.DataFrame:

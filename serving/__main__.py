@@ -40,8 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "with rank, score, the nine 0-100 indices, raw_score, per-family "
         "contributions, reasons and the model version. The data is validated "
         "first; the output is written atomically. A one-line warning names "
-        f"the feature families whose drift from the training pairs exceeds "
-        f"PSI {THRESHOLD}.",
+        f"the feature families whose drift from the creators the model was made for "
+        f"(every candidate as of the end of its training data) exceeds PSI {THRESHOLD}.",
     )
     parser.add_argument(
         "--model",
@@ -192,7 +192,7 @@ def memory_lists(
     args: argparse.Namespace, briefs: pd.DataFrame, scorer, version: str, started: float
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The partner lists in one process, and the drift report of the scored candidates
-    against the model's training pairs (None when the model has no reference)."""
+    against the model's reference population (None when the model has no reference)."""
     tables = load_tables_or_report(args.data)
     history = index_history(tables, release_posts=True)  # memory: see its docstring
     log(

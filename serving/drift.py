@@ -1,16 +1,21 @@
-"""Drift between the model's training pairs and the candidates it scores.
+"""Drift between the population the model was made for and the candidates it scores.
 
 Training stores, with the model, every feature's reference bins (``training.reference``:
-decile edges of the training pairs and their shares, nulls a bin of their own). Here the
-scored candidates (every candidate of every brief, as of the brief's ``as_of``) are
-binned the same way and each feature's population stability index is
+decile edges and shares, nulls a bin of their own, of the population serving scores:
+every candidate of every market as of the end of the training data, by the candidate
+rule serving uses). Here the scored candidates (every candidate of every brief, as of
+the brief's ``as_of``) are binned the same way and each feature's population stability
+index is
 
     PSI = sum over bins of (a - e) * ln(a / e)
 
 with e the training share and a the candidates' share (both floored at 1e-4 so an empty
 bin counts but never divides by zero). A family's PSI is the mean of its features' PSIs
-(``other`` included: reach and tenure). The commission rate is left out: the brief sets
-it, not the data. Common reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a shift worth
+(``other`` included: reach). Left out: the commission rate, which the brief sets, not the
+data, and the clock features (days since joining, since the first post), which grow by a
+day each day, so that a brief as of another day than the reference differs by
+construction (in a data set that starts on one day most creators' first post is that
+day: one spike, which a few days move across a decile). Common reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 a shift worth
 checking before trusting the scores.
 """
 
@@ -27,11 +32,14 @@ FLOOR = 1e-4
 REPORT_COLUMNS = ("kind", "name", "family", "psi", "drifted")
 # features the brief sets (the feature builder copies the request's commission_rate)
 SET_BY_REQUEST = frozenset({"commission_rate"})
+# features that grow a day each day: a brief's as_of, not the data, moves them
+CLOCK = frozenset({"tenure_days", "history_days"})
+NOT_COMPARED = SET_BY_REQUEST | CLOCK
 
 
 def data_reference(reference: dict) -> dict:
-    """The model's reference bins without the features the request sets."""
-    return {name: bins for name, bins in reference.items() if name not in SET_BY_REQUEST}
+    """The model's reference bins without the features the request or the clock sets."""
+    return {name: bins for name, bins in reference.items() if name not in NOT_COMPARED}
 
 
 def psi(expected: np.ndarray, counts: np.ndarray) -> float:
@@ -90,6 +98,6 @@ def drift_warning(report: pd.DataFrame, threshold: float = THRESHOLD, worst: int
     named = ", ".join(f"{r.name} {r.psi:.2f}" for r in families.head(worst).itertuples())
     more = f" and {len(families) - worst} more" if len(families) > worst else ""
     return (
-        f"drift: the scored candidates differ from the model's training pairs "
+        f"drift: the scored candidates differ from the creators the model was made for "
         f"(PSI > {threshold}): {named}{more}; scores may be unreliable"
     )

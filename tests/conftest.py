@@ -13,8 +13,10 @@ Session fixtures are shared: a test that changes one of their tables works on a 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +24,7 @@ import pytest
 from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.io import write_tables
 from marketplace.simulate import SimConfig, simulate
+from marketplace.stamp import CACHE_VARIABLE
 from serving.partner_list import partner_lists
 from tests import worlds
 from training.config import TrainConfig, load_config
@@ -189,6 +192,29 @@ def make_tiny_tables() -> dict[str, pd.DataFrame]:
         "invitations": invitations,
         "campaign_results": campaign_results,
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def validation_cache(tmp_path_factory):
+    """Validation records (``marketplace.stamp``) go to a folder of this run, not the
+    user's cache (commands run in subprocesses inherit it)."""
+    before = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_VARIABLE, None)
+    else:
+        os.environ[CACHE_VARIABLE] = before
+
+
+@pytest.fixture(autouse=True)
+def mlflow_tracking_uri_left_alone():
+    """Every test leaves MLflow's global tracking URI (and its variable) as it found it:
+    a test that needs another store uses ``training.tracking.using_tracking_uri``."""
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    yield
+    after = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    assert after == before, "the test changed MLflow's global tracking URI"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Drift: reference bins stored with the model, PSI per feature and family, the serving
-warning and ``--drift-report``."""
+"""Drift: reference bins stored with the model (of the population serving scores), PSI per
+feature and family, the serving warning and ``--drift-report``: none for the training
+marketplace on its last day, one for a broken feed."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.build import build_features, index_history
 from features.registry import FAMILIES, FEATURE_NAMES, OTHER, features_of
+from marketplace.contract import TIMESTAMP_DTYPE
 from marketplace.io import write_tables
 from marketplace.simulate import SimConfig, simulate
 from serving.__main__ import main as serving_main
+from serving.candidates import find_candidates
 from serving.drift import (
-    SET_BY_REQUEST,
+    NOT_COMPARED,
     THRESHOLD,
     add_counts,
     data_reference,
@@ -25,10 +29,11 @@ from serving.drift import (
     psi,
 )
 from training.config import load_config
+from training.parts import sample_tables
 from training.pyfunc import ENTRY_FILE
-from training.reference import bin_counts, bin_counts_of, reference_bins
+from training.reference import bin_counts, bin_counts_of, population_features, reference_bins
 from training.run import train
-from training.tracking import load_scorer, log_training
+from training.tracking import load_scorer, log_training, using_tracking_uri
 
 
 def test_psi_hand_worked():
@@ -85,7 +90,7 @@ def test_a_shifted_family_is_named_worst():
     )
     warning = drift_warning(report)
     assert warning.startswith("drift:") and f"{family} " in warning and "\n" not in warning
-    assert set(data_reference(reference)) == set(FEATURE_NAMES) - SET_BY_REQUEST
+    assert set(data_reference(reference)) == set(FEATURE_NAMES) - NOT_COMPARED
 
 
 # ----------------------------------------------------------------------------- serving
@@ -96,23 +101,30 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("drift")
     tables, _ = simulate(SimConfig(creators=500, days=240, seed=3))
     write_tables(tables, root / "data")
-    # The same creators with inflated views: every view-based feature moves.
-    inflated = dict(tables, posts=tables["posts"].assign(views=tables["posts"]["views"] * 50))
-    write_tables(inflated, root / "inflated")
+    # Broken feeds: views in another unit (x 50), and follower counts lost (all 0).
+    posts, snapshots = tables["posts"], tables["follower_snapshots"]
+    write_tables(dict(tables, posts=posts.assign(views=posts["views"] * 50)), root / "inflated")
+    write_tables(
+        dict(tables, follower_snapshots=snapshots.assign(followers=0)), root / "no-followers"
+    )
     cfg = dataclasses.replace(
         load_config(), max_rounds=30, objectives=("lambdarank",), num_threads=1, backtest_folds=1
     )
     uri = f"sqlite:///{root}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("drift", artifact_location=(root / "artifacts").as_uri())
+    with using_tracking_uri(uri):
+        mlflow.create_experiment("drift", artifact_location=(root / "artifacts").as_uri())
     log_training(train(tables, cfg), uri, "drift", register="cs")
-    as_of = tables["campaigns"]["created_at"].max()
+    # A brief per market as of the data's last day (midnight after the last post), each in
+    # its market's most asked-for category.
+    as_of = posts["posted_at"].max().normalize() + pd.Timedelta(days=1)
+    campaigns = tables["campaigns"]
+    asked = campaigns.groupby("market")["category"].agg(lambda c: c.value_counts().index[0])
     pd.DataFrame(
         {
-            "brief_id": ["a", "b"],
-            "market": ["ID", "VN"],
-            "category": ["beauty", "fashion"],
-            "as_of": [as_of.isoformat()] * 2,
+            "brief_id": [f"b-{m}" for m in asked.index],
+            "market": asked.index,
+            "category": asked.to_numpy(),
+            "as_of": as_of.isoformat(),
         }
     ).to_csv(root / "briefs.csv", index=False)
     return root, uri
@@ -142,11 +154,14 @@ def test_serving_reports_drift_and_warns_in_one_line(served, capsys):
     root, uri = served
     same, err_same = serve(root, uri, "data", "same", capsys)
     moved, err_moved = serve(root, uri, "inflated", "moved", capsys)
+    # The training marketplace scored on its own last day: like with like, no warning.
+    assert "warning: drift" not in err_same
+    assert same.loc[same["kind"] == "family", "psi"].max() < THRESHOLD
     for report in (same, moved):
         assert set(report.loc[report["kind"] == "family", "name"]) == {*FAMILIES, OTHER}
         assert (
             set(report.loc[report["kind"] == "feature", "name"])
-            == set(FEATURE_NAMES) - SET_BY_REQUEST
+            == set(FEATURE_NAMES) - NOT_COMPARED
         )
     by_feature = {
         name: frame.set_index("name")["psi"] for name, frame in (("same", same), ("moved", moved))
@@ -159,18 +174,27 @@ def test_serving_reports_drift_and_warns_in_one_line(served, capsys):
 
 
 @pytest.mark.slow
+def test_a_feed_without_followers_warns(served, capsys):
+    root, uri = served
+    report, err = serve(root, uri, "no-followers", "no-followers", capsys)
+    warnings = [line for line in err.splitlines() if line.startswith("warning: drift:")]
+    assert len(warnings) == 1
+    assert report.set_index("name").loc["log_followers", "psi"] > THRESHOLD
+
+
+@pytest.mark.slow
 def test_drift_report_needs_a_model_with_reference_bins(served, tmp_path, capsys):
     root, uri = served
     # A model saved before reference bins existed: scoring.json without them.
-    mlflow.set_tracking_uri(uri)
-    scorer = dataclasses.replace(load_scorer("models:/cs/1"), reference=None)
-    paths = scorer.save(tmp_path / "old")
-    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("drift").experiment_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(ENTRY_FILE),
-            artifacts={k: str(v) for k, v in paths.items()},
-        )
+    with using_tracking_uri(uri):
+        scorer = dataclasses.replace(load_scorer("models:/cs/1"), reference=None)
+        paths = scorer.save(tmp_path / "old")
+        with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("drift").experiment_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(ENTRY_FILE),
+                artifacts={k: str(v) for k, v in paths.items()},
+            )
     capsys.readouterr()
     args = [
         "--model",
@@ -189,3 +213,36 @@ def test_drift_report_needs_a_model_with_reference_bins(served, tmp_path, capsys
     assert len(err) == 1 and "no reference bins" in err[0] and not (tmp_path / "out.csv").exists()
     assert serving_main(args) == 0
     assert "drift not checked" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the reference
+
+
+def test_the_reference_population_is_every_candidate_serving_would_score(small_market, tmp_path):
+    """Every candidate of every market as of the day after the last post, by serving's own
+    rule; read back for a sample of creators (training from pair parts), each sampled
+    creator's features are those the whole data gives it."""
+    tables = small_market[0]
+    history = index_history(tables)
+    as_of = tables["posts"]["posted_at"].max().normalize() + pd.Timedelta(days=1)
+    population = population_features(tables, history, as_of)
+    markets = sorted(tables["creators"]["market"].unique())
+    briefs = pd.DataFrame({"market": markets, "as_of": as_of, "min_followers": 0}).astype(
+        {"as_of": TIMESTAMP_DTYPE}
+    )
+    assert len(population) == len(find_candidates(tables, briefs, history)) > 100
+    assert list(population.columns) == list(FEATURE_NAMES)
+
+    write_tables(tables, tmp_path / "data")
+    sample = sample_tables(tmp_path / "data", tables["campaigns"], limit=60)
+    assert len(sample["creators"]) == 60
+    requests = pd.DataFrame(
+        {
+            "creator_id": sample["creators"]["creator_id"],
+            "as_of": as_of,
+            "category": tables["campaigns"]["category"].iloc[0],
+        }
+    ).astype({"as_of": TIMESTAMP_DTYPE})
+    pd.testing.assert_frame_equal(
+        build_features(sample, requests), build_features(tables, requests, history)
+    )

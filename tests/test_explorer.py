@@ -138,6 +138,7 @@ def test_partner_page_sorts_by_an_index_and_filters_by_tier(explorer_world):
         ({"top_k": MAX_TOP_K + 1}, "top_k"),
         ({"top_k": "many"}, "top_k"),
         ({"min_followers": -1}, "min_followers"),
+        ({"min_followers": 2.5}, "min_followers"),
         ({"commission_rate": 1.5}, "commission_rate"),
         ({"colour": "red"}, "colour"),
     ],
@@ -152,6 +153,24 @@ def test_bad_briefs_are_422_with_one_line_naming_the_field(explorer_world, chang
     assert detail.startswith(f"{field}:")
     page = explorer_world.client.get("/partners", params=brief_json(explorer_world, **change))
     assert page.status_code == 422 and "Traceback" not in page.text
+
+
+def test_null_optional_fields_are_the_same_as_leaving_them_out(explorer_world):
+    """A pandas client sends null for a missing value (NaN); every optional field takes
+    its default then, and required fields still may not be null."""
+    optional = ("brief_id", "as_of", "top_k", "min_followers", "commission_rate")
+    bare = {k: v for k, v in brief_json(explorer_world).items() if k not in optional}
+    left_out = explorer_world.client.post("/api/partner-lists", json=bare)
+    assert left_out.status_code == 200, left_out.text
+    nulls = explorer_world.client.post(
+        "/api/partner-lists", json={**bare, **dict.fromkeys(optional)}
+    )
+    assert nulls.status_code == 200, nulls.text
+    assert nulls.json() == left_out.json()
+    assert len(nulls.json()["rows"]) == min(50, nulls.json()["candidates"])
+    for required in ("market", "category"):
+        answer = explorer_world.client.post("/api/partner-lists", json={**bare, required: None})
+        assert answer.status_code == 422 and answer.json()["detail"].startswith(f"{required}:")
 
 
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", '{"market": "ID"}'])

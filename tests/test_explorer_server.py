@@ -140,3 +140,37 @@ def test_a_real_browser_submits_a_brief_sorts_and_opens_a_creator(explorer_world
             browser.close()
     for name in ("form", "partners", "creator"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_the_api_docs_work_with_the_network_off(server, tmp_path):
+    """/docs in a real browser that may reach nothing but the explorer itself (every
+    other request aborted, as offline or behind a firewall): Swagger UI lists the API's
+    operations."""
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no chromium found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    elsewhere: list[str] = []
+
+    def only_the_explorer(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.route("**/*", only_the_explorer)
+            page.goto(f"{server}/docs?token={TOKEN}")
+            page.wait_for_selector(".opblock", timeout=30_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            page.screenshot(path=tmp_path / "docs.png", full_page=True)
+        finally:
+            browser.close()
+    assert {"/api/health", "/api/partner-lists"} <= {p.strip() for p in paths}
+    assert any(p.strip().startswith("/api/creators/") for p in paths)
+    assert not elsewhere, f"the docs page asked for {elsewhere}"

@@ -1,12 +1,20 @@
 """training.gate: the champion gate promotes a challenger only when it is better beyond
-noise, on campaigns the champion never saw."""
+noise, on campaigns the champion never saw; it fails closed: only a champion that cannot
+score the current features gives way, any other failure keeps it."""
 
 from __future__ import annotations
 
+import shutil
+from urllib.parse import urlparse
+
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+from tests.worlds import register_wrong_features_model, store_with_experiment
+from training.__main__ import main as training_main
 from training.gate import fair_campaigns, gate_decision
+from training.tracking import log_training
 
 
 def paired(challenger, champion) -> pd.DataFrame:
@@ -45,3 +53,40 @@ def test_gate_compares_only_campaigns_the_champion_never_saw(trained):
     fair = fair_campaigns(trained.test, cutoff.isoformat())
     assert (fair["created_at"] > cutoff).all()
     assert len(fair) == (trained.test["created_at"] > cutoff).sum() > 0
+
+
+# ----------------------------------------------------------------------------- fails closed
+
+
+def test_a_champion_of_other_features_gives_way(trained, tmp_path):
+    uri = store_with_experiment(tmp_path, "test")
+    register_wrong_features_model(tmp_path, uri, "g")  # version 1, made champion below
+    client = MlflowClient(uri)
+    client.set_registered_model_alias("g", "champion", "1")
+    logged = log_training(trained, uri, "test", register="g")
+    assert logged.champion and "cannot score these features" in logged.champion_note
+    assert "bogus_feature" in logged.champion_note
+    assert str(client.get_model_version_by_alias("g", "champion").version) == "2"
+
+
+def test_a_champion_that_cannot_be_loaded_keeps_the_alias(logged_store, tmp_path, capsys):
+    """The champion's artifacts are gone (a storage failure): the gate cannot decide, so
+    the champion stays, the command says why in one line and exits 1."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = tmp_path / "quick.toml"
+    config.write_text(
+        "max_rounds = 40\nobjectives = ['lambdarank']\nnum_threads = 1\nbacktest_folds = 1\n"
+    )
+    args = [str(logged_store.data), "--config", str(config), "--tracking-uri", uri]
+    assert training_main([*args, "--register", "g"]) == 0
+    client = MlflowClient(uri)
+    source = client.get_model_version("g", "1").source
+    model_id = source.removeprefix("models:/")
+    shutil.rmtree(urlparse(client.get_logged_model(model_id).artifact_location).path)
+    capsys.readouterr()
+    assert training_main([*args, "--register", "g"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: gate: champion v1 could not be loaded (")
+    assert "v1 stays champion, v2 is registered without the alias" in err[-1]
+    assert str(client.get_model_version_by_alias("g", "champion").version) == "1"
+    assert client.get_model_version("g", "2").tags["gate"].startswith("undecided: ")

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.__main__ import main as features_main
-from features.build import index_history
 from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
@@ -30,9 +29,9 @@ from serving.__main__ import main as serving_main
 from training.__main__ import main as training_main
 from training.config import load_config
 from training.parts import train_on_pair_parts
-from training.run import posts_summary, train_on_pairs
+from training.run import pairs_and_posts, train_on_pairs
 from training.table import PartRows
-from training.tracking import log_training
+from training.tracking import log_training, using_tracking_uri
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +105,8 @@ CFG = dataclasses.replace(load_config(), max_rounds=60, early_stopping_rounds=20
 
 @pytest.fixture(scope="session")
 def memory_result(memory_tables):
-    history = index_history(memory_tables)
-    return train_on_pairs(
-        memory_tables, training_pairs(memory_tables, history), posts_summary(history), CFG
-    )
+    pairs, posts, population = pairs_and_posts(dict(memory_tables))
+    return train_on_pairs(memory_tables, pairs, posts, CFG, population=population)
 
 
 @pytest.mark.slow
@@ -190,8 +187,8 @@ def test_spark_partner_lists_equal_the_in_memory_ones(
     spark, market_dir, memory_tables, memory_result, tmp_path, capsys
 ):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
+    with using_tracking_uri(uri):
+        mlflow.create_experiment("test", artifact_location=(tmp_path / "artifacts").as_uri())
     log_training(memory_result, uri, "test", register="cs")
     as_of = memory_tables["posts"]["posted_at"].max().normalize() - pd.Timedelta(days=14)
     briefs = pd.DataFrame(

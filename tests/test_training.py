@@ -46,6 +46,28 @@ def test_config_overrides_and_rejects(tmp_path):
             load_config(bad)
 
 
+def test_the_defaults_are_written_once_in_default_toml(tmp_path, monkeypatch):
+    """default.toml holds every default and the dataclass none of its own, so the two
+    cannot disagree; a default file lacking a key is a one-line error."""
+    import tomllib
+
+    from training import config
+
+    assert all(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(config.TrainConfig)
+    )
+    written = tomllib.loads(config.DEFAULT_CONFIG.read_text())
+    loaded = load_config().as_dict()
+    assert set(written) == set(loaded)
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in loaded.items()} == written
+    lacking = tmp_path / "default.toml"
+    lacking.write_text(config.DEFAULT_CONFIG.read_text().replace("seed = 42\n", ""))
+    monkeypatch.setattr(config, "DEFAULT_CONFIG", lacking)
+    with pytest.raises(ConfigError, match="missing key.*seed"):
+        load_config()
+
+
 # ----------------------------------------------------------------------------- model
 
 
@@ -227,9 +249,9 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     )[0].data.metrics
     assert gate["gate_ndcg_at_10_lo"] > 0 and gate["gate_ndcg_at_10_diff"] > 0
 
-    mlflow.set_tracking_uri(uri)
-    scorer = load_scorer("models:/cs@champion")
-    pyfunc = mlflow.pyfunc.load_model("models:/cs/1")
+    with using_tracking_uri(uri):
+        scorer = load_scorer("models:/cs@champion")
+        pyfunc = mlflow.pyfunc.load_model("models:/cs/1")
     sample = train_sample(data_dir)
     answer = pyfunc.predict(sample[scorer.features])
     pd.testing.assert_frame_equal(answer, scorer.explain(sample).reset_index(drop=True))
@@ -391,3 +413,6 @@ def test_using_tracking_uri_restores_the_uri_and_its_variable(tmp_path, monkeypa
         assert os.environ["MLFLOW_TRACKING_URI"] == inside
     assert mlflow.get_tracking_uri() == before
     assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path}/other.db"
+    # MLflow still follows the variable, as before the block (no URI of its own left set)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/third.db")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path}/third.db"

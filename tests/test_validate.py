@@ -351,13 +351,13 @@ def test_several_tables_broken_at_once_all_reported(tiny_tables):
 
 def test_a_validated_directory_is_not_checked_again_until_a_file_changes(tmp_path, capsys):
     from marketplace.cli import UserError, load_tables_or_report, rows_or_report
-    from marketplace.stamp import STAMP, stamped_rows
+    from marketplace.stamp import record_path, stamped_rows
 
     directory = tmp_path / "data"
     write_tables(make_tiny_tables(), directory)
     assert stamped_rows(directory) is None
     rows = rows_or_report(directory)
-    assert (directory / STAMP).is_file() and stamped_rows(directory) == rows
+    assert record_path(directory).is_file() and stamped_rows(directory) == rows
     assert rows == {name: len(frame) for name, frame in make_tiny_tables().items()}
     assert rows_or_report(directory) == rows
     assert "not checked again" in capsys.readouterr().err
@@ -376,3 +376,34 @@ def test_a_validated_directory_is_not_checked_again_until_a_file_changes(tmp_pat
     path = next(p for p in directory.iterdir() if p.name.startswith("posts"))
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))
     assert stamped_rows(directory) is None
+
+
+def test_validation_never_writes_into_a_read_only_data_directory(tmp_path, capsys, monkeypatch):
+    """The record lives in the cache folder: a read-only directory validates once, the
+    next stage skips the check, and the directory holds exactly its table files."""
+    from marketplace.cli import load_tables_or_report, rows_or_report
+    from marketplace.stamp import record_path
+
+    monkeypatch.setenv("CREATOR_SCORES_CACHE", str(tmp_path / "cache"))
+    directory = tmp_path / "shared-data"
+    write_tables(make_tiny_tables(), directory)
+    before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir()}
+    os.chmod(directory, 0o555)
+    try:
+        assert len(load_tables_or_report(directory)["posts"]) == 8
+        assert "not checked again" not in capsys.readouterr().err
+        assert record_path(directory).is_relative_to(tmp_path / "cache")
+        assert rows_or_report(directory)["posts"] == 8
+        assert "not checked again" in capsys.readouterr().err
+        assert len(load_tables_or_report(directory)["posts"]) == 8
+        assert "not checked again" in capsys.readouterr().err
+        after = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir()}
+        assert after == before
+    finally:
+        os.chmod(directory, 0o755)
+    # another directory with the same files is another record
+    copy = tmp_path / "copy"
+    write_tables(make_tiny_tables(), copy)
+    assert record_path(copy) != record_path(directory)
+    load_tables_or_report(copy)
+    assert "not checked again" not in capsys.readouterr().err

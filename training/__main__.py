@@ -22,7 +22,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training",
         description="Train the LightGBM ranker on the campaigns of DIR: features as of each "
-        "campaign's creation, the data contract's time split (test = last 20 %% "
+        "campaign's creation, the data contract's time split (test = last 20 % "
         "of campaigns) and a walk-forward backtest of earlier folds, objective "
         "chosen on the folds' validation ndcg@10; evaluate against the "
         "baselines (and the oracle with --truth); refit on every labelled "

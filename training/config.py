@@ -1,14 +1,15 @@
 """The training configuration: a typed dataclass loaded from TOML, unknown keys rejected.
 
-The committed default is ``training/default.toml``; a user's file overrides any subset
-of its keys. The seed lives here and reaches LightGBM and every random draw.
+The committed default is ``training/default.toml``, the one place the default values are
+written; a user's file overrides any subset of its keys. The seed reaches LightGBM and
+every random draw.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
@@ -21,43 +22,45 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training config (seed, split, LightGBM, labels, backtest, gate), checked on creation."""
+    """The training config (seed, split, LightGBM, labels, backtest, gate), checked on
+    creation. Its values are written once, in ``default.toml``: ``load_config()``; the
+    fields have no defaults of their own."""
 
-    seed: int = 42
+    seed: int
     # time split (data contract): test = last test_fraction of campaigns by created_at;
     # validation = the last validation_fraction of the campaigns that ended before it.
-    test_fraction: float = 0.2
-    validation_fraction: float = 0.2
+    test_fraction: float
+    validation_fraction: float
     # labels: per-campaign grades, steps_per_doubling grades for each doubling of gmv,
     # the campaign's best gmv at max_grade; label_gain[g] = 2^(g / steps) - 1.
-    max_grade: int = 30
-    grade_steps_per_doubling: int = 2
+    max_grade: int
+    grade_steps_per_doubling: int
     # LightGBM
-    objectives: tuple[str, ...] = OBJECTIVES
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_data_in_leaf: int = 40
-    feature_fraction: float = 0.8
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 1.0
-    lambdarank_truncation_level: int = 30
-    max_rounds: int = 1500
-    early_stopping_rounds: int = 100
-    eval_at: int = 10
-    num_threads: int = 2
-    ks: tuple[int, ...] = field(default=(5, 10, 20))
+    objectives: tuple[str, ...]
+    learning_rate: float
+    num_leaves: int
+    min_data_in_leaf: int
+    feature_fraction: float
+    bagging_fraction: float
+    bagging_freq: int
+    lambda_l2: float
+    lambdarank_truncation_level: int
+    max_rounds: int
+    early_stopping_rounds: int
+    eval_at: int
+    num_threads: int
+    ks: tuple[int, ...]
     # monotone constraints from the registry's directions (+1 never lowers the score,
     # -1 never raises it; direction 0 is free)
-    monotone: bool = True
+    monotone: bool
     # walk-forward backtest: backtest_folds successive test periods of test_fraction of
     # the campaigns each, the last one the contract's test set (1 = that one alone)
-    backtest_folds: int = 3
+    backtest_folds: int
     # bootstrap over test campaigns: intervals of the backtest and the champion gate
-    bootstrap_samples: int = 1000
-    confidence: float = 0.9
+    bootstrap_samples: int
+    confidence: float
     # the champion gate compares on at least this many fair test campaigns
-    gate_min_campaigns: int = 10
+    gate_min_campaigns: int
 
     def __post_init__(self) -> None:
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
@@ -115,6 +118,9 @@ def load_config(path: Path | None = None) -> TrainConfig:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{path or DEFAULT_CONFIG}: unknown key(s) {', '.join(unknown)}")
+    missing = [name for name in known if name not in values]
+    if missing:
+        raise ConfigError(f"{DEFAULT_CONFIG}: missing key(s) {', '.join(missing)}")
     return TrainConfig(
         **{name: _typed(name, value, str(known[name].type), path) for name, value in values.items()}
     )

@@ -7,14 +7,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from marketplace.io import part_paths, read_path, read_table, table_path
+from features.build import index_history
+from marketplace.contract import TABLES
+from marketplace.io import part_paths, read_part_batches, read_path, read_table, table_path
 from training.config import TrainConfig
+from training.reference import SEED, population_features, reference_as_of
 from training.run import DataFacts, TrainingError, TrainResult, latest_moment, train_on_table
 from training.table import PartPairs, pair_parts
+
+# Creators read back (a seeded sample) for the drift reference: the population's deciles
+# need no more, and their rows of every table fit in memory at any scale.
+REFERENCE_CREATORS = 20_000
+BATCH_ROWS = 2_000_000
 
 
 def _as_utc(value) -> pd.Timestamp | None:
@@ -49,9 +58,46 @@ def column_range(
     return count, low, high
 
 
+def sample_tables(
+    directory: Path, campaigns: pd.DataFrame, limit: int = REFERENCE_CREATORS, seed: int = SEED
+) -> dict[str, pd.DataFrame]:
+    """The six tables of ``directory`` cut to a seeded sample of at most ``limit``
+    creators (all of them when there are no more), read part by part: every row of
+    theirs, and every campaign. A creator's features need only its own rows and the
+    campaigns, so theirs are exactly what the whole data gives them."""
+    creators = read_table(directory, "creators").sort_values("creator_id", kind="stable")
+    if len(creators) > limit:
+        chosen = np.random.default_rng(seed).choice(len(creators), limit, replace=False)
+        creators = creators.iloc[np.sort(chosen)]
+    ids = pd.Index(creators["creator_id"])
+    tables = {"creators": creators.reset_index(drop=True), "campaigns": campaigns}
+    for name in TABLES:
+        if name in tables:
+            continue
+        path = table_path(directory, name)
+        pieces = [
+            frame[frame["creator_id"].isin(ids)]
+            for part in (part_paths(path) if path is not None else [])
+            for frame in read_part_batches(part, name, BATCH_ROWS)
+        ]
+        tables[name] = pd.concat(pieces, ignore_index=True)
+    return tables
+
+
+def sample_population(directory: Path, campaigns: pd.DataFrame, posts: dict) -> pd.DataFrame | None:
+    """``training.reference.population_features`` of ``sample_tables``: the population
+    serving scores at the end of the data, of a creator sample (None without posts)."""
+    as_of = reference_as_of(posts)
+    if as_of is None:
+        return None
+    tables = sample_tables(directory, campaigns)
+    return population_features(tables, index_history(tables, release_posts=True), as_of)
+
+
 def directory_facts(directory: Path, rows: dict[str, int]) -> DataFacts:
     """``training.run.DataFacts`` of a (validated) data directory, read part by part:
-    only the campaigns table is held whole."""
+    only the campaigns table is held whole (and every row of a sample of creators, for
+    the drift reference)."""
     count, first, last = column_range(directory, "posts", "posted_at")
     posts = {
         "rows_posts": count,
@@ -67,6 +113,7 @@ def directory_facts(directory: Path, rows: dict[str, int]) -> DataFacts:
         campaigns=campaigns,
         posts=posts,
         end=latest_moment([campaigns["created_at"].max(), *answered], posts),
+        population=sample_population(directory, campaigns, posts),
     )
 
 

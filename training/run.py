@@ -29,7 +29,7 @@ from training.model import (
     refit_trees,
     score_map_knots,
 )
-from training.reference import reference_bins
+from training.reference import population_features, reference_as_of, reference_bins
 from training.sales import (
     SalesModel,
     calibration_frame,
@@ -116,22 +116,28 @@ def data_fingerprint(
 @dataclass
 class DataFacts:
     """What training needs of the raw tables besides the pairs: each table's row count,
-    the campaigns table, the posts summary (``posts_summary``) and the data's last known
-    moment (``data_end``)."""
+    the campaigns table, the posts summary (``posts_summary``), the data's last known
+    moment (``data_end``) and the feature rows of the population serving scores at the
+    end of the data (``training.reference.population_features``: the drift reference;
+    None: the model gets no reference bins)."""
 
     rows: dict[str, int]
     campaigns: pd.DataFrame
     posts: dict
     end: pd.Timestamp
+    population: pd.DataFrame | None = None
 
 
-def data_facts(tables: dict[str, pd.DataFrame], posts: dict) -> DataFacts:
+def data_facts(
+    tables: dict[str, pd.DataFrame], posts: dict, population: pd.DataFrame | None = None
+) -> DataFacts:
     """``DataFacts`` of tables in memory (``tables["posts"]`` is not read)."""
     return DataFacts(
         rows={name: len(frame) for name, frame in tables.items()},
         campaigns=tables["campaigns"],
         posts=posts,
         end=data_end(tables, posts),
+        population=population,
     )
 
 
@@ -214,14 +220,21 @@ def pairs_and_posts(
     tables: dict[str, pd.DataFrame],
     release_posts: bool = False,
     progress: Callable[[str], None] = _quiet,
-) -> tuple[pd.DataFrame, dict]:
-    """The training pairs of ``tables`` and the ``posts_summary`` of their history. With
+) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    """The training pairs of ``tables``, the ``posts_summary`` of their history and the
+    feature rows of the population serving scores at the data's end (the drift
+    reference, ``training.reference.population_features``; None without posts). With
     ``release_posts`` the raw posts frame is released once indexed (``index_history``),
-    and the history itself once the pairs are built: at scale memory is the limit."""
+    and the history itself once these are built: at scale memory is the limit."""
     progress(f"indexing the history of {len(tables['posts']):,} posts ...")
     history = index_history(tables, release_posts=release_posts)
     progress(f"building features for {len(tables['invitations']):,} invitations ...")
-    return training_pairs(tables, history), posts_summary(history)
+    pairs, posts = training_pairs(tables, history), posts_summary(history)
+    as_of = reference_as_of(posts)
+    if as_of is None:
+        return pairs, posts, None
+    progress(f"building features for the creators serving would score as of {as_of:%Y-%m-%d} ...")
+    return pairs, posts, population_features(tables, history, as_of)
 
 
 def train(
@@ -232,8 +245,8 @@ def train(
 ) -> TrainResult:
     """Build the training pairs of ``tables`` and ``train_on_pairs`` them (tables in
     memory; a data directory is trained by ``training.stage.run_training``)."""
-    pairs, posts = pairs_and_posts(tables, progress=progress)
-    return train_on_pairs(tables, pairs, posts, cfg, truth, progress)
+    pairs, posts, population = pairs_and_posts(tables, progress=progress)
+    return train_on_pairs(tables, pairs, posts, cfg, truth, progress, population)
 
 
 def train_on_pairs(
@@ -243,11 +256,13 @@ def train_on_pairs(
     cfg: TrainConfig,
     truth: pd.DataFrame | None = None,
     progress: Callable[[str], None] = _quiet,
+    population: pd.DataFrame | None = None,
 ) -> TrainResult:
-    """``train_on_table`` of pairs in memory: ``pairs`` is
-    ``features.pairs.training_pairs(tables)``, ``posts`` its ``posts_summary``;
-    ``tables["posts"]`` is not read (it may be released)."""
-    return train_on_table(data_facts(tables, posts), FramePairs(pairs), cfg, truth, progress)
+    """``train_on_table`` of pairs in memory: ``pairs``, ``posts`` and ``population``
+    are ``pairs_and_posts(tables)``'s; ``tables["posts"]`` is not read (it may be
+    released)."""
+    facts = data_facts(tables, posts, population)
+    return train_on_table(facts, FramePairs(pairs), cfg, truth, progress)
 
 
 def train_on_table(
@@ -357,7 +372,9 @@ def train_on_table(
         score_map=score_map_knots(predict_rows(booster, served.matrix(features), None)),
         commission_rate_median=float(served.frame["commission_rate"].median()),
         trained_until=trained_until(campaigns, served_ids),
-        reference=reference_bins(served.columns(), features),
+        reference=(
+            reference_bins(facts.population, features) if facts.population is not None else None
+        ),
         sales=evaluated.sales,  # by score, which means the same in both models
     )
     fingerprint = data_fingerprint(facts.rows, campaigns, facts.posts, len(labels), split)
@@ -369,6 +386,11 @@ def train_on_table(
             "served_trained_until": scorer.trained_until,
         }
     )
+    if facts.population is not None:
+        # the drift reference: serving's population at the end of the data
+        as_of = reference_as_of(facts.posts)
+        fingerprint["reference_as_of"] = as_of.isoformat() if as_of is not None else None
+        fingerprint["reference_candidates"] = len(facts.population)
     test = test.assign(**{f"score_{name}": value for name, value in scores.items()})
     return TrainResult(
         config=cfg,

@@ -45,8 +45,8 @@ def train_in_memory(
     """Validate and read ``directory`` whole, build its pairs (releasing the raw posts and
     the history as soon as they are used) and train on them; the result and the pairs."""
     tables = load_tables_or_report(directory)
-    pairs, posts = pairs_and_posts(tables, release_posts=True, progress=progress)
-    return train_on_pairs(tables, pairs, posts, cfg, truth, progress), pairs
+    pairs, posts, population = pairs_and_posts(tables, release_posts=True, progress=progress)
+    return train_on_pairs(tables, pairs, posts, cfg, truth, progress, population), pairs
 
 
 def train_from_parts(

@@ -1,7 +1,7 @@
 """MLflow for training runs: the tracking URI, the run (its record: ``training.run_record``),
 the registry and champion.
 
-Conventions (architecture document): the tracking URI is ``--tracking-uri``, else
+Conventions: the tracking URI is ``--tracking-uri``, else
 ``MLFLOW_TRACKING_URI``, else MLflow's default (``sqlite:///mlflow.db`` in the working
 directory). A run logs the resolved config, a data fingerprint, every metric with the
 baselines, plots, the feature registry and the model as a pyfunc. ``--register NAME``
@@ -112,16 +112,15 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's tracking URI set to ``uri`` inside the ``with`` block and restored after
     it, with the ``MLFLOW_TRACKING_URI`` variable that ``mlflow.set_tracking_uri`` sets."""
     variable = os.environ.get(TRACKING_URI_VARIABLE)
-    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        if variable is None:
-            # None is MLflow's own way back to its default; its annotation leaves None out
-            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-        else:
-            mlflow.set_tracking_uri(before)
+        # None is MLflow's own way back to no URI of its own (its annotation leaves None
+        # out); the variable, when there was one, then gives the URI as before, and still
+        # follows it when it changes later (a URI set back explicitly would not)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        if variable is not None:
             os.environ[TRACKING_URI_VARIABLE] = variable
 
 
@@ -157,7 +156,8 @@ def load_scorer(model_uri: str) -> Scorer:
 def register_model(logged: LoggedRun, name: str, result: TrainResult) -> LoggedRun:
     """Register the run's model; move ``champion`` to it when the gate (``challenge``)
     says so; the first version is champion. The decision goes to the run and the
-    version's tags."""
+    version's tags. GateError when the gate could not decide: the version is registered,
+    the champion keeps the alias."""
     client = MlflowClient()
     version = str(mlflow.register_model(logged.model_uri, name).version)
     try:
@@ -168,7 +168,12 @@ def register_model(logged: LoggedRun, name: str, result: TrainResult) -> LoggedR
     if current is None:
         promote, note = True, "first version: champion"
     else:
-        promote, note, decision = challenge(name, current, version, result)
+        try:
+            promote, note, decision = challenge(name, current, version, result)
+        except GateError as err:
+            client.set_model_version_tag(name, version, "gate", f"undecided: {err}")
+            client.set_tag(logged.run_id, "gate", f"undecided: {err}")
+            raise
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
     ours = result.metrics["ndcg@10"]["model"]
@@ -193,36 +198,68 @@ def register_model(logged: LoggedRun, name: str, result: TrainResult) -> LoggedR
     )
 
 
+class GateError(TrackingError):
+    """The gate could not compare the champion with the challenger (the champion's model
+    could not be loaded or could not score): the champion stays. One line."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "message", None) or err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def lacking_features(scorer: Scorer, test: pd.DataFrame) -> list[str]:
+    """The features ``scorer`` expects that the current pairs ``test`` do not have."""
+    return [name for name in scorer.features if name not in test.columns]
+
+
 def challenge(
     name: str, current, version: str, result: TrainResult
 ) -> tuple[bool, str, GateDecision | None]:
     """(promote, note, decision) for the challenger ``result`` against the champion
     version ``current``: the champion's served model if at least ``gate_min_campaigns``
     test campaigns were created after its training data ended, else its run's evaluated
-    model (trained before its own test period). A champion that cannot score these
-    features (an older format) gives way; one that saw too much of this test keeps the
-    alias."""
+    model (trained before its own test period).
+
+    Fails closed: a champion that cannot score the current features (they lack some of
+    its own: an older format) or that predates the fair gate (no ``trained_until``) gives
+    way; one that saw too much of this test keeps the alias; any failure to load or score
+    the champion (MLflow, storage, missing artifacts) is a GateError naming the cause,
+    and the alias stays where it is."""
     cfg = result.config
     champion = current.version
+    stays = f"v{champion} stays champion, v{version} is registered without the alias"
     try:
-        models: list[tuple[str, Scorer | None]] = [("", load_scorer(f"models:/{name}/{champion}"))]
-        models.append((" (its evaluated model)", _evaluated_scorer(current.run_id)))
+        served = load_scorer(f"models:/{name}/{champion}")
+        evaluated = evaluated_scorer(current.run_id)
+    except Exception as err:  # noqa: BLE001 - any failure keeps the champion, named in one line
+        raise GateError(
+            f"gate: champion v{champion} could not be loaded ({_first_line(err)}): {stays}"
+        ) from None
+    models = [("", served), (" (its evaluated model)", evaluated)]
+    lacking = lacking_features(served, result.test)
+    if lacking:
+        return (
+            True,
+            (
+                f"champion v{champion} cannot score these features (it expects "
+                f"{', '.join(lacking[:3])}); v{version} is champion"
+            ),
+            None,
+        )
+    if not served.trained_until:
+        return True, f"champion v{champion} predates the fair gate; v{version} is champion", None
+    try:
         scores = [
             (which, scorer.trained_until, scorer.raw(result.test))
             for which, scorer in models
             if scorer is not None and scorer.trained_until
         ]
-    except Exception:  # noqa: BLE001 - a champion of an older, incompatible format cannot compete
-        scores = None
-    if not scores:
-        return (
-            True,
-            (
-                f"champion v{champion} cannot score these features or predates the fair "
-                f"gate; v{version} is champion"
-            ),
-            None,
-        )
+    except Exception as err:  # noqa: BLE001 - as above
+        raise GateError(
+            f"gate: champion v{champion} could not score the test pairs "
+            f"({_first_line(err)}): {stays}"
+        ) from None
     test = result.test.assign(_challenger=result.test["score_model"])
     for which, until, raw in scores:
         fair = fair_campaigns(test.assign(_champion=raw), until)
@@ -240,18 +277,20 @@ def challenge(
     )
 
 
-def _evaluated_scorer(run_id: str) -> Scorer | None:
-    """The evaluated model kept in run ``run_id``, or None when the run has none."""
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=EVALUATED_MODEL_DIR, dst_path=tmp
-                )
-            )
-            return Scorer.load(folder / "booster.txt", folder / "scoring.json")
-    except (MlflowException, OSError):
+def evaluated_scorer(run_id: str) -> Scorer | None:
+    """The evaluated model kept in run ``run_id`` (fitted before the run's test period),
+    from MLflow's current tracking URI; None when the run kept none (it predates them).
+    A kept model that cannot be read raises (MlflowException, OSError ...)."""
+    kept = {a.path for a in MlflowClient().list_artifacts(run_id)}
+    if EVALUATED_MODEL_DIR not in kept:
         return None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=EVALUATED_MODEL_DIR, dst_path=tmp
+            )
+        )
+        return Scorer.load(folder / "booster.txt", folder / "scoring.json")
 
 
 def metrics_table(metrics: dict) -> str:
