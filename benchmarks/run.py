@@ -144,7 +144,7 @@ from marketplace.validate import load_valid_tables
 from features.build import build_features, index_history
 from training.tracking import load_scorer
 from serving.briefs import read_briefs
-from serving.candidates import feature_requests, find_candidates
+from features.candidates import feature_requests, find_candidates
 from serving.partner_list import with_model_defaults
 mlflow.set_tracking_uri({tracking!r})
 scorer = load_scorer({model_uri!r})

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features, index_history
+from features.candidates import feature_requests, find_candidates, market_creators
 from features.registry import FEATURE_NAMES
 from scaleout.tables import BUCKET, bucket_tables, bucketed_rows
-from serving.candidates import feature_requests, find_candidates, market_creators
 from serving.drift import add_counts
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from training.model import Scorer

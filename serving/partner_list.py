@@ -1,6 +1,6 @@
 """Score briefs into partner lists (data contract, "partner list").
 
-For each brief: find its candidates (``serving.candidates``), build their features as of
+For each brief: find its candidates (``features.candidates``), build their features as of
 the brief's ``as_of`` with the one feature builder, rank every candidate by the model's
 raw output (ties: creator_id), keep the top_k, and explain only those rows: score (the
 model's fixed 0-100 map), top_percent (100 x rank / the brief's candidates), the
@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 
 from features.build import History, build_features, index_history
+from features.candidates import ACTIVE_DAYS, feature_requests, find_candidates, market_creators
 from features.indices import family_indices, index_name
 from features.registry import FAMILIES
 from marketplace.contract import STRING_DTYPE
 from serving.briefs import check_briefs
-from serving.candidates import ACTIVE_DAYS, feature_requests, find_candidates, market_creators
 from serving.model import check_features
 from training.model import CONTRIB_COLUMNS, Scorer
 from training.sales import SALES_COLUMNS

@@ -1,7 +1,7 @@
 """One day's snapshot: what every brief and creator page as of that day starts from.
 
 For a day D (as of D 00:00 UTC) and every market, the snapshot holds each **candidate**
-creator (serving's rule, ``serving.candidates``: a post in the 90 days before D; any
+creator (serving's rule, ``features.candidates``: a post in the 90 days before D; any
 follower count) with what does not depend on a brief:
 
 - ``creators``: identity (creator_id, market, primary_category), current followers (the
@@ -36,11 +36,11 @@ from features.build import (
     build_features,
     index_history,
 )
+from features.candidates import find_candidates, market_creators
 from features.indices import family_indices, index_name
 from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.reference import follower_tier
-from serving.candidates import find_candidates, market_creators
 
 OTHER = ""  # the category row of a category the data does not know
 TARGET_QUANTILE = 0.75  # the counterfactual's peer percentile, in the brand's direction

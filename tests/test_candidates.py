@@ -1,4 +1,4 @@
-"""serving.candidates: the candidate rule on hand-made tables, at each of its edges, and
+"""features.candidates: the candidate rule on hand-made tables, at each of its edges, and
 those tables scored end to end."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features
+from features.candidates import find_candidates
 from marketplace.contract import TIMESTAMP_DTYPE
 from serving.briefs import check_briefs
-from serving.candidates import find_candidates
 from serving.partner_list import (
     partner_lists,
 )

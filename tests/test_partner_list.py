@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
+from features.candidates import find_candidates
 from features.registry import FAMILIES
 from marketplace.contract import STRING_DTYPE
 from serving.briefs import check_briefs
-from serving.candidates import find_candidates
 from serving.partner_list import (
     NOTHING_STANDS_OUT,
     PARTNER_COLUMNS,

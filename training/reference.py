@@ -3,7 +3,7 @@
 Serving compares the candidates it scores with this reference, so the reference is the
 same kind of population (like with like): every candidate of every market as of the end
 of the training data (midnight after the last post, the explorer's default as_of), by
-serving's own candidate rule (``serving.candidates``: a post in the 90 days before as_of,
+serving's own candidate rule (``features.candidates``: a post in the 90 days before as_of,
 any followers), each in a category drawn from what its market's campaigns asked for
 (seeded). The invited pairs the model learns from are not it: brands invite mostly big
 creators, serving scores every active one.
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from features.build import History, build_features
+from features.candidates import feature_requests, find_candidates, market_creators
 from marketplace.contract import TIMESTAMP_DTYPE
-from serving.candidates import feature_requests, find_candidates, market_creators
 
 QUANTILES = np.linspace(0.1, 0.9, 9)
 SEED = 0  # the reference's category draw

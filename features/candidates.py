@@ -8,7 +8,9 @@ A creator is a candidate of a brief when
   with ``snapshot_date + 1 day <= as_of``, 0 when there is none.
 
 Both tests are binary searches in the timelines of ``features.build.History`` (built
-once for all briefs), so they cost O(pairs x log events) and use no future fact.
+once for all briefs), so they cost O(pairs x log events) and use no future fact. The rule
+lives with the features because every layer above applies it: serving to briefs, the
+snapshot store to every market's day, training to the drift reference.
 """
 
 from __future__ import annotations
