@@ -268,3 +268,34 @@ def test_a_failing_worker_is_one_line(spark):
     with pytest.raises(SparkError) as err:
         run_job(job.collect)
     assert str(err.value) == "Spark job failed: ValueError: bucket of 1 rows cannot be built"
+
+
+@pytest.mark.slow
+def test_spark_drift_without_candidates_equals_the_in_memory_path(
+    spark, serving_world, tmp_path, capsys
+):
+    briefs = serving_world.briefs.assign(market="XX")  # no creator in any brief's market
+    briefs.to_csv(tmp_path / "briefs.csv", index=False)
+    common = [
+        "--model",
+        "models:/cs/1",
+        "--data",
+        str(serving_world.data),
+        "--briefs",
+        str(tmp_path / "briefs.csv"),
+        "--tracking-uri",
+        serving_world.tracking_uri,
+    ]
+    stderr = {}
+    for engine in ("memory", "spark"):
+        out = [f"--out={tmp_path / engine}.csv", f"--drift-report={tmp_path / engine}-drift.csv"]
+        assert serving_main([*common, *out, "--engine", engine, "--buckets", "2"]) == 0
+        stderr[engine] = [line for line in capsys.readouterr().err.splitlines() if "warn" in line]
+    assert stderr["spark"] == stderr["memory"]
+    assert len(stderr["memory"]) == len(briefs)  # one "no candidates" line each, no drift
+    assert all(": no candidates" in line for line in stderr["memory"])
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "spark.csv"), pd.read_csv(tmp_path / "memory.csv")
+    )
+    assert not (tmp_path / "memory-drift.csv").exists()
+    assert not (tmp_path / "spark-drift.csv").exists()
