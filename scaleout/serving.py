@@ -192,6 +192,7 @@ def spark_partner_lists(
         schema=partner_schema(),
     )
     result = lists.orderBy(BRIEF, "rank").toPandas()
+    result.attrs.clear()  # Spark Connect's plan metrics, which no file format can hold
     counts = drift_counts(candidates, reference) if reference else None
     candidates.unpersist()
     if result.empty:
