@@ -99,6 +99,23 @@ def check_master(master: str, timeout_s: float = 5.0) -> None:
     raise SparkError(f"Spark master {master} is unreachable (no answer within {timeout_s:.0f}s)")
 
 
+def check_server(url: str, timeout_s: float = 5.0) -> None:
+    """SparkError unless the Spark Connect server of ``url`` (``sc://host[:port]/...``,
+    port 15002 by default) accepts a connection: its client would retry for minutes."""
+    from urllib.parse import urlparse
+
+    address = urlparse(url.split(";")[0])
+    try:
+        host, port = address.hostname, address.port or 15002
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except (OSError, ValueError):
+        pass
+    raise SparkError(
+        f"Spark Connect server {url} is unreachable (no answer within {timeout_s:.0f}s)"
+    )
+
+
 def first_line(err: BaseException) -> str:
     """The line of a Spark or Python worker error that says what went wrong."""
     text = str(getattr(err, "desc", "") or err).strip()
@@ -155,6 +172,7 @@ def connect_session(url: str, conf: dict[str, str] | None = None):
 
     if not url.startswith("sc://"):
         raise SparkError(f"Spark Connect URL {url!r} does not start with sc://")
+    check_server(url)
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
         for key, value in {**SQL_CONF, **(conf or {})}.items():

@@ -22,7 +22,10 @@ from scaleout.session import (
     JAVA_NEEDED,
     SparkError,
     check_master,
+    check_server,
     java_available,
+    parallelism,
+    remote_url,
     run_job,
     spark_session,
 )
@@ -183,6 +186,27 @@ def test_missing_java_is_one_line(monkeypatch):
 def test_unreachable_master_is_one_line():
     with pytest.raises(SparkError, match=r"^Spark master spark://127.0.0.1:9 is unreachable"):
         check_master("spark://127.0.0.1:9", timeout_s=1)
+
+
+def test_unreachable_connect_server_is_one_line():
+    with pytest.raises(
+        SparkError, match=r"^Spark Connect server sc://127.0.0.1:9/;user_id=x is unreachable \(no"
+    ):
+        check_server("sc://127.0.0.1:9/;user_id=x", timeout_s=1)
+
+
+def test_spark_connect_is_the_flag_a_sc_master_or_the_environment(monkeypatch):
+    monkeypatch.setenv("SPARK_REMOTE", "sc://env:15002")
+    assert remote_url(None, None) == "sc://env:15002"
+    assert remote_url("local[2]", None) is None  # a classic master given wins
+    assert remote_url("sc://master:15002", None) == "sc://master:15002"
+    assert remote_url("local[2]", "sc://flag:15002") == "sc://flag:15002"
+    monkeypatch.delenv("SPARK_REMOTE")
+    assert remote_url(None, None) is None
+
+
+def test_default_parallelism_is_read_from_the_configuration(spark):
+    assert parallelism(spark) == 2  # local[2], without the SparkContext
 
 
 @pytest.mark.slow
