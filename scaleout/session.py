@@ -320,13 +320,17 @@ class Watchdog:
         return waiting, (done, executors)
 
     def _watch(self) -> None:
-        last, since = None, time.monotonic()
+        last, since, errors = None, time.monotonic(), 0
         while True:
             time.sleep(self.poll_s)
             try:
                 waiting, state = self._state()
+                errors = 0
             except Exception:  # noqa: BLE001 - the session has stopped: nothing to watch
-                return
+                errors += 1
+                if errors >= 10:
+                    return
+                continue
             if not waiting or state != last or self.timeout_s <= 0:
                 last, since = state, time.monotonic()
             elif time.monotonic() - since >= self.timeout_s:
