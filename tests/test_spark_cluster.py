@@ -340,7 +340,7 @@ def test_worker_lost_mid_stage_is_one_line_within_the_bound(lone_master, serving
         wait_for_text(root / "worker.log", "Successfully registered with master", worker)
         out = tmp_path / "out"
         out.mkdir()
-        stall_s = 30  # above an executor's start-up on a busy machine
+        stall_s = 20  # above an executor's start-up on a busy machine
         with (tmp_path / "stderr").open("w") as stderr:
             job = subprocess.Popen(
                 features_argv(serving_world, master, out, stall_s),
