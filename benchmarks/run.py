@@ -12,6 +12,10 @@ process's own (``os.wait4``). Stages:
 - features-spark: the same with ``--engine spark --spark-master local[2]`` (a directory
   of Parquet parts); its peak memory is that of the whole process tree (driver, JVM and
   Python workers together), sampled every 0.25 s;
+- features-connect: the same over Spark Connect (``--spark-remote``), against a Spark
+  Connect server on ``local[2]`` started first from pyspark's distribution (with the
+  local session's 4 GB driver heap); its seconds are the command's, the server already
+  up; its peak memory is that of both process trees;
 - training: ``python -m training`` (features + fitting + evaluation + MLflow logging);
 - training-pairs: ``python -m training DIR --pairs PAIRS`` on the features-spark pair
   table (fit features read part by part, never whole);
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +54,7 @@ TARGETS = {
     "features": "< 300 s, < 8 GB at 100,000 creators",
     "training": "< 600 s (features included), < 8 GB at 100,000 creators",
     "features-spark": "< 2x features' seconds at 100,000 creators; all processes < 16 GB",
+    "features-connect": "< 1.3x features-spark's seconds at 100,000 creators",
     "serving": "< 120 s and < 2x features + predict, 50 briefs x 30,000 candidates",
     "validate": "(recorded: later stages do not check again)",
     "training-pairs": "the model of training on the same pairs; < 16 GB",
@@ -70,20 +76,21 @@ def run_stage(args: list[str], log_path: Path) -> tuple[float, float, int]:
 
 
 def run_stage_tree(
-    args: list[str], log_path: Path, every_s: float = 0.25
+    args: list[str], log_path: Path, every_s: float = 0.25, also: int | None = None
 ) -> tuple[float, float, int]:
     """``run_stage`` for a process with children (Spark's JVM and Python workers): the
-    peak is the largest sampled sum of the resident memory of the whole tree."""
+    peak is the largest sampled sum of the resident memory of the whole tree (and of the
+    tree of process ``also``, a server it uses)."""
     import psutil
 
     started, peak = time.perf_counter(), 0
     with open(log_path, "w") as log:
         process = subprocess.Popen([PYTHON, *args], stdout=log, stderr=subprocess.STDOUT)
-        root = psutil.Process(process.pid)
+        roots = [psutil.Process(process.pid)] + ([psutil.Process(also)] if also else [])
         while process.poll() is None:
             total = 0
             try:
-                tree = [root, *root.children(recursive=True)]
+                tree = [t for root in roots for t in [root, *root.children(recursive=True)]]
             except psutil.NoSuchProcess:
                 break
             for member in tree:
@@ -94,6 +101,41 @@ def run_stage_tree(
             peak = max(peak, total)
             time.sleep(every_s)
     return time.perf_counter() - started, peak / 1024**3, process.wait()
+
+
+def start_connect_server(work: Path) -> tuple[subprocess.Popen, str]:
+    """A Spark Connect server on ``local[2]`` (pyspark's ``start-connect-server.sh`` in
+    the foreground, its Python workers on this Python): the process and its sc:// URL."""
+    import socket
+
+    import pyspark
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(pyspark.__file__).parent / "sbin" / "start-connect-server.sh"
+    conf = {
+        "spark.driver.memory": "4g",
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+    }
+    argv = [str(script), "--wait", "--master", "local[2]"]
+    argv += [a for key, value in conf.items() for a in ("--conf", f"{key}={value}")]
+    env = {**os.environ, "PYSPARK_PYTHON": PYTHON, "SPARK_LOG_DIR": str(work)}
+    with open(work / "connect-server.log", "w") as log:
+        server = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    for _ in range(240):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, f"sc://127.0.0.1:{port}"
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise SystemExit(f"the Spark Connect server did not start; see {work}/connect-server.log")
 
 
 def machine() -> str:
@@ -176,8 +218,8 @@ def main(argv=None) -> int:
         "--stages",
         default="simulate,features,training,serving",
         help="comma-separated stages to run (default: %(default)s; also "
-        "validate, features-spark, training-pairs, serving-spark, store, store-spark, "
-        "serving-store)",
+        "validate, features-spark, features-connect, training-pairs, serving-spark, store, "
+        "store-spark, serving-store)",
     )
     parser.add_argument("--workdir", type=Path, help="keep data here (default: a temporary folder)")
     parser.add_argument("--markdown", type=Path, help="append the table to this Markdown file")
@@ -246,6 +288,19 @@ def main(argv=None) -> int:
                 work / "features-spark.log",
             ),
         )
+    if "features-connect" in stages:
+        server, url = start_connect_server(work)
+        try:
+            figures = run_stage_tree(
+                ["-m", "features", str(data), "--out", str(work / "pairs-connect")]
+                + ["--engine", "spark", "--spark-remote", url],
+                work / "features-connect.log",
+                also=server.pid,
+            )
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        record("features-connect", scale, figures)
     training = ["-m", "training", str(data), "--truth", str(data / "truth")]
     training += ["--tracking-uri", tracking, "--experiment", "benchmark", "--register", "benchmark"]
     if "training" in stages:

@@ -36,13 +36,14 @@ def pair_schema():
     )
 
 
-def bucket_pairs(campaigns) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def bucket_pairs(campaigns: pd.DataFrame) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The applyInPandas function: one bucket's rows in, its training pairs out.
-    ``campaigns`` is a broadcast of the contract-typed campaigns table."""
+    ``campaigns`` (the contract-typed campaigns table) travels with the function, which
+    Spark pickles once per job (classic Spark broadcasts it when large)."""
     columns = list(PAIR_COLUMNS) + list(FEATURE_NAMES)
 
     def pairs_of(rows: pd.DataFrame) -> pd.DataFrame:
-        return training_pairs(bucket_tables(rows, campaigns.value))[columns]
+        return training_pairs(bucket_tables(rows, campaigns))[columns]
 
     return pairs_of
 
@@ -56,8 +57,7 @@ def spark_pairs(spark, directory, campaigns: pd.DataFrame, buckets: int):
     itself then read them, instead of running the builder twice."""
     from pyspark import StorageLevel
 
-    shared = spark.sparkContext.broadcast(campaigns)
     rows = bucketed_rows(spark, directory, buckets)
-    pairs = rows.groupBy(BUCKET).applyInPandas(bucket_pairs(shared), schema=pair_schema())
+    pairs = rows.groupBy(BUCKET).applyInPandas(bucket_pairs(campaigns), schema=pair_schema())
     pairs = pairs.persist(StorageLevel.DISK_ONLY)
     return pairs.orderBy(*SORT_COLUMNS), pairs

@@ -48,9 +48,8 @@ def scorer_parts(scorer: Scorer) -> dict:
     }
 
 
-def _scorer(shared) -> Scorer:
-    """The broadcast model's Scorer, its booster parsed once per Python worker."""
-    parts = shared.value
+def _scorer(parts: dict) -> Scorer:
+    """The Scorer of ``scorer_parts``, its booster parsed once per Python worker."""
     if parts["model"] not in _SCORERS:
         _SCORERS.clear()
         _SCORERS[parts["model"]] = lgb.Booster(model_str=parts["model"])
@@ -97,14 +96,17 @@ def partner_schema():
     )
 
 
-def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """The applyInPandas function of step 1 (broadcast campaigns and checked briefs)."""
+def bucket_candidates(
+    campaigns: pd.DataFrame, briefs: pd.DataFrame
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The applyInPandas function of step 1; the campaigns and the checked briefs travel
+    with it (Spark pickles a function with what it refers to)."""
 
     def candidates_of(rows: pd.DataFrame) -> pd.DataFrame:
-        tables = bucket_tables(rows, campaigns.value)
+        tables = bucket_tables(rows, campaigns)
         history = index_history(tables)
-        pairs = find_candidates(tables, briefs.value, history, market_creators(tables, history))
-        features = build_features(tables, feature_requests(briefs.value, pairs), history)
+        pairs = find_candidates(tables, briefs, history, market_creators(tables, history))
+        features = build_features(tables, feature_requests(briefs, pairs), history)
         out = pd.DataFrame(
             {
                 BRIEF: pairs["brief"].to_numpy(np.int64),
@@ -116,13 +118,16 @@ def bucket_candidates(campaigns, briefs) -> Callable[[pd.DataFrame], pd.DataFram
     return candidates_of
 
 
-def brief_rows(briefs, scorer, model_version: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """The applyInPandas function of step 2: one brief's candidates in, its rows out."""
+def brief_rows(
+    briefs: pd.DataFrame, scorer: dict, model_version: str
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The applyInPandas function of step 2: one brief's candidates in, its rows out;
+    ``scorer`` is the model's ``scorer_parts``."""
 
     def rows_of(candidates: pd.DataFrame) -> pd.DataFrame:
         candidates = candidates.sort_values("creator_id", kind="stable").reset_index(drop=True)
         position = int(candidates[BRIEF].iloc[0])
-        chunk = briefs.value.iloc[[position]].reset_index(drop=True)
+        chunk = briefs.iloc[[position]].reset_index(drop=True)
         pairs = pd.DataFrame(
             {
                 "brief": np.zeros(len(candidates), np.int64),
@@ -157,11 +162,14 @@ def bin_count_rows(reference: dict) -> Callable[[Iterator[pd.DataFrame]], Iterat
     return counts_of
 
 
-def drift_counts(candidates, reference: dict) -> dict[str, np.ndarray]:
-    """Every candidate's counts per feature and reference bin (``serving.drift``)."""
+def drift_counts(candidates, reference: dict) -> dict[str, np.ndarray] | None:
+    """Every candidate's counts per feature and reference bin (``serving.drift``); None
+    without candidates, as the in-memory path observes none."""
     rows = candidates.mapInPandas(
         bin_count_rows(reference), schema="feature string, bin int, count double"
     ).toPandas()
+    if rows.empty:
+        return None
     counts = bin_counts(pd.DataFrame(columns=list(reference), dtype=float), reference)
     for row in rows.itertuples(index=False):
         counts[row.feature][row.bin] += row.count
@@ -181,22 +189,22 @@ def spark_partner_lists(
     """The partner lists of ``briefs`` (checked, with the model's defaults) on the data
     of ``directory``, as the in-memory ``partner_lists`` returns them, and with
     ``reference`` (``serving.drift.data_reference`` of the model's bins) the candidates'
-    bin counts for the drift report (None without)."""
+    bin counts for the drift report (None without, or without candidates)."""
     from pyspark import StorageLevel
 
-    context = spark.sparkContext
-    shared_briefs = context.broadcast(briefs.reset_index(drop=True))
+    briefs = briefs.reset_index(drop=True)
     rows = bucketed_rows(spark, directory, buckets)
     candidates = rows.groupBy(BUCKET).applyInPandas(
-        bucket_candidates(context.broadcast(campaigns), shared_briefs), schema=candidate_schema()
+        bucket_candidates(campaigns, briefs), schema=candidate_schema()
     )
     if reference:
         candidates = candidates.persist(StorageLevel.DISK_ONLY)  # built once, read twice
     lists = candidates.groupBy(BRIEF).applyInPandas(
-        brief_rows(shared_briefs, context.broadcast(scorer_parts(scorer)), model_version),
+        brief_rows(briefs, scorer_parts(scorer), model_version),
         schema=partner_schema(),
     )
     result = lists.orderBy(BRIEF, "rank").toPandas()
+    result.attrs.clear()  # Spark Connect's plan metrics, which no file format can hold
     counts = drift_counts(candidates, reference) if reference else None
     candidates.unpersist()
     if result.empty:

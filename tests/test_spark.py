@@ -21,7 +21,10 @@ from scaleout.session import (
     JAVA_NEEDED,
     SparkError,
     check_master,
+    check_server,
     java_available,
+    parallelism,
+    remote_url,
     run_job,
     spark_session,
 )
@@ -182,6 +185,27 @@ def test_unreachable_master_is_one_line():
         check_master("spark://127.0.0.1:9", timeout_s=1)
 
 
+def test_unreachable_connect_server_is_one_line():
+    with pytest.raises(
+        SparkError, match=r"^Spark Connect server sc://127.0.0.1:9/;user_id=x is unreachable \(no"
+    ):
+        check_server("sc://127.0.0.1:9/;user_id=x", timeout_s=1)
+
+
+def test_spark_connect_is_the_flag_a_sc_master_or_the_environment(monkeypatch):
+    monkeypatch.setenv("SPARK_REMOTE", "sc://env:15002")
+    assert remote_url(None, None) == "sc://env:15002"
+    assert remote_url("local[2]", None) is None  # a classic master given wins
+    assert remote_url("sc://master:15002", None) == "sc://master:15002"
+    assert remote_url("local[2]", "sc://flag:15002") == "sc://flag:15002"
+    monkeypatch.delenv("SPARK_REMOTE")
+    assert remote_url(None, None) is None
+
+
+def test_default_parallelism_is_read_from_the_configuration(spark):
+    assert parallelism(spark) == 2  # local[2], without the SparkContext
+
+
 @pytest.mark.slow
 def test_spark_partner_lists_equal_the_in_memory_ones(
     spark, market_dir, memory_tables, memory_result, tmp_path, capsys
@@ -265,3 +289,34 @@ def test_a_failing_worker_is_one_line(spark):
     with pytest.raises(SparkError) as err:
         run_job(job.collect)
     assert str(err.value) == "Spark job failed: ValueError: bucket of 1 rows cannot be built"
+
+
+@pytest.mark.slow
+def test_spark_drift_without_candidates_equals_the_in_memory_path(
+    spark, serving_world, tmp_path, capsys
+):
+    briefs = serving_world.briefs.assign(market="XX")  # no creator in any brief's market
+    briefs.to_csv(tmp_path / "briefs.csv", index=False)
+    common = [
+        "--model",
+        "models:/cs/1",
+        "--data",
+        str(serving_world.data),
+        "--briefs",
+        str(tmp_path / "briefs.csv"),
+        "--tracking-uri",
+        serving_world.tracking_uri,
+    ]
+    stderr = {}
+    for engine in ("memory", "spark"):
+        out = [f"--out={tmp_path / engine}.csv", f"--drift-report={tmp_path / engine}-drift.csv"]
+        assert serving_main([*common, *out, "--engine", engine, "--buckets", "2"]) == 0
+        stderr[engine] = [line for line in capsys.readouterr().err.splitlines() if "warn" in line]
+    assert stderr["spark"] == stderr["memory"]
+    assert len(stderr["memory"]) == len(briefs)  # one "no candidates" line each, no drift
+    assert all(": no candidates" in line for line in stderr["memory"])
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "spark.csv"), pd.read_csv(tmp_path / "memory.csv")
+    )
+    assert not (tmp_path / "memory-drift.csv").exists()
+    assert not (tmp_path / "spark-drift.csv").exists()
