@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.__main__ import main as features_main
+from commands.features import main as features_main
 from features.audit import (
     MAX_FAST_GROWER_GAP,
     MAX_SIZE_SPEARMAN,

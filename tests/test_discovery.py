@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.__main__ import main as serving_main
+from commands.serving import main as serving_main
+from commands.store import main as store_main
 from serving.discovery import (
     MISSING_GAP,
     NEW_DAYS,
@@ -23,7 +24,6 @@ from serving.discovery import (
     short_history,
 )
 from serving.partner_list import INDEX_COLUMNS
-from store.__main__ import main as store_main
 from tests.conftest import write_briefs
 from tests.worlds import brief_json
 

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from commands.serving import main as serving_main
 from features.build import build_features, index_history
 from features.candidates import find_candidates
 from features.registry import FAMILIES, FEATURE_NAMES, OTHER, features_of
 from marketplace.contract import TIMESTAMP_DTYPE
 from marketplace.io import write_tables
 from marketplace.simulate import SimConfig, simulate
-from serving.__main__ import main as serving_main
 from serving.drift import (
     NOT_COMPARED,
     THRESHOLD,

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from commands.serving import main as serving_main
 from explorer.__main__ import main as explorer_main
 from explorer.core import MAX_TOP_K
-from serving.__main__ import main as serving_main
 from serving.partner_list import PARTNER_COLUMNS
 from tests.worlds import EVIL_ID, SORT_COLUMN, TOKEN, ExplorerWorld, brief_json
 

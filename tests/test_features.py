@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.__main__ import main as features_main
+from commands.features import main as features_main
 from features.build import build_features
 from features.indices import family_indices, index_name
 from features.pairs import training_pairs

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from commands.serving import main as serving_main
 from features.build import build_features
 from features.registry import FEATURE_NAMES
-from serving.__main__ import main as serving_main
 from serving.model import ModelError, check_features, load_model
 from tests.conftest import CONTRACT_COLUMNS, CONTRIB_COLUMNS, write_briefs
 from tests.worlds import tiny_scorer

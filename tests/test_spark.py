@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from features.__main__ import main as features_main
+from commands.features import main as features_main
+from commands.serving import main as serving_main
 from features.pairs import training_pairs
 from marketplace.io import read_tables, to_arrow, write_tables
 from marketplace.simulate import SimConfig, simulate
@@ -28,7 +29,6 @@ from scaleout.session import (
     run_job,
     spark_session,
 )
-from serving.__main__ import main as serving_main
 from training.__main__ import main as training_main
 from training.config import load_config
 from training.parts import train_on_pair_parts

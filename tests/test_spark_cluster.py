@@ -22,9 +22,9 @@ import pandas as pd
 import pyspark
 import pytest
 
+from commands.serving import main as serving_main
 from features.pairs import training_pairs
 from scaleout.session import java_available
-from serving.__main__ import main as serving_main
 
 pytestmark = [
     pytest.mark.slow,
@@ -387,3 +387,28 @@ def test_spark_connect_gives_the_in_memory_tables(
         str(tmp_path / "drift.csv"),
     )
     check_serving(serving, tmp_path, memory_serving)
+
+
+def test_spark_connect_builds_the_in_memory_store(connect_server, serving_world, tmp_path):
+    day = serving_world.as_of.strftime("%Y-%m-%d")
+    flags = ["--as-of", day]
+    memory, remote = tmp_path / "memory", tmp_path / "remote"
+    build = [sys.executable, "-m", "store", "build", str(serving_world.data)]
+    made = subprocess.run([*build, "--out", str(memory), *flags], cwd=ROOT, env=clean_env())
+    assert made.returncode == 0
+    run = subprocess.run(
+        [*build, "--out", str(remote), *flags, "--engine", "spark"],
+        cwd=ROOT,
+        env=clean_env(SPARK_REMOTE=connect_server),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "on Spark Connect" in run.stderr
+    files = sorted(p.relative_to(memory) for p in memory.rglob("*.parquet"))
+    assert files and files == sorted(p.relative_to(remote) for p in remote.rglob("*.parquet"))
+    for name in files:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(remote / name), pd.read_parquet(memory / name), check_exact=True
+        )

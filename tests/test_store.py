@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from commands.serving import main as serving_main
+from commands.store import main as store_main
 from features.build import build_features
 from features.registry import FEATURE_NAMES
-from serving.__main__ import main as serving_main
 from store import layout
-from store.__main__ import main as store_main
 from store.build import requested_days
 from store.read import candidates, creator_days, creator_directory, open_store, stored_day
 from store.snapshot import OTHER, data_categories, snapshot_frames

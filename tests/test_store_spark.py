@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from commands.store import main as store_main
 from scaleout.session import java_available
-from store.__main__ import main as store_main
 from store.read import open_store
 
 
