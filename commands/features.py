@@ -175,7 +175,7 @@ def check_output_folder(path: Path) -> None:
 def run_spark(args: argparse.Namespace) -> int:
     """``--engine spark``: the pair table as a directory of Parquet parts, built on Spark."""
     from scaleout.features import spark_pairs
-    from scaleout.session import SparkError, run_job, session_name, start_job
+    from scaleout.session import SparkError, run_job, session_name, start_job_for
     from scaleout.tables import write_parts_atomically
 
     started = time.perf_counter()
@@ -187,13 +187,7 @@ def run_spark(args: argparse.Namespace) -> int:
             f"validated {args.directory} part by part in {time.perf_counter() - started:.1f}s; "
             "starting Spark ..."
         )
-        spark, buckets = start_job(
-            args.spark_master,
-            args.buckets,
-            rows,
-            remote=args.spark_remote,
-            stall_timeout=args.stall_timeout,
-        )
+        spark, buckets = start_job_for(args, rows)
         log(
             f"Spark {spark.version} on {session_name(spark)}: building features for "
             f"{rows['invitations']:,} invitations in {buckets} creator buckets ..."

@@ -245,18 +245,12 @@ def spark_lists(
     """``memory_lists`` computed on Spark (``scaleout.serving``), with the same checks,
     warnings and drift report."""
     from scaleout.serving import spark_partner_lists
-    from scaleout.session import run_job, session_name, start_job
+    from scaleout.session import run_job, session_name, start_job_for
 
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     check_features(scorer, version)
     rows = rows_or_report(args.data)
-    spark, buckets = start_job(
-        args.spark_master,
-        args.buckets,
-        rows,
-        remote=args.spark_remote,
-        stall_timeout=args.stall_timeout,
-    )
+    spark, buckets = start_job_for(args, rows)
     log(
         f"model {version}; {len(briefs):,} briefs from {args.briefs}; Spark "
         f"{spark.version} on {session_name(spark)}, {buckets} creator buckets ..."

@@ -124,17 +124,11 @@ def _say_skipped(wanted: list[pd.Timestamp], days: list[pd.Timestamp]) -> None:
 
 
 def _build_on_spark(args, as_of, every, back) -> list[str]:
-    from scaleout.session import run_job, session_name, start_job
+    from scaleout.session import run_job, session_name, start_job_for
     from scaleout.store import last_post_day, spark_build
 
     rows = rows_or_report(args.data)
-    spark, buckets = start_job(
-        args.spark_master,
-        args.buckets,
-        rows,
-        remote=args.spark_remote,
-        stall_timeout=args.stall_timeout,
-    )
+    spark, buckets = start_job_for(args, rows)
     if as_of is None:
         as_of = run_job(lambda: last_post_day(spark, args.data), spark) + DAY
     wanted = requested_days(as_of, every, back)

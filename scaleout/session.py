@@ -454,3 +454,14 @@ def start_job(
     buckets = buckets or default_buckets(rows, parallelism(spark))
     spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
     return spark, buckets
+
+
+def start_job_for(args, rows: dict[str, int]):
+    """``start_job`` with the options ``add_engine_arguments`` gave a command (``args``)."""
+    return start_job(
+        args.spark_master,
+        args.buckets,
+        rows,
+        remote=args.spark_remote,
+        stall_timeout=args.stall_timeout,
+    )
