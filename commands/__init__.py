@@ -5,5 +5,5 @@ Each module here parses its command's arguments, checks its input, chooses the e
 (``features``, ``serving``, ``store``, ``scaleout`` ...) never import it, so imports run
 one way, down. ``python -m features``, ``python -m serving`` and ``python -m store`` are
 thin entry points into ``commands.features``, ``commands.serving`` and
-``commands.store``; ``commands/job.py`` is the file to give ``spark-submit``.
+``commands.store``; ``spark_job.py`` is the file to give ``spark-submit``.
 """

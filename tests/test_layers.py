@@ -62,3 +62,20 @@ def test_no_module_changes_sys_path():
     for package in LAYERS:
         for path in (ROOT / package).rglob("*.py"):
             assert "sys.path" not in path.read_text(), path.relative_to(ROOT)
+
+
+def test_the_spark_submit_file_runs_each_stage_as_a_script():
+    """Run as a file (as spark-submit runs it), with its folder first on sys.path: no
+    module there shadows a package."""
+    import subprocess
+    import sys
+
+    for stage in ("features", "serving", "store", "training"):
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "spark_job.py"), stage, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert f"python -m {stage}" in run.stdout

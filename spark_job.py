@@ -1,7 +1,9 @@
-"""The file to give ``spark-submit``: ``spark-submit [options] commands/job.py STAGE ARGS``
+"""The file to give ``spark-submit``: ``spark-submit [options] spark_job.py STAGE ARGS``
 runs ``python -m STAGE ARGS`` (features, training, serving or store) in the driver that
-spark-submit starts, so its ``--master`` and ``--conf`` options apply. The project must be
-installed in the driver's Python (``spark.pyspark.python``)."""
+spark-submit starts, so its ``--master`` and ``--conf`` options apply. It lives at the top
+of the project, beside the packages it runs (a file run as a script puts its own folder
+first on ``sys.path``, where a module named like a package would shadow it); the project
+must be installed in the driver's Python (``spark.pyspark.python``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ def main(argv: list[str]) -> int:
     """Run the command of STAGE (``argv[0]``) on the rest of ``argv``; its exit status."""
     if not argv or argv[0] not in STAGES:
         print(
-            f"usage: spark-submit [options] commands/job.py {{{','.join(STAGES)}}} ARGS "
+            f"usage: spark-submit [options] spark_job.py {{{','.join(STAGES)}}} ARGS "
             "(the stage's own arguments, with --engine spark)",
             file=sys.stderr,
         )
