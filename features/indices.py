@@ -30,8 +30,23 @@ HISTORY_RULES: dict[str, str] = {
 }
 
 
+# The features has_history reads (a frame with these and a family's features is enough
+# for that family's index).
+HISTORY_INPUTS = (
+    "posts_per_week_180d",
+    "views_per_follower_180d",
+    "history_days",
+    "gap_cv_180d",
+    "past_invitations",
+    "log_gmv_per_shoppable_post_all",
+    "follower_growth_90d",
+    "comments_per_like_90d",
+)
+
+
 def has_history(features: pd.DataFrame) -> dict[str, pd.Series]:
-    """Per family, True where the creator has enough history for its index."""
+    """Per family, True where the creator has enough history for its index (from the
+    ``HISTORY_INPUTS`` columns)."""
     posts_180d = features["posts_per_week_180d"] * (180 / 7)
     month_old = features["history_days"] >= 30
     return {

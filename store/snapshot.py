@@ -37,7 +37,7 @@ from features.build import (
     index_history,
 )
 from features.candidates import find_candidates, market_creators
-from features.indices import family_indices, index_name
+from features.indices import HISTORY_INPUTS, family_indices, index_name
 from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from marketplace.contract import STRING_DTYPE, TIMESTAMP_DTYPE
 from marketplace.reference import follower_tier
@@ -49,6 +49,7 @@ CREATOR_FEATURES: tuple[str, ...] = tuple(
     f for f in FEATURE_NAMES if f not in CATEGORY_FEATURES and f != "commission_rate"
 )
 CREATOR_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f != "category")
+FAMILY_FEATURES = tuple(f for family in FAMILIES for f in features_of(family))
 IDENTITY = ("market", "creator_id", "primary_category", "followers", "follower_tier")
 CATEGORY_SOURCES = (
     ("posts", "category"),
@@ -170,14 +171,16 @@ def finish_snapshot(rows: tuple[pd.DataFrame, pd.DataFrame]) -> Snapshot:
         creators.reindex(columns=FEATURE_NAMES), creators["market"], CREATOR_FAMILIES
     )
     creators = pd.concat([creators, indices], axis=1)
+    # The category index reads the category family and the history rules' inputs only:
+    # each (creator, category) row carries just those (memory: a market's rows x 14).
     position = pd.Index(creators["creator_id"]).get_indexer(category_rows["creator_id"])
-    full = creators.iloc[position].reset_index(drop=True)[["market", *CREATOR_FEATURES]]
+    needed = [c for c in HISTORY_INPUTS if c not in CATEGORY_FEATURES]
+    full = creators.iloc[position].reset_index(drop=True)[needed]
     full = pd.concat([full, category_rows[list(CATEGORY_FEATURES)]], axis=1)
-    full = full.reindex(columns=FEATURE_NAMES)
     peers = category_rows["market"].astype(str) + SEPARATOR + category_rows["category"].astype(str)
     category_index = family_indices(full, peers.to_numpy(), ("category",))
     category_rows = category_rows.assign(**{index_name("category"): category_index.iloc[:, 0]})
-    targets = counterfactual_targets(full, peers)
+    targets = counterfactual_targets(creators, category_rows, peers)
     return Snapshot(
         creators=creators[list(CREATOR_COLUMNS)],
         categories=category_rows[list(CATEGORY_COLUMNS)],
@@ -185,17 +188,25 @@ def finish_snapshot(rows: tuple[pd.DataFrame, pd.DataFrame]) -> Snapshot:
     )
 
 
-def counterfactual_targets(features: pd.DataFrame, peers: pd.Series) -> pd.DataFrame:
-    """Per group of equal ``peers`` (``market`` + US + ``category``) and feature with a
-    family, the peers' TARGET_QUANTILE in the brand's direction: the 75th percentile, or
-    the 25th for a lower-is-better feature (NaN without any value); rows (market,
-    category, feature, target)."""
-    names = [f.name for family in FAMILIES for f in features_of(family)]
-    lower = [f.name for family in FAMILIES for f in features_of(family) if f.direction < 0]
-    groups = features[names].groupby(peers.to_numpy(), sort=True)
-    wide = groups.quantile(TARGET_QUANTILE)
-    if lower:
-        wide[lower] = groups[lower].quantile(1 - TARGET_QUANTILE)
+def counterfactual_targets(
+    creators: pd.DataFrame, category_rows: pd.DataFrame, peers: pd.Series
+) -> pd.DataFrame:
+    """Per market and category (``peers``: ``market`` + US + ``category`` of each of
+    ``category_rows``) and feature with a family, the peers' TARGET_QUANTILE in the
+    brand's direction: the 75th percentile, or the 25th for a lower-is-better feature (NaN
+    without any value); rows (market, category, feature, target). The peers of a market
+    and category are the market's candidates, so the other families' targets are the
+    market's, the same in every category."""
+    by_category = _quantiles(category_rows, peers.to_numpy(), features_of("category"))
+    by_market = _quantiles(
+        creators,
+        creators["market"].to_numpy(),
+        [f for f in FAMILY_FEATURES if f.family != "category"],
+    )
+    keys = by_category.index.to_series().str.split(SEPARATOR, n=1, expand=True)
+    wide = pd.concat(
+        [by_market.loc[keys[0].to_numpy()].set_axis(by_category.index), by_category], axis=1
+    )
     long = (
         wide.rename_axis("group")
         .reset_index()
@@ -210,3 +221,14 @@ def counterfactual_targets(features: pd.DataFrame, peers: pd.Series) -> pd.DataF
             "target": long["target"].astype(float),
         }
     ).sort_values(["market", "category", "feature"], kind="stable", ignore_index=True)
+
+
+def _quantiles(frame: pd.DataFrame, groups, features) -> pd.DataFrame:
+    """Per group (sorted), each feature's TARGET_QUANTILE in the brand's direction."""
+    names = [f.name for f in features]
+    lower = [f.name for f in features if f.direction < 0]
+    grouped = frame[names].groupby(groups, sort=True)
+    wide = grouped.quantile(TARGET_QUANTILE)
+    if lower:
+        wide[lower] = grouped[lower].quantile(1 - TARGET_QUANTILE)
+    return wide
