@@ -32,7 +32,7 @@ from serving.discovery import (
 )
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
 from store.layout import StoreError, market_file
-from store.read import Store, _split, candidates
+from store.read import Store, candidate_frames, candidates
 from store.snapshot import OTHER
 from training.model import CONTRIB_COLUMNS, Scorer
 
@@ -138,21 +138,6 @@ def market_rows(store: Store, day: str, market: str, category: str | None) -> Ma
     return _MARKETS.get((*_day_key(store, day), market, category), read)
 
 
-def creator_markets(store: Store, day: str) -> pd.DataFrame:
-    """Every candidate of ``day``: market and primary_category, indexed by creator_id."""
-    files = [str(market_file(store.path, day, m, "creators")) for m in store.markets(day)]
-    frame = (
-        store.cursor()
-        .execute(
-            "SELECT creator_id, regexp_extract(filename, 'market=([^/]+)', 1) AS market, "
-            "primary_category FROM read_parquet($files, filename = true) ORDER BY creator_id",
-            {"files": files},
-        )
-        .df()
-    )
-    return frame.astype("str").set_index("creator_id")
-
-
 def own_category(store: Store, day: str, market: str) -> tuple:
     """A market's candidates on ``day``, each with its category features and index in its
     declared primary category (the row of a category the data does not know, OTHER, when
@@ -175,7 +160,7 @@ def own_category(store: Store, day: str, market: str) -> tuple:
     )
     known = frame["own"].isin(store.categories(day)).to_numpy()
     own = np.where(known, frame["own"].to_numpy(dtype=object), OTHER)
-    return (*_split(frame), own)
+    return (*candidate_frames(frame), own)
 
 
 def row_briefs(

@@ -28,12 +28,11 @@ from store.discovery import (
     MAX_K,
     OWN,
     NotACandidate,
-    creator_markets,
     rising_rows,
     similar_rows,
 )
 from store.layout import StoreError
-from store.read import open_store, stored_day
+from store.read import creator_directory, open_store, stored_day
 from store.serve import brief_days
 
 MODEL_HELP = "MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model"
@@ -130,7 +129,7 @@ def similar_main(argv) -> int:
         day = store.days[-1] if args.as_of is None else stored_day(store, pd.Timestamp(args.as_of))
         if args.category is not None and args.category not in store.categories(day):
             raise UserError(f"--category: unknown category {args.category!r} on {day}")
-        markets = creator_markets(store, day)
+        markets = creator_directory(store, [day])
         unknown = [i for i in ids if i not in markets.index]
         if unknown:
             raise UserError(

@@ -127,14 +127,18 @@ def candidates(
         )
         .df()
     )
-    return _split(frame)
+    return candidate_frames(frame)
 
 
 def _no_candidates() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    return _split(pd.DataFrame(columns=["creator_id", "followers", *FEATURE_NAMES, *INDEX_COLUMNS]))
+    return candidate_frames(
+        pd.DataFrame(columns=["creator_id", "followers", *FEATURE_NAMES, *INDEX_COLUMNS])
+    )
 
 
-def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def candidate_frames(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A query's candidate rows (creator_id, followers, the features, the stored indices)
+    as (pairs with brief 0, features with the registry's columns, indices), row for row."""
     pairs = pd.DataFrame(
         {
             "brief": np.zeros(len(frame), np.int64),
@@ -171,12 +175,12 @@ def creator_days(store: Store, creator_id: str, market: str, category: str) -> p
     return frame.reindex(columns=["day", "followers", *FEATURE_NAMES, *INDEX_COLUMNS])
 
 
-def creator_directory(store: Store) -> pd.DataFrame:
-    """Every creator of every stored day: market and primary_category, indexed by
-    creator_id (sorted)."""
+def creator_directory(store: Store, days: list[str] | None = None) -> pd.DataFrame:
+    """Every creator of the stored ``days`` (default: all): market and primary_category,
+    indexed by creator_id (sorted)."""
     files = [
         str(market_file(store.path, day, market, "creators"))
-        for day in store.days
+        for day in (store.days if days is None else days)
         for market in store.markets(day)
     ]
     frame = (
