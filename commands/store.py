@@ -103,8 +103,9 @@ def build_main(argv) -> int:
             tables = load_tables_or_report(args.data)
             if as_of is None:
                 as_of = tables["posts"]["posted_at"].max().normalize() + DAY
-            days = days_to_build(args.out, args.data, requested_days(as_of, every, back))
-            _say_skipped(requested_days(as_of, every, back), days)
+            wanted = requested_days(as_of, every, back)
+            days = days_to_build(args.out, args.data, wanted)
+            _say_skipped(wanted, days)
             written = build_in_memory(args.out, args.data, tables, days, progress=log)
         dropped = drop_days(args.out, args.keep) if args.keep else []
     except (UserError, StoreError, SparkError) as err:

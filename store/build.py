@@ -29,7 +29,7 @@ from store.layout import (
     staging_folder,
     write_market,
 )
-from store.snapshot import Snapshot, data_categories, snapshot_frames
+from store.snapshot import Snapshot, snapshot_frames
 
 DAY = pd.Timedelta(days=1)
 _SPAN = re.compile(r"^(\d+)d$")
@@ -106,7 +106,7 @@ def build_in_memory(
     """Compute and publish each of ``days`` from validated ``tables`` (read from the data
     directory ``data``, None when they were not); the days written."""
     history = history or index_history(tables)
-    categories = data_categories(tables)
+    categories = tuple(str(c) for c in history.categories)  # data_categories, indexed once
     written = []
     for day in days:
         started = time.perf_counter()
