@@ -155,6 +155,19 @@ def info_text(store: Path, manifest: dict) -> str:
             f"categories; data {record['data'] or 'given in memory'} ({record['data_fingerprint']}); built "
             f"{record['built_at']} {'on Spark' if record['engine'] == 'spark' else 'in memory'}"
         )
+    for digest, entry in sorted(manifest.get("scores", {}).items()):
+        current = [
+            d
+            for d, r in sorted(entry["days"].items())
+            if d in manifest["days"] and r["day_built_at"] == manifest["days"][d]["built_at"]
+        ]
+        stale = len(entry["days"]) - len(current)
+        lines.append(
+            f"scores of model {entry['model_version']} ({digest}) at commission "
+            f"{entry['commission_rate']}: {len(current)} day(s)"
+            + (f" ({', '.join(current)})" if current else "")
+            + (f"; {stale} stale (the day was built again since)" if stale else "")
+        )
     lines.append(
         f"{len(manifest['days'])} day(s); counterfactual targets at the peers' "
         f"{TARGET_QUANTILE:.0%} point"
@@ -174,6 +187,71 @@ def info_main(argv) -> int:
     return 0
 
 
+def parse_score_args(argv) -> argparse.Namespace:
+    """The command line of ``python -m store score``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m store score",
+        description="Precompute a model's raw score of every candidate in every category "
+        "on stored days, at one commission rate, beside the snapshots (scores/<model "
+        "digest>/). Briefs and creator pages at a commission the model treats the same "
+        "then read them instead of scoring every candidate; the partner lists do not "
+        "change. Days already scored for this model and rate are skipped; a day is "
+        "published whole or not at all.",
+    )
+    parser.add_argument("store", type=Path, metavar="STORE", help="the store")
+    parser.add_argument(
+        "--model", required=True, metavar="URI", help="MLflow model URI (models:/name@alias)"
+    )
+    parser.add_argument(
+        "--days",
+        metavar="D[,D...]",
+        help="stored days to score, YYYY-MM-DD (default: every stored day)",
+    )
+    parser.add_argument(
+        "--commission-rate",
+        type=float,
+        metavar="R",
+        help="the commission rate to score at (default: the model's default for briefs "
+        "without one, the median of its training campaigns)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working directory)",
+    )
+    return parser.parse_args(argv)
+
+
+def score_main(argv) -> int:
+    """``python -m store score``; the exit status."""
+    from serving.model import ModelError, load_model
+    from store.read import open_store
+    from store.scores import days_to_score, write_scores
+
+    args = parse_score_args(argv)
+    started = time.perf_counter()
+    try:
+        store = open_store(args.store)
+        wanted = store.days if args.days is None else [d.strip() for d in args.days.split(",")]
+        scorer, version = load_model(args.model, args.tracking_uri)
+        rate = (
+            scorer.commission_rate_median if args.commission_rate is None else args.commission_rate
+        )
+        if not rate > 0:
+            raise UserError(f"--commission-rate must be above 0, not {rate}")
+        days = days_to_score(store, scorer, float(rate), wanted)
+        held = [d for d in wanted if d not in days]
+        if held:
+            log(f"already scored by this model at {rate}: {', '.join(held)}")
+        log(f"model {version}: scoring {len(days)} day(s) at commission {rate} ...")
+        write_scores(store, scorer, version, days, float(rate), progress=log)
+    except (UserError, StoreError, ModelError) as err:
+        return fail(str(err))
+    log(f"{args.store}: scored {len(days)} day(s) in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
 def audit_discovery_main(argv) -> int:
     """``python -m store audit-discovery``; the exit status."""
     from store.discovery_cli import audit_main
@@ -181,13 +259,20 @@ def audit_discovery_main(argv) -> int:
     return audit_main(argv)
 
 
-COMMANDS = {"build": build_main, "info": info_main, "audit-discovery": audit_discovery_main}
+COMMANDS = {
+    "build": build_main,
+    "info": info_main,
+    "score": score_main,
+    "audit-discovery": audit_discovery_main,
+}
 USAGE = (
-    "usage: python -m store {build,info,audit-discovery} ...\n\n"
+    "usage: python -m store {build,info,score,audit-discovery} ...\n\n"
     "  build DATA --out STORE [--as-of D] [--every 30d --back 180d] [--keep N] [--engine spark]\n"
     "        materialise daily snapshots of a data directory\n"
     "  info STORE\n"
     "        the days a store holds, their data and row counts\n"
+    "  score STORE --model URI [--days D,...] [--commission-rate R]\n"
+    "        precompute a model's raw scores on stored days (faster briefs and pages)\n"
     "  audit-discovery DIR [--truth DIR] [--model URI] [--top N]\n"
     "        look-alikes and rising lists judged on a simulated marketplace's hidden truth\n\n"
     "python -m store COMMAND --help for a command's options"
@@ -202,7 +287,8 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         return fail(
-            f"unknown command {argv[0]!r} (build, info or audit-discovery; --help lists them)"
+            f"unknown command {argv[0]!r} (build, info, score or audit-discovery; "
+            "--help lists them)"
         )
     return COMMANDS[argv[0]](argv[1:])
 

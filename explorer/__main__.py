@@ -135,6 +135,19 @@ def access_from(args: argparse.Namespace, token: str | None) -> Access | None:
     return None
 
 
+def scores_note(explorer, store) -> str:
+    """What the explorer says about the model's precomputed scores in the store."""
+    scores = explorer.scores
+    if scores is None or not scores.days:
+        hint = f" (python -m store score {store} --model URI)" if store else ""
+        return "no precomputed scores of this model: briefs score every candidate" + hint
+    return (
+        f"precomputed scores of this model on {len(scores.days)} of {len(explorer.days)} days "
+        f"at commission {scores.commission_rate} (briefs at a commission in "
+        f"({scores.low}, {scores.high}] read them; others score every candidate)"
+    )
+
+
 def main(argv=None) -> int:
     """``python -m explorer``: load the model and data, then serve the pages and API (or
     run the keys and audit subcommands); the exit status."""
@@ -178,6 +191,7 @@ def main(argv=None) -> int:
         f"{len(explorer.days)} days ({explorer.first_day.date()} to {explorer.last_day.date()}), "
         f"{len(explorer.creators):,} creators; ready in {time.perf_counter() - started:.1f}s"
     )
+    log(scores_note(explorer, args.store))
     log(
         f"explorer at http://{args.host}:{args.port}/ (API docs at /docs)"
         + (f"; every request needs a key from {args.keys}" if args.keys else "")

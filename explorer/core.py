@@ -4,8 +4,13 @@ The explorer reads a snapshot store (``store``): every answer is a DuckDB query 
 stored day it needs plus serving's own functions (``explained_top``), so a partner list
 here is the one ``python -m serving --store`` (and ``--data``) writes for the same brief
 and model, and memory follows the largest brief, not the size of the history.
-``explorer_on_store`` opens a store; ``explorer_from`` builds a small one from validated
-tables first (a temporary store of the data's last day and monthly days back), for a
+A brief ranks the **pool** of its market and category (every candidate's raw score at the
+brief's commission): read from the model's precomputed scores when the store has them
+for that day and commission bin (``python -m store score``), else scored from the stored
+features; the last POOLS_KEPT pools are kept, so a creator page's rank and the next brief
+of the same market, category and commission bin do not score them again. Only the top_k
+rows' features are read. ``explorer_on_store`` opens a store; ``explorer_from`` builds a
+small one from validated tables first (a temporary store of the data's last day and monthly days back), for a
 one-off look at a data directory. A creator's profile, the second question, is
 ``explorer.creators``.
 """
@@ -28,16 +33,25 @@ from serving.briefs import BriefError, check_briefs
 from serving.model import check_features
 from serving.partner_list import (
     INDEX_COLUMNS,
-    empty_partner_list,
-    explained_top,
     with_model_defaults,
 )
 from store.build import build_in_memory, requested_days
 from store.layout import StoreError, market_file
-from store.read import Store, candidates, creator_directory, open_store, stored_day
+from store.read import Store, creator_directory, open_store, stored_day
+from store.scores import (
+    Pool,
+    ScoreSet,
+    commission_bin,
+    commission_thresholds,
+    computed_pool,
+    score_set,
+    stored_pool,
+)
+from store.serve import brief_from_pool
 from training.model import Scorer
 
 MAX_TOP_K = 1000
+POOLS_KEPT = 8  # (day, market, category, commission bin) pools kept: ids, followers, raw
 HISTORY_MONTHS = 6  # a temporary store (explorer_from) holds the last day and 6 months back
 MONTH_DAYS = 30
 DAY = pd.Timedelta(days=1)
@@ -66,8 +80,10 @@ class Explorer:
     markets: tuple[str, ...]
     categories: tuple[str, ...]
     days: tuple[pd.Timestamp, ...]  # the stored days (UTC midnights), oldest first
+    scores: ScoreSet | None = None  # the model's precomputed scores in the store, if any
+    thresholds: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     keep: object = field(default=None, repr=False)  # a temporary store's folder, kept alive
-    cache: OrderedDict = field(default_factory=OrderedDict, repr=False)  # see explorer.creators
+    cache: OrderedDict = field(default_factory=OrderedDict, repr=False)  # pools (pool_of)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -106,7 +122,32 @@ def explorer_on_store(store_path, scorer: Scorer, model_version: str) -> Explore
         markets=tuple(sorted({m for d in days for m in store.markets(d)})),
         categories=tuple(store.categories(days[-1])),
         days=tuple(pd.Timestamp(d, tz="UTC").as_unit("us") for d in days),
+        scores=score_set(store, scorer),
+        thresholds=commission_thresholds(scorer),
     )
+
+
+def pool_of(ex: Explorer, day: str, market: str, category: str, rate: float) -> Pool:
+    """The candidates of ``market`` on ``day`` in ``category`` with their raw scores at
+    commission ``rate`` (no follower minimum): from the model's precomputed scores when
+    they cover the day and rate, else scored; the last POOLS_KEPT are kept."""
+    stored = ex.scores is not None and ex.scores.covers(day, rate)
+    key = (day, market, category, "stored" if stored else commission_bin(ex.thresholds, rate))
+    with ex.lock:
+        kept = ex.cache.get(key)
+        if kept is not None:
+            ex.cache.move_to_end(key)
+            return kept
+    if stored:
+        assert ex.scores is not None
+        pool = stored_pool(ex.store, ex.scores, day, market, category)
+    else:
+        pool = computed_pool(ex.store, ex.scorer, day, market, category, rate)
+    with ex.lock:
+        ex.cache[key] = pool
+        while len(ex.cache) > POOLS_KEPT:
+            ex.cache.popitem(last=False)
+    return pool
 
 
 def explorer_from(
@@ -207,20 +248,13 @@ def day_of(brief: pd.DataFrame) -> str:
 
 
 def partner_list(ex: Explorer, brief: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The contract's partner list of a ``checked_brief`` and its number of candidates:
-    the stored candidates and serving's ``explained_top`` (no rows when no candidates).
-    Without a follower minimum the stored indices (among all the market's candidates)
-    are the brief's; with one they are computed among the remaining candidates."""
+    """The contract's partner list of a ``checked_brief`` and its number of candidates
+    (no rows when none): its pool (``pool_of``) ranked, and the top_k explained by
+    serving's own functions (``store.serve.brief_from_pool``)."""
     b = brief.iloc[0]
-    pairs, features, indices = candidates(
-        ex.store, day_of(brief), b["market"], b["category"], int(b["min_followers"])
-    )
-    if pairs.empty:
-        return empty_partner_list(), 0
-    features["commission_rate"] = float(b["commission_rate"])
-    known = indices if int(b["min_followers"]) == 0 else None
-    rows = explained_top(brief, pairs, features, ex.scorer, ex.model_version, known)
-    return rows, len(pairs)
+    day = day_of(brief)
+    pool = pool_of(ex, day, b["market"], b["category"], float(b["commission_rate"]))
+    return brief_from_pool(ex.store, brief, day, pool, ex.scorer, ex.model_version)
 
 
 def followers_on(ex: Explorer, brief: pd.DataFrame, creator_ids) -> np.ndarray:

@@ -3,8 +3,8 @@
 A creator's profile is read from the store: its row on the chosen stored day (its
 features, followers, and its indices among the **peers**, the candidates of its market
 that day, which the store keeps), scored by the model for the chosen category and
-commission, with its rank among those candidates (their raw scores, computed once per
-day, market, category and commission and kept in a small cache) and its expected gmv
+commission, with its rank among those candidates (their raw scores: the brief's pool,
+``explorer.core.pool_of``, precomputed or scored once and kept) and its expected gmv
 (``training.sales``). The counterfactual of each family moves that family's features,
 where they are worse for the brand than the peers' 75th percentile (in the feature's
 direction: the 25th percentile where lower is better; the store keeps these targets), to
@@ -29,12 +29,13 @@ from explorer.core import (
     UnknownCreator,
     checked_brief,
     day_of,
+    pool_of,
 )
 from features.indices import index_name
 from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from serving.explain import waterfall
 from serving.partner_list import INDEX_COLUMNS
-from store.read import candidates, creator_days, targets
+from store.read import creator_days, targets
 from training.model import CONTRIB_COLUMNS, Scorer
 from training.sales import SALES_COLUMNS, provisional
 
@@ -151,7 +152,6 @@ STANDING_KEYS = (
     "gmv_high",
     "provisional",
 )
-STANDINGS_KEPT = 8  # candidate raw-score sets kept (each: candidates x 2 arrays)
 
 
 @dataclass
@@ -179,26 +179,13 @@ class Standing:
 
 def standing_of(ex: Explorer, brief: pd.DataFrame, creator_id: str) -> Standing:
     """The creator's Standing among the candidates of a one-row brief (no follower
-    minimum): their raw scores are computed once per (day, market, category,
-    commission) and the last STANDINGS_KEPT are kept."""
+    minimum): their raw scores are the brief's pool (``explorer.core.pool_of``)."""
     b = brief.iloc[0]
-    key = (day_of(brief), b["market"], b["category"], float(b["commission_rate"]))
-    with ex.lock:
-        kept = ex.cache.get(key)
-        if kept is not None:
-            ex.cache.move_to_end(key)
-    if kept is None:
-        pairs, features, _ = candidates(ex.store, key[0], key[1], key[2])
-        features["commission_rate"] = key[3]
-        raw = ex.scorer.raw(features) if len(features) else np.empty(0)
-        kept = (raw, pairs["creator_id"].to_numpy(dtype=object))
-        with ex.lock:
-            ex.cache[key] = kept
-            while len(ex.cache) > STANDINGS_KEPT:
-                ex.cache.popitem(last=False)
-    raw, ids = kept
-    others = ids != creator_id
-    return Standing(raw[others], ids[others], creator_id, str(b["market"]), str(b["category"]))
+    pool = pool_of(ex, day_of(brief), b["market"], b["category"], float(b["commission_rate"]))
+    others = pool.creator_id != creator_id
+    return Standing(
+        pool.raw[others], pool.creator_id[others], creator_id, str(b["market"]), str(b["category"])
+    )
 
 
 def moved_features(row: pd.Series, family: str, targets: pd.Series) -> pd.Series:

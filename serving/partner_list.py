@@ -258,32 +258,61 @@ def explained_top(
     rank = rank_candidates(brief, raw, pairs["creator_id"])
     if indices is None:  # among ALL the brief's candidates
         indices = family_indices(features, peers=brief)
-    top = rank <= briefs["top_k"].to_numpy()[brief]
-    rows = np.flatnonzero(top)
-    rows = rows[np.lexsort((rank[rows], brief[rows]))]  # by brief, then rank
-    selected = features.iloc[rows]
-    contrib = scorer.contributions(selected).reset_index(drop=True)
-    top_raw = raw[rows]
-    top_indices = indices.iloc[rows].reset_index(drop=True)
-    categories = briefs["category"].to_numpy()[brief[rows]]
-    candidates = np.bincount(brief, minlength=len(briefs))
-    sales = scorer.expected_sales(
-        selected, top_raw, briefs["market"].to_numpy()[brief[rows]], categories
+    rows = top_rows(briefs, brief, rank)
+    return explained_rows(
+        briefs,
+        pairs.iloc[rows].reset_index(drop=True),
+        features.iloc[rows],
+        raw[rows],
+        rank[rows],
+        np.bincount(brief, minlength=len(briefs)),
+        indices.iloc[rows].reset_index(drop=True),
+        scorer,
+        model_version,
     )
+
+
+def top_rows(briefs: pd.DataFrame, brief: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Positions of the rows ranked within their brief's top_k, by brief then rank."""
+    rows = np.flatnonzero(rank <= briefs["top_k"].to_numpy()[brief])
+    return rows[np.lexsort((rank[rows], brief[rows]))]
+
+
+def explained_rows(
+    briefs: pd.DataFrame,
+    pairs: pd.DataFrame,
+    features: pd.DataFrame,
+    raw: np.ndarray,
+    rank: np.ndarray,
+    candidates: np.ndarray,
+    indices: pd.DataFrame,
+    scorer: Scorer,
+    model_version: str,
+) -> pd.DataFrame:
+    """The partner-list rows of some ranked candidates of ``briefs`` (a brief's top_k,
+    in list order): their ``pairs`` (``brief`` position, ``creator_id``), features, raw
+    scores, ranks and indices among their brief's candidates, row for row, and the
+    number of candidates of each brief (``candidates[brief]``). Only these rows are
+    explained (TreeSHAP, expected sales, reasons)."""
+    brief = pairs["brief"].to_numpy()
+    contrib = scorer.contributions(features).reset_index(drop=True)
+    indices = indices.reset_index(drop=True)
+    categories = briefs["category"].to_numpy()[brief]
+    sales = scorer.expected_sales(features, raw, briefs["market"].to_numpy()[brief], categories)
     out = pd.DataFrame(
         {
-            "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief[rows]], dtype=STRING_DTYPE),
-            "creator_id": pd.Series(pairs["creator_id"].to_numpy()[rows], dtype=STRING_DTYPE),
-            "rank": rank[rows],
-            "top_percent": 100.0 * rank[rows] / candidates[brief[rows]],
-            "score": scorer.score(top_raw).astype(float),
+            "brief_id": pd.Series(briefs["brief_id"].to_numpy()[brief], dtype=STRING_DTYPE),
+            "creator_id": pd.Series(pairs["creator_id"].to_numpy(), dtype=STRING_DTYPE),
+            "rank": np.asarray(rank, np.int64),
+            "top_percent": 100.0 * rank / np.asarray(candidates)[brief],
+            "score": scorer.score(raw).astype(float),
             **{c: sales[c].to_numpy(dtype=float) for c in SALES_COLUMNS[:3]},
             "provisional": sales["provisional"].to_numpy(dtype=bool),
-            **{c: top_indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
-            "raw_score": top_raw.astype(float),
+            **{c: indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
+            "raw_score": np.asarray(raw, float),
             **{c: contrib[c].to_numpy(dtype=float) for c in CONTRIB_COLUMNS},
-            "reasons": pd.Series(reasons(contrib, top_indices, categories), dtype=STRING_DTYPE),
-            "model_version": pd.Series([model_version] * len(rows), dtype=STRING_DTYPE),
+            "reasons": pd.Series(reasons(contrib, indices, categories), dtype=STRING_DTYPE),
+            "model_version": pd.Series([model_version] * len(pairs), dtype=STRING_DTYPE),
         }
     )
     return out[list(PARTNER_COLUMNS)]

@@ -130,6 +130,39 @@ def candidates(
     return candidate_frames(frame)
 
 
+def candidate_rows(
+    store: Store, day: str, market: str, category: str, creator_ids
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Some candidates of a stored day (``creator_ids``, all candidates of ``market``
+    that day) as ``candidates`` gives them, in the order of ``creator_ids``: a brief's
+    top rows, read without the others."""
+    ids = [str(i) for i in creator_ids]
+    if not ids:
+        return _no_candidates()
+    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
+            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
+            "WHERE k.category = $category AND c.creator_id IN (SELECT unnest($ids)) "
+            "AND k.creator_id IN (SELECT unnest($ids))",
+            {
+                "c": files[0],
+                "k": files[1],
+                "category": _category_key(store, day, category),
+                "ids": ids,
+            },
+        )
+        .df()
+    )
+    order = pd.Index(frame["creator_id"].astype(str)).get_indexer(ids)
+    if (order < 0).any():
+        missing = ids[int(np.flatnonzero(order < 0)[0])]
+        raise StoreError(f"{store.path}: creator {missing} is not a candidate of {market} on {day}")
+    return candidate_frames(frame.iloc[order].reset_index(drop=True))
+
+
 def _no_candidates() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return candidate_frames(
         pd.DataFrame(columns=["creator_id", "followers", *FEATURE_NAMES, *INDEX_COLUMNS])

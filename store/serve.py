@@ -7,6 +7,12 @@ day with at least min_followers) and their features are one DuckDB query
 ``serving.partner_list.explained_top`` does the rest, so the rows are those
 ``partner_lists`` gives from the raw data for the same brief, column for column.
 Memory follows the largest brief, not the size of the history.
+
+With the model's precomputed scores (``store.scores``) covering the brief's day and
+commission, the brief reads only its candidates' raw scores, ranks them, and reads the
+features of its top_k rows alone (``brief_from_pool``): the same rows, to the bit, without
+reading or scoring every candidate's features. A drift report needs every candidate's
+features, so with one every brief reads them.
 """
 
 from __future__ import annotations
@@ -14,18 +20,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
+from features.indices import family_indices
 from serving.briefs import check_briefs
 from serving.model import check_features
 from serving.partner_list import (
     empty_partner_list,
+    explained_rows,
     explained_top,
     no_candidates_message,
+    rank_candidates,
+    top_rows,
     with_model_defaults,
 )
 from store.layout import StoreError
-from store.read import Store, candidates, stored_day
+from store.read import Store, candidate_rows, candidates, stored_day
+from store.scores import COMMISSION, Pool, score_set, stored_pool
 from training.model import Scorer
 
 PROGRESS_EVERY_S = 5.0
@@ -60,22 +72,22 @@ def store_partner_lists(
     check_features(scorer, model_version)  # the store holds the builder's (open_store)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     days = brief_days(store, briefs)
+    scores = score_set(store, scorer) if observe is None else None
     started = last = time.perf_counter()
     parts, ranked = [], 0
     for position, day in enumerate(days):
         brief = briefs.iloc[[position]].reset_index(drop=True)
         b = brief.iloc[0]
-        pairs, features, _ = candidates(
-            store, day, b["market"], b["category"], int(b["min_followers"])
-        )
-        if pairs.empty:
+        if scores is not None and scores.covers(day, float(b["commission_rate"])):
+            pool = stored_pool(store, scores, day, b["market"], b["category"])
+            rows, n = brief_from_pool(store, brief, day, pool, scorer, model_version)
+        else:
+            rows, n = _brief_from_features(store, brief, day, scorer, model_version, observe)
+        if n == 0:
             warn(no_candidates_message(b))
             continue
-        features["commission_rate"] = float(b["commission_rate"])
-        if observe is not None:
-            observe(features)
-        parts.append(explained_top(brief, pairs, features, scorer, model_version))
-        ranked += len(pairs)
+        parts.append(rows)
+        ranked += n
         if time.perf_counter() - last >= PROGRESS_EVERY_S or position == len(days) - 1:
             last = time.perf_counter()
             progress(
@@ -83,3 +95,69 @@ def store_partner_lists(
                 f"in {last - started:.1f}s"
             )
     return pd.concat(parts, ignore_index=True) if parts else empty_partner_list()
+
+
+def _brief_from_features(
+    store: Store,
+    brief: pd.DataFrame,
+    day: str,
+    scorer: Scorer,
+    model_version: str,
+    observe: Callable[[pd.DataFrame], None] | None,
+) -> tuple[pd.DataFrame, int]:
+    """A one-row brief's partner list and candidate count, every candidate's features
+    read and scored."""
+    b = brief.iloc[0]
+    pairs, features, _ = candidates(store, day, b["market"], b["category"], int(b["min_followers"]))
+    if pairs.empty:
+        return empty_partner_list(), 0
+    features[COMMISSION] = float(b["commission_rate"])
+    if observe is not None:
+        observe(features)
+    return explained_top(brief, pairs, features, scorer, model_version), len(pairs)
+
+
+def brief_from_pool(
+    store: Store, brief: pd.DataFrame, day: str, pool: Pool, scorer: Scorer, model_version: str
+) -> tuple[pd.DataFrame, int]:
+    """A one-row checked brief's partner list and candidate count from its market's
+    candidates in its category with their raw scores at its commission (``pool``, no
+    follower minimum): the candidates with at least min_followers are ranked, and only
+    the top_k rows' features are read. Their indices are the stored ones (among all the
+    market's candidates) without a follower minimum, and are computed among the
+    remaining candidates with one."""
+    b = brief.iloc[0]
+    least = int(b["min_followers"])
+    pool = pool.at_least(least)
+    if not len(pool.raw):
+        return empty_partner_list(), 0
+    zeros = np.zeros(len(pool.raw), np.int64)
+    rank = rank_candidates(zeros, pool.raw, pd.Series(pool.creator_id, dtype=object))
+    rows = top_rows(brief, zeros, rank)
+    pairs, features, indices = candidate_rows(
+        store, day, b["market"], b["category"], pool.creator_id[rows]
+    )
+    features[COMMISSION] = float(b["commission_rate"])
+    if least > 0:
+        indices = _indices_among(store, day, b["market"], b["category"], least).iloc[rows]
+    rows_out = explained_rows(
+        brief,
+        pairs,
+        features,
+        pool.raw[rows],
+        rank[rows],
+        np.array([len(pool.raw)]),
+        indices,
+        scorer,
+        model_version,
+    )
+    return rows_out, len(pool.raw)
+
+
+def _indices_among(
+    store: Store, day: str, market: str, category: str, min_followers: int
+) -> pd.DataFrame:
+    """The indices of the market's candidates with at least ``min_followers`` among
+    themselves, ordered by creator_id."""
+    pairs, features, _ = candidates(store, day, market, category, min_followers)
+    return family_indices(features, peers=np.zeros(len(features), np.int64))
