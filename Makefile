@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/python -m marketplace validate $(DEMO)/data
 	$(BIN)/python -m training $(DEMO)/data --truth $(DEMO)/data/truth --register creator-scores --metrics-out $(DEMO)/metrics.json
 	$(BIN)/python -m store build $(DEMO)/data --out $(DEMO)/store --every 30d --back 180d --keep 7
+	$(BIN)/python -m store score $(DEMO)/store --model models:/creator-scores@champion
 	$(BIN)/python -m serving --model models:/creator-scores@champion --store $(DEMO)/store --briefs examples/briefs.csv --out $(DEMO)/partners.csv --show 5
 
 # The explorer (web pages and JSON API) on the demo's model and store: http://127.0.0.1:8000

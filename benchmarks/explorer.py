@@ -8,7 +8,8 @@ Starts ``python -m explorer --store STORE`` on a free 127.0.0.1 port and waits f
 2. sequential ``POST /api/partner-lists`` (after warm-up requests): briefs on the stored
    days rotating over the markets given, every category, two follower minimums and two
    commission rates, top_k 50; the server's resident memory (from /proc) every 100;
-3. the whole candidate list of each briefed market ranked, top_k 1,000;
+3. the whole candidate list of the two largest markets ranked (no follower minimum, the
+   model's default commission), top_k 50 and top_k 1,000;
 4. ``--clients`` concurrent clients for ``--seconds`` (briefs and creator pages mixed):
    requests, errors and latency.
 Then it stops the server. ``--markdown FILE`` appends the report to FILE.
@@ -196,19 +197,25 @@ def main(argv=None) -> int:
         for i, brief in enumerate(plan[args.warmup :], start=1):
             status, body, s = timed(f"{base}/api/partner-lists", brief)
             assert status == 200, body
-            timings.append((brief["market"], body["candidates"], s))
+            kind = (
+                f"{'min 1,000' if brief['min_followers'] else 'min 0'}, "
+                f"{'commission 0.1' if 'commission_rate' in brief else 'default commission'}"
+            )
+            timings.append((brief["market"], kind, body["candidates"], s))
             if i % 100 == 0:
                 rss.append((i, rss_gib(server.pid)))
                 print(f"{i} briefs, last {s:.3f}s, {rss[-1][1]:.2f} GiB", file=sys.stderr)
-        # 3. each market's whole candidate list ranked, top 1,000
+        # 3. the two largest markets' whole candidate lists ranked, top 50 and top 1,000
         whole = []
         for market in sorted(sizes, key=lambda m: -sizes[m]["creators"])[:2]:
-            status, body, s = timed(
-                f"{base}/api/partner-lists",
-                {"market": market, "category": categories[0], "top_k": 1000},
-            )
-            assert status == 200, body
-            whole.append((market, body["candidates"], s))
+            for top_k in (50, 1000):
+                for category in categories[-3:]:
+                    status, body, s = timed(
+                        f"{base}/api/partner-lists",
+                        {"market": market, "category": category, "top_k": top_k},
+                    )
+                    assert status == 200, body
+                    whole.append((market, top_k, body["candidates"], s))
         # 4. concurrent clients
         latencies, errors = concurrent(base, plan, page_urls, args.clients, args.seconds)
         rss_end = rss_gib(server.pid)
@@ -219,15 +226,17 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    frame = pd.DataFrame(timings, columns=["market", "candidates", "seconds"])
+    frame = pd.DataFrame(timings, columns=["market", "kind", "candidates", "seconds"])
     lines = [
         "| market | briefs | candidates per brief | p50 ms | p95 ms | max ms |",
         "|---|---|---|---|---|---|",
     ]
-    for market, group in frame.groupby("market", sort=False):
+    groups = [(str(m), g) for m, g in frame.groupby("market", sort=False)]
+    groups += [(f"{m}, {k}", g) for (m, k), g in frame.groupby(["market", "kind"], sort=True)]
+    for label, group in groups:
         s = group["seconds"] * 1000
         lines.append(
-            f"| {market} | {len(group)} | {group['candidates'].min():,}-{group['candidates'].max():,} "
+            f"| {label} | {len(group)} | {group['candidates'].min():,}-{group['candidates'].max():,} "
             f"| {s.quantile(0.5):.0f} | {s.quantile(0.95):.0f} | {s.max():.0f} |"
         )
     memory = ", ".join(f"{n}: {g:.2f}" for n, g in rss)
@@ -239,8 +248,11 @@ def main(argv=None) -> int:
         f"- ready (health answers) in {startup:.1f} s, resident memory {rss_start:.2f} GiB\n"
         f"- creator pages on every stored day, first request included ({len(page_seconds)}): "
         f"first {page_seconds[0] * 1000:.0f} ms; {percentiles(page_seconds)}\n"
-        f"- whole candidate list, top_k 1,000: "
-        + "; ".join(f"{m} {n:,} candidates in {s * 1000:.0f} ms" for m, n, s in whole)
+        f"- whole candidate list (three categories each, no follower minimum, default "
+        f"commission): "
+        + "; ".join(
+            f"{m} top_k {k:,}: {n:,} candidates in {s * 1000:.0f} ms" for m, k, n, s in whole
+        )
         + f"\n- {args.clients} concurrent clients for {args.seconds:.0f} s: {len(latencies):,} "
         f"requests, {len(errors)} errors; {percentiles(latencies)}; resident memory after "
         f"{rss_end:.2f} GiB\n\nSequential briefs (top_k {args.top_k}, after {args.warmup} "

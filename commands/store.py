@@ -162,9 +162,12 @@ def info_text(store: Path, manifest: dict) -> str:
             if d in manifest["days"] and r["day_built_at"] == manifest["days"][d]["built_at"]
         ]
         stale = len(entry["days"]) - len(current)
+        low, high = entry["commission_low"], entry["commission_high"]
         lines.append(
             f"scores of model {entry['model_version']} ({digest}) at commission "
-            f"{entry['commission_rate']}: {len(current)} day(s)"
+            f"{entry['commission_rate']} (read by briefs at a commission in "
+            f"({'-inf' if low is None else f'{low:.6g}'}, {'inf' if high is None else f'{high:.6g}'}]): "
+            f"{len(current)} day(s)"
             + (f" ({', '.join(current)})" if current else "")
             + (f"; {stale} stale (the day was built again since)" if stale else "")
         )

@@ -144,7 +144,7 @@ def scores_note(explorer, store) -> str:
     return (
         f"precomputed scores of this model on {len(scores.days)} of {len(explorer.days)} days "
         f"at commission {scores.commission_rate} (briefs at a commission in "
-        f"({scores.low}, {scores.high}] read them; others score every candidate)"
+        f"({scores.low:.6g}, {scores.high:.6g}] read them; others score every candidate)"
     )
 
 

@@ -165,6 +165,9 @@ class Standing:
     market: str
     category: str
 
+    def __post_init__(self) -> None:
+        self._ascending = np.sort(self.raw)
+
     @property
     def candidates(self) -> int:
         """The brief's candidates counting the creator (as one, if it is not)."""
@@ -173,8 +176,9 @@ class Standing:
     def rank(self, raw: float) -> int:
         """The creator's 1-based rank with raw score ``raw`` among the brief's
         candidates (ties: creator_id, as in a partner list)."""
-        ahead = (self.raw > raw) | ((self.raw == raw) & (self.creator_ids < self.creator_id))
-        return int(ahead.sum()) + 1
+        above = len(self._ascending) - int(np.searchsorted(self._ascending, raw, side="right"))
+        tied = self.creator_ids[self.raw == raw]
+        return above + int((tied < self.creator_id).sum()) + 1
 
 
 def standing_of(ex: Explorer, brief: pd.DataFrame, creator_id: str) -> Standing:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,16 +41,20 @@ from store.layout import (
     ROW_GROUP_ROWS,
     SCORES,
     StoreError,
+    market_file,
     publish_scores_day,
     scores_file,
     scores_folder,
     staging_folder,
 )
-from store.read import Store, candidates
-from store.snapshot import OTHER
+from store.read import Store, candidate_frames, candidates
+from store.snapshot import CATEGORY_COLUMNS, OTHER
 from training.model import Scorer
 
 RAW_COLUMNS = ("category", "creator_id", "followers", "raw")
+CATEGORY_VALUES = tuple(
+    c for c in CATEGORY_COLUMNS if c not in ("market", "creator_id", "category")
+)
 COMMISSION = "commission_rate"
 
 
@@ -176,16 +180,46 @@ def computed_pool(
     )
 
 
+def market_pools(
+    store: Store, scorer: Scorer, day: str, market: str, rate: float
+) -> Iterator[tuple[str, Pool]]:
+    """Every category's pool of a market on a stored day (the categories the day knows
+    and the unknown one, in order) at commission ``rate``: the market's files read once,
+    the same rows and raw scores as ``computed_pool`` of each category."""
+    files = {t: str(market_file(store.path, day, market, t)) for t in ("creators", "categories")}
+    read = store.cursor().execute
+    creators = read(
+        "SELECT * FROM read_parquet($f) ORDER BY creator_id", {"f": files["creators"]}
+    ).df()
+    rows = read(
+        "SELECT * FROM read_parquet($f) ORDER BY category, creator_id",
+        {"f": files["categories"]},
+    ).df()
+    ids = creators["creator_id"].astype(str).to_numpy()
+    for category, part in rows.groupby("category", sort=True):
+        if not np.array_equal(part["creator_id"].astype(str).to_numpy(), ids):
+            raise StoreError(f"{files['categories']}: category {category!r} lacks candidates")
+        frame = pd.concat(
+            [creators, part[list(CATEGORY_VALUES)].reset_index(drop=True)],
+            axis=1,
+        )
+        pairs, features, _ = candidate_frames(frame)
+        features[COMMISSION] = float(rate)
+        raw = scorer.raw(features) if len(features) else np.empty(0)
+        yield (
+            str(category),
+            Pool(pairs["creator_id"].to_numpy(object), pairs["followers"].to_numpy(), raw),
+        )
+
+
 def day_scores(store: Store, scorer: Scorer, day: str, rate: float) -> dict[str, pd.DataFrame]:
     """Per market, the raw scores (``RAW_COLUMNS``) of every candidate of ``day`` in
     every category and the unknown one, at commission ``rate``, sorted by category then
     creator_id."""
     out = {}
     for market in store.markets(day):
-        parts = []
-        for category in sorted([*store.categories(day), OTHER]):
-            pool = computed_pool(store, scorer, day, market, category, rate)
-            parts.append(
+        out[market] = pd.concat(
+            [
                 pd.DataFrame(
                     {
                         "category": category,
@@ -194,8 +228,10 @@ def day_scores(store: Store, scorer: Scorer, day: str, rate: float) -> dict[str,
                         "raw": pool.raw,
                     }
                 )
-            )
-        out[market] = pd.concat(parts, ignore_index=True)
+                for category, pool in market_pools(store, scorer, day, market, rate)
+            ],
+            ignore_index=True,
+        )
     return out
 
 
