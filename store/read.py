@@ -24,8 +24,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from features.indices import index_name
-from features.registry import FAMILIES, FEATURE_NAMES
+from features.indices import HISTORY_INPUTS, index_name
+from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from marketplace.contract import STRING_DTYPE
 from store.layout import StoreError, check_files, market_file, read_manifest, registry_digest
 from store.snapshot import OTHER
@@ -161,6 +161,43 @@ def candidate_rows(
         missing = ids[int(np.flatnonzero(order < 0)[0])]
         raise StoreError(f"{store.path}: creator {missing} is not a candidate of {market} on {day}")
     return candidate_frames(frame.iloc[order].reset_index(drop=True))
+
+
+# what family_indices reads: every family's directed features and the history rules' inputs
+INDEX_INPUTS = tuple(
+    dict.fromkeys(
+        [f.name for fam in FAMILIES for f in features_of(fam) if f.direction != 0]
+        + list(HISTORY_INPUTS)
+    )
+)
+
+
+def index_inputs(
+    store: Store, day: str, market: str, category: str, min_followers: int = 0
+) -> pd.DataFrame:
+    """The columns ``features.indices.family_indices`` reads (``INDEX_INPUTS``) of the
+    candidates ``candidates`` gives, in its order (float64)."""
+    if market not in store.manifest["days"][day]["markets"]:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in INDEX_INPUTS})
+    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
+    columns = ", ".join(f'"{c}"' for c in INDEX_INPUTS)
+    found = (
+        store.cursor()
+        .execute(
+            f"SELECT {columns} FROM read_parquet($c) c "
+            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
+            "WHERE k.category = $category AND c.followers >= $min "
+            "ORDER BY c.creator_id",
+            {
+                "c": files[0],
+                "k": files[1],
+                "category": _category_key(store, day, category),
+                "min": int(min_followers),
+            },
+        )
+        .fetchnumpy()
+    )
+    return pd.DataFrame({c: np.asarray(found[c], dtype="float64") for c in INDEX_INPUTS})
 
 
 def _no_candidates() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

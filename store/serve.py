@@ -36,7 +36,7 @@ from serving.partner_list import (
     with_model_defaults,
 )
 from store.layout import StoreError
-from store.read import Store, candidate_rows, candidates, stored_day
+from store.read import Store, candidate_rows, candidates, index_inputs, stored_day
 from store.scores import COMMISSION, Pool, score_set, stored_pool
 from training.model import Scorer
 
@@ -159,5 +159,5 @@ def _indices_among(
 ) -> pd.DataFrame:
     """The indices of the market's candidates with at least ``min_followers`` among
     themselves, ordered by creator_id."""
-    pairs, features, _ = candidates(store, day, market, category, min_followers)
-    return family_indices(features, peers=np.zeros(len(features), np.int64))
+    inputs = index_inputs(store, day, market, category, min_followers)
+    return family_indices(inputs, peers=np.zeros(len(inputs), np.int64))
