@@ -224,25 +224,40 @@ def candidate_frames(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
 def creator_days(store: Store, creator_id: str, market: str, category: str) -> pd.DataFrame:
     """The creator's rows on every stored day it was a candidate in ``market``: ``day``
     (UTC midnight), ``followers``, the features (commission_rate NaN) and the stored
-    indices in ``category``, oldest first."""
-    parts = []
-    for day in store.days:
-        if market not in store.manifest["days"][day]["markets"]:
-            continue
-        c, k = (str(market_file(store.path, day, market, t)) for t in ("creators", "categories"))
-        parts.append(
-            store.cursor()
-            .execute(
-                "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
-                "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
-                "WHERE c.creator_id = $id AND k.category = $category",
-                {"c": c, "k": k, "id": creator_id, "category": _category_key(store, day, category)},
-            )
-            .df()
-            .assign(day=pd.Timestamp(day, tz="UTC"))
+    indices in ``category``, oldest first. One query over the days' files, each pruned
+    to the row group holding the creator's id."""
+    columns = ["day", "followers", *FEATURE_NAMES, *INDEX_COLUMNS]
+    days = [d for d in store.days if market in store.manifest["days"][d]["markets"]]
+    if not days:
+        return pd.DataFrame(columns=columns)
+    files = {
+        t: [str(market_file(store.path, d, market, t)) for d in days]
+        for t in ("creators", "categories")
+    }
+    frame = (
+        store.cursor()
+        .execute(
+            "SELECT CAST(c.day AS VARCHAR) AS stored_day, k.category AS category_key, "
+            "* EXCLUDE (k.creator_id, k.category, k.day, k.market, c.day, c.market) "
+            "FROM read_parquet($c, hive_partitioning = true, hive_types = {'day': VARCHAR}) c "
+            "JOIN read_parquet($k, hive_partitioning = true, hive_types = {'day': VARCHAR}) k "
+            "ON c.creator_id = k.creator_id AND c.day = k.day "
+            "WHERE c.creator_id = $id AND k.creator_id = $id AND k.category IN ($category, $other)",
+            {
+                "c": files["creators"],
+                "k": files["categories"],
+                "id": creator_id,
+                "category": category,
+                "other": OTHER,
+            },
         )
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["day"])
-    return frame.reindex(columns=["day", "followers", *FEATURE_NAMES, *INDEX_COLUMNS])
+        .df()
+    )
+    wanted = frame["stored_day"].map(lambda d: _category_key(store, d, category))
+    frame = frame[frame["category_key"].astype(str) == wanted.astype(str)]
+    frame = frame.sort_values("stored_day").reset_index(drop=True)
+    frame["day"] = pd.to_datetime(frame["stored_day"]).dt.tz_localize("UTC")
+    return frame.reindex(columns=columns)
 
 
 def creator_directory(store: Store, days: list[str] | None = None) -> pd.DataFrame:

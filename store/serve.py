@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from features.indices import family_indices
+from features.indices import indices_of_rows
 from serving.briefs import check_briefs
 from serving.model import check_features
 from serving.partner_list import (
@@ -31,7 +31,7 @@ from serving.partner_list import (
     explained_rows,
     explained_top,
     no_candidates_message,
-    rank_candidates,
+    rank_by_raw,
     top_rows,
     with_model_defaults,
 )
@@ -131,15 +131,15 @@ def brief_from_pool(
     pool = pool.at_least(least)
     if not len(pool.raw):
         return empty_partner_list(), 0
-    zeros = np.zeros(len(pool.raw), np.int64)
-    rank = rank_candidates(zeros, pool.raw, pd.Series(pool.creator_id, dtype=object))
-    rows = top_rows(brief, zeros, rank)
+    rank = rank_by_raw(pool.raw, pool.creator_id)
+    rows = top_rows(brief, np.zeros(len(rank), np.int64), rank)
     pairs, features, indices = candidate_rows(
         store, day, b["market"], b["category"], pool.creator_id[rows]
     )
     features[COMMISSION] = float(b["commission_rate"])
-    if least > 0:
-        indices = _indices_among(store, day, b["market"], b["category"], least).iloc[rows]
+    if least > 0:  # among the candidates it keeps
+        inputs = index_inputs(store, day, b["market"], b["category"], least)
+        indices = indices_of_rows(inputs, rows)
     rows_out = explained_rows(
         brief,
         pairs,
@@ -152,12 +152,3 @@ def brief_from_pool(
         model_version,
     )
     return rows_out, len(pool.raw)
-
-
-def _indices_among(
-    store: Store, day: str, market: str, category: str, min_followers: int
-) -> pd.DataFrame:
-    """The indices of the market's candidates with at least ``min_followers`` among
-    themselves, ordered by creator_id."""
-    inputs = index_inputs(store, day, market, category, min_followers)
-    return family_indices(inputs, peers=np.zeros(len(inputs), np.int64))

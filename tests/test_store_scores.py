@@ -17,9 +17,10 @@ from commands.serving import main as serving_main
 from commands.store import main as store_main
 from explorer.core import checked_brief, explorer_on_store, partner_list, pool_of
 from explorer.creators import creator_profile
-from serving.partner_list import partner_lists
+from features.indices import family_indices, indices_of_rows
+from serving.partner_list import partner_lists, rank_by_raw, rank_candidates
 from store import layout
-from store.read import open_store
+from store.read import index_inputs, open_store
 from store.scores import (
     commission_bin,
     commission_thresholds,
@@ -193,3 +194,23 @@ def test_a_damaged_score_file_or_bad_flag_is_one_line(serving_world, scored, tmp
     assert store_main(["info", str(copy)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "raw.parquet: unreadable" in err[0]
+
+
+def test_ranking_a_pool_by_raw_alone_is_ranking_by_raw_then_creator_id():
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 40, 500).astype(float) / 8  # many ties
+    ids = np.array(sorted(f"c{i:05d}" for i in rng.choice(99_999, 500, replace=False)), object)
+    want = rank_candidates(np.zeros(500, np.int64), raw, pd.Series(ids))
+    np.testing.assert_array_equal(rank_by_raw(raw, ids), want)
+    shuffled = rng.permutation(500)  # not ordered by creator_id: still the same ranks
+    np.testing.assert_array_equal(rank_by_raw(raw[shuffled], ids[shuffled]), want[shuffled])
+
+
+def test_indices_of_some_rows_are_the_family_indices_of_all(serving_world, scored):
+    store = open_store(scored)
+    inputs = index_inputs(store, store.days[-1], "ID", "beauty", 2000)
+    full = family_indices(inputs, peers=np.zeros(len(inputs), np.int64))
+    rows = np.random.default_rng(4).choice(len(inputs), 40, replace=False)
+    got = indices_of_rows(inputs, rows)
+    assert full.isna().any().any()  # rows without the history for some index
+    pd.testing.assert_frame_equal(got, full.iloc[rows].reset_index(drop=True), check_exact=True)
