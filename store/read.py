@@ -28,7 +28,7 @@ from features.indices import HISTORY_INPUTS, index_name
 from features.registry import FAMILIES, FEATURE_NAMES, features_of
 from marketplace.contract import STRING_DTYPE
 from store.layout import StoreError, check_files, market_file, read_manifest, registry_digest
-from store.snapshot import OTHER
+from store.snapshot import CATEGORY_COLUMNS, OTHER
 
 INDEX_COLUMNS = tuple(index_name(f) for f in FAMILIES)
 
@@ -176,28 +176,36 @@ def index_inputs(
     store: Store, day: str, market: str, category: str, min_followers: int = 0
 ) -> pd.DataFrame:
     """The columns ``features.indices.family_indices`` reads (``INDEX_INPUTS``) of the
-    candidates ``candidates`` gives, in its order (float64)."""
+    candidates ``candidates`` gives, in its order (float64). Both files are read in
+    their order (creator_id) without a join: a brief's whole market in a fraction of
+    the time."""
     if market not in store.manifest["days"][day]["markets"]:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in INDEX_INPUTS})
-    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
-    columns = ", ".join(f'"{c}"' for c in INDEX_INPUTS)
-    found = (
-        store.cursor()
-        .execute(
-            f"SELECT {columns} FROM read_parquet($c) c "
-            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
-            "WHERE k.category = $category AND c.followers >= $min "
-            "ORDER BY c.creator_id",
-            {
-                "c": files[0],
-                "k": files[1],
-                "category": _category_key(store, day, category),
-                "min": int(min_followers),
-            },
-        )
-        .fetchnumpy()
-    )
-    return pd.DataFrame({c: np.asarray(found[c], dtype="float64") for c in INDEX_INPUTS})
+    files = {t: str(market_file(store.path, day, market, t)) for t in ("creators", "categories")}
+    inside = [c for c in INDEX_INPUTS if c in CATEGORY_COLUMNS]
+    outside = [c for c in INDEX_INPUTS if c not in inside]
+    read = store.cursor().execute
+    creators = read(
+        f"SELECT followers, {_quoted(outside)} FROM read_parquet($f)", {"f": files["creators"]}
+    ).fetchnumpy()
+    rows = read(
+        f"SELECT creator_id, {_quoted(inside)} FROM read_parquet($f) WHERE category = $category",
+        {"f": files["categories"], "category": _category_key(store, day, category)},
+    ).fetchnumpy()
+    if len(rows["creator_id"]) != len(creators["followers"]) or not _ascending(rows["creator_id"]):
+        raise StoreError(f"{files['categories']}: not one row per candidate in creator_id order")
+    keep = np.asarray(creators["followers"]) >= int(min_followers)
+    found = {**creators, **rows}
+    return pd.DataFrame({c: np.asarray(found[c], dtype="float64")[keep] for c in INDEX_INPUTS})
+
+
+def _quoted(columns) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _ascending(values) -> bool:
+    values = np.asarray(values, dtype=object)
+    return bool(len(values) < 2 or (values[1:] > values[:-1]).all())
 
 
 def _no_candidates() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -224,40 +232,36 @@ def candidate_frames(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
 def creator_days(store: Store, creator_id: str, market: str, category: str) -> pd.DataFrame:
     """The creator's rows on every stored day it was a candidate in ``market``: ``day``
     (UTC midnight), ``followers``, the features (commission_rate NaN) and the stored
-    indices in ``category``, oldest first. One query over the days' files, each pruned
-    to the row group holding the creator's id."""
+    indices in ``category``, oldest first. Two queries (its creator rows, its category
+    rows) over the days' files, each file pruned to the row group holding its id."""
     columns = ["day", "followers", *FEATURE_NAMES, *INDEX_COLUMNS]
     days = [d for d in store.days if market in store.manifest["days"][d]["markets"]]
     if not days:
         return pd.DataFrame(columns=columns)
-    files = {
-        t: [str(market_file(store.path, d, market, t)) for d in days]
-        for t in ("creators", "categories")
-    }
-    frame = (
-        store.cursor()
-        .execute(
-            "SELECT CAST(c.day AS VARCHAR) AS stored_day, k.category AS category_key, "
-            "* EXCLUDE (k.creator_id, k.category, k.day, k.market, c.day, c.market) "
-            "FROM read_parquet($c, hive_partitioning = true, hive_types = {'day': VARCHAR}) c "
-            "JOIN read_parquet($k, hive_partitioning = true, hive_types = {'day': VARCHAR}) k "
-            "ON c.creator_id = k.creator_id AND c.day = k.day "
-            "WHERE c.creator_id = $id AND k.creator_id = $id AND k.category IN ($category, $other)",
-            {
-                "c": files["creators"],
-                "k": files["categories"],
-                "id": creator_id,
-                "category": category,
-                "other": OTHER,
-            },
+
+    def rows(table: str, where: str, params: dict) -> pd.DataFrame:
+        files = [str(market_file(store.path, d, market, table)) for d in days]
+        return (
+            store.cursor()
+            .execute(
+                "SELECT * EXCLUDE (market) FROM read_parquet($f, hive_partitioning = true, "
+                f"hive_types = {{'day': VARCHAR}}) WHERE creator_id = $id{where}",
+                {"f": files, "id": creator_id, **params},
+            )
+            .df()
         )
-        .df()
+
+    creators = rows("creators", "", {})
+    categories = rows(
+        "categories", " AND category IN ($category, $other)", {"category": category, "other": OTHER}
     )
-    wanted = frame["stored_day"].map(lambda d: _category_key(store, d, category))
-    frame = frame[frame["category_key"].astype(str) == wanted.astype(str)]
-    frame = frame.sort_values("stored_day").reset_index(drop=True)
-    frame["day"] = pd.to_datetime(frame["stored_day"]).dt.tz_localize("UTC")
-    return frame.reindex(columns=columns)
+    wanted = categories["day"].map(lambda d: _category_key(store, d, category))
+    categories = categories[categories["category"].astype(str) == wanted.astype(str)]
+    frame = creators.merge(
+        categories.drop(columns=["creator_id", "category"]), on="day", how="inner"
+    ).sort_values("day")
+    frame["day"] = pd.to_datetime(frame["day"]).dt.tz_localize("UTC")
+    return frame.reset_index(drop=True).reindex(columns=columns)
 
 
 def creator_directory(store: Store, days: list[str] | None = None) -> pd.DataFrame:
