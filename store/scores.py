@@ -163,7 +163,7 @@ def stored_pool(store: Store, scores: ScoreSet, day: str, market: str, category:
     return Pool(
         np.asarray(found["creator_id"], dtype=object),
         np.asarray(found["followers"], dtype=np.int64),
-        np.asarray(found["raw"], dtype=np.float64),
+        np.ma.filled(np.ma.asarray(found["raw"]).astype(np.float64), np.nan),
     )
 
 

@@ -20,7 +20,7 @@ from explorer.creators import creator_profile
 from features.indices import family_indices, indices_of_rows
 from serving.partner_list import partner_lists, rank_by_raw, rank_candidates
 from store import layout
-from store.read import index_inputs, open_store
+from store.read import INDEX_INPUTS, candidates, index_inputs, open_store
 from store.scores import (
     commission_bin,
     commission_thresholds,
@@ -214,3 +214,14 @@ def test_indices_of_some_rows_are_the_family_indices_of_all(serving_world, score
     got = indices_of_rows(inputs, rows)
     assert full.isna().any().any()  # rows without the history for some index
     pd.testing.assert_frame_equal(got, full.iloc[rows].reset_index(drop=True), check_exact=True)
+
+
+def test_index_inputs_are_the_candidates_columns_nulls_included(serving_world, scored):
+    store = open_store(scored)
+    for day in store.days:
+        for least in (0, 3000):
+            inputs = index_inputs(store, day, "VN", "food", least)
+            _, features, _ = candidates(store, day, "VN", "food", least)
+            assert inputs.isna().any().any()  # missing values read as NaN
+            want = features[list(INDEX_INPUTS)].reset_index(drop=True)
+            pd.testing.assert_frame_equal(inputs, want, check_exact=True)
