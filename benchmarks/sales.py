@@ -1,13 +1,16 @@
 """Score resolution and recourse of a served model on a data directory (issue 18).
 
     .venv/bin/python benchmarks/sales.py --model models:/creator-scores@champion \
-        --data demo/data --briefs examples/briefs.csv [--top 50] [--outside 10]
+        (--data demo/data | --store STORE) [--briefs examples/briefs.csv] [--top 50] \
+        [--outside 10] [--recourse-briefs N]
 
 Prints, over the briefs' partner lists (each brief's top ``--top``; top_k is raised to
 it): the share of adjacent ranks whose raw scores differ by more than 0.05 that show
 different scores at one decimal; and, for the creators ranked below ``--outside`` in
 each list, the share whose counterfactual (the explorer's creator page) names a rank
-change for at least one family. Reads the model and the data; writes nothing.
+change for at least one family (on the first ``--recourse-briefs`` briefs). With
+``--store`` (a snapshot store) and no ``--briefs``, every market and category of its last
+day is briefed. Reads the model and the data; writes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer.core import checked_brief, explorer_from, partner_list  # noqa: E402
+from explorer.core import (  # noqa: E402
+    checked_brief,
+    explorer_from,
+    explorer_on_store,
+    partner_list,
+)
 from explorer.creators import creator_profile  # noqa: E402
 from marketplace.cli import load_tables_or_report  # noqa: E402
 from serving.briefs import read_briefs  # noqa: E402
@@ -43,22 +51,35 @@ def distinct_share(rows: pd.DataFrame, gap: float = 0.05) -> tuple[int, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="MLflow model URI")
-    parser.add_argument("--data", type=Path, required=True, help="data directory")
-    parser.add_argument("--briefs", type=Path, required=True, help="briefs file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="data directory (a temporary store is built)")
+    source.add_argument("--store", type=Path, help="snapshot store")
+    parser.add_argument("--briefs", type=Path, help="briefs file (default with --store: all)")
+    parser.add_argument(
+        "--recourse-briefs", type=int, default=10, help="briefs whose recourse is measured"
+    )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI")
     parser.add_argument("--top", type=int, default=50, help="list length (default 50)")
     parser.add_argument("--outside", type=int, default=10, help="recourse below this rank")
     args = parser.parse_args(argv)
     scorer, version = load_model(args.model, args.tracking_uri)
-    ex = explorer_from(load_tables_or_report(args.data), scorer, version)
+    if args.store is not None:
+        ex = explorer_on_store(args.store, scorer, version)
+    else:
+        ex = explorer_from(load_tables_or_report(args.data), scorer, version)
+    if args.briefs is not None:
+        briefs = read_briefs(args.briefs).to_dict("records")
+    else:
+        briefs = [{"market": m, "category": c} for m in ex.markets for c in ex.categories]
     lists, moved, asked = [], 0, 0
-    for brief in read_briefs(args.briefs).to_dict("records"):
+    for position, brief in enumerate(briefs):
         brief = {k: (None if pd.isna(v) else v) for k, v in brief.items()}
         brief.update(top_k=args.top, as_of=None)  # as of the data's last day
         checked = checked_brief(ex, brief)
         rows, candidates = partner_list(ex, checked)
         lists.append(rows)
-        for creator_id in rows.loc[rows["rank"] > args.outside, "creator_id"]:
+        below = rows.loc[rows["rank"] > args.outside, "creator_id"]
+        for creator_id in below if position < args.recourse_briefs else []:
             profile = creator_profile(
                 ex, creator_id, brief["category"], None, brief.get("commission_rate")
             )
