@@ -221,6 +221,12 @@ def test_trained_model_reports_and_keeps_its_sales_model(trained, tmp_path):
     assert 0.6 < metrics["sales_coverage"]["all"] <= 1.0
     assert set(metrics["sales_coverage"]) == {"all", "established", "provisional"}
     assert metrics["sales_calibration"] and "sales_calibration_truth" in metrics
+    for group, covered in metrics["sales_coverage"].items():
+        assert covered <= metrics["sales_coverage_plain"][group] + 1e-12
+    interval = metrics["sales_calibration_interval"]
+    assert set(interval) == {
+        f"{d}_{end}" for d in metrics["sales_calibration"] for end in ("lo", "hi")
+    }
     assert trained.scorer.sales is not None and trained.scorer.sales is trained.evaluated.sales
     paths = trained.scorer.save(tmp_path)
     loaded = Scorer.load(paths["booster"], paths["scoring"])

@@ -426,11 +426,11 @@ def decile_intervals(expected: np.ndarray, observed: np.ndarray, campaign) -> di
     sums = np.zeros((code.max() + 1, 10)), np.zeros((code.max() + 1, 10))
     np.add.at(sums[0], (code, decile), observed)
     np.add.at(sums[1], (code, decile), expected)
-    rng = np.random.default_rng(0)
-    draws = rng.multinomial(
-        len(sums[0]), np.full(len(sums[0]), 1 / len(sums[0])), BOOTSTRAP_SAMPLES
-    )
-    ratios = (draws @ sums[0]) / np.maximum(draws @ sums[1], 1e-12)
+    rng, count = np.random.default_rng(0), len(sums[0])
+    ratios = np.zeros((0, 10))
+    for _ in range(0, BOOTSTRAP_SAMPLES, 50):  # 50 resamples at a time: bounded memory
+        draws = rng.multinomial(count, np.full(count, 1 / count), 50)
+        ratios = np.vstack([ratios, (draws @ sums[0]) / np.maximum(draws @ sums[1], 1e-12)])
     lo, hi = np.quantile(ratios, [0.05, 0.95], axis=0)
     out = {}
     for d in range(10):
