@@ -13,25 +13,32 @@ import pytest
 from tests.worlds import brief_json
 from training.model import SCORE_TAIL_FROM, Scorer, score_map_knots
 from training.sales import (
+    COVERAGE,
     PROVISIONAL_FEATURES,
+    QUANTILE_LEVELS,
     SalesModel,
+    coverage_at,
+    decile_ratios,
     fit_sales_model,
+    interval_ends,
     provisional,
-    ratio_ends,
     sales_metrics,
 )
 
 
 def synthetic_calibration(n: int, seed: int) -> pd.DataFrame:
-    """Pairs whose gmv is 0 unless the creator accepts (more often at a higher score),
-    then log-normal around a level rising with the score, doubled in market B; provisional
-    rows are noisier."""
+    """Pairs whose gmv is 0 unless the creator sells (more often at a higher score; a
+    provisional creator rarely), then log-normal around a level rising with the score,
+    doubled in market B; provisional rows are noisier. As in the simulator, most pairs
+    sell nothing, and most provisional ones have a chance of nothing above 80 %."""
     rng = np.random.default_rng(seed)
     score = rng.uniform(0, 100, n)
     is_provisional = rng.random(n) < 0.3
     market = np.where(rng.random(n) < 0.5, "A", "B")
     level = np.exp(2 + score / 25) * np.where(market == "B", 2.0, 1.0)
-    accepts = rng.random(n) < 0.2 + 0.5 * score / 100
+    sells = rng.random(n) < np.where(
+        is_provisional, 0.02 + 0.2 * score / 100, 0.1 + 0.5 * score / 100
+    )
     noise = np.exp(rng.normal(0, np.where(is_provisional, 1.0, 0.4)))
     return pd.DataFrame(
         {
@@ -42,7 +49,7 @@ def synthetic_calibration(n: int, seed: int) -> pd.DataFrame:
             "category": "beauty",
             "commission_rate": 0.1,
             "provisional": is_provisional,
-            "gmv": np.where(accepts, level * noise, 0.0),
+            "gmv": np.where(sells, level * noise, 0.0),
         }
     )
 
@@ -77,23 +84,100 @@ def test_expected_gmv_rises_with_the_score_and_follows_the_market(fitted):
 def test_new_data_is_calibrated_and_covered_in_both_groups(fitted):
     model, new = fitted
     predicted = predict(model, new)
-    metrics = sales_metrics(predicted, new["gmv"], new["provisional"])
+    zero = model.zero_covered(predicted, new["provisional"])
+    metrics = sales_metrics(
+        predicted, new["gmv"], new["provisional"], zero, campaign=new["campaign_id"]
+    )
     assert 0.85 < metrics["sales_ratio"] < 1.15
     assert all(0.7 < r < 1.4 for r in metrics["sales_calibration"].values())
-    # at least 80 % where many sell nothing (the interval then starts at 0), about 80 % else
+    # each decile's campaign bootstrap interval holds its ratio
+    for name, ratio in metrics["sales_calibration"].items():
+        interval = metrics["sales_calibration_interval"]
+        assert interval[f"{name}_lo"] <= ratio <= interval[f"{name}_hi"]
+    # 80 % in both groups with ties at 0 shared out; as shown, more where 0 is likely
     for group in ("all", "established", "provisional"):
-        assert 0.76 < metrics["sales_coverage"][group] < 0.9
-    # each group's interval comes from its own errors
-    assert model.bands["provisional"]["high"] != model.bands["established"]["high"]
+        assert 0.77 < metrics["sales_coverage"][group] < 0.83
+        assert metrics["sales_coverage_plain"][group] >= metrics["sales_coverage"][group]
+    assert metrics["sales_coverage_plain"]["provisional"] > 0.85  # mostly [0, 0]
+    assert metrics["sales_zero_intervals"]["provisional"] > 0.5
+    # each group's interval comes from its own rows
+    assert model.bands["provisional"]["quantiles"] != model.bands["established"]["quantiles"]
     assert set(metrics["sales_interval_width"]) == {"established", "provisional"}
 
 
-def test_interval_ends_follow_the_zeros():
-    with_zeros = np.r_[np.zeros(30), np.arange(1, 71)]  # 30 % sold nothing
-    assert ratio_ends(with_zeros) == (0.0, with_zeros[int(np.ceil(101 * 0.8)) - 1])
-    none_zero = np.arange(1, 101, dtype=float)
-    low, high = ratio_ends(none_zero)
-    assert low == 11.0 and high == 91.0  # ranks ceil(101 q) of 100: 10th and 90th percentiles
+def test_chance_of_sale_follows_the_score_and_the_group(fitted):
+    model, new = fitted
+    predicted = predict(model, new)
+    chance = predicted["chance_of_sale"].to_numpy()
+    sold = new["gmv"].to_numpy() > 0
+    for group in (False, True):
+        rows = new["provisional"].to_numpy() == group
+        assert chance[rows].mean() == pytest.approx(sold[rows].mean(), abs=0.02)
+    high = new["score"].to_numpy() > 80
+    assert chance[high].mean() > chance[~high].mean() + 0.2
+
+
+def test_interval_is_the_level_of_the_zero_or_sale_distribution():
+    ratio = np.linspace(0.5, 1.5, 101)  # if it sells: 0.5 to 1.5 x expected / chance
+    rule = {"level": COVERAGE, "edges": [], "quantiles": [ratio.tolist()]}
+    expected, chance = np.array([10.0, 10.0, 10.0]), np.array([0.1, 0.5, 0.95])
+    low, high = interval_ends(rule, expected, chance)
+    # 90 % sell nothing: [0, 0]
+    assert (low[0], high[0]) == (0.0, 0.0)
+    # half sell nothing: [0, the sold ratio's 60th percentile x 10 / 0.5]
+    assert low[1] == 0.0
+    assert high[1] == pytest.approx(np.interp(0.6, QUANTILE_LEVELS, ratio) * 20)
+    # 5 % sell nothing: central, from quantile 0.1 to 0.9 of the whole, above 0
+    at = [np.interp((q - 0.05) / 0.95, QUANTILE_LEVELS, ratio) * 10 / 0.95 for q in (0.1, 0.9)]
+    assert (low[2], high[2]) == pytest.approx(tuple(at)) and low[2] > 0
+
+
+def test_a_zero_in_a_zero_interval_counts_level_over_its_chance(fitted):
+    model, new = fitted
+    predicted = predict(model, new).head(2000)
+    zero = model.zero_covered(predicted, new["provisional"].head(2000))
+    nothing = 1 - predicted["chance_of_sale"].to_numpy()
+    at_zero = predicted["gmv_high"].to_numpy() <= 0
+    assert at_zero.any() and (~at_zero).any()
+    level = np.where(
+        new["provisional"].head(2000),
+        *(model.bands[g]["level"] for g in ("provisional", "established")),
+    )
+    assert zero[at_zero] == pytest.approx(level[at_zero] / nothing[at_zero])
+    assert (zero[~at_zero & (predicted["gmv_low"].to_numpy() == 0)] == 1).all()
+
+
+def test_group_level_covers_its_calibration_rows():
+    calibration = synthetic_calibration(5000, seed=3)
+    model = fit_sales_model(calibration)
+    for group, rows in (
+        ("established", ~calibration["provisional"]),
+        ("provisional", calibration["provisional"]),
+    ):
+        frame = calibration[rows]
+        args = (
+            frame["score"],
+            frame["market"],
+            frame["category"],
+            frame["commission_rate"],
+            frame["provisional"],
+        )
+        covered = coverage_at(
+            model.bands[group],
+            model.expected(*args),
+            model.chance_of_sale(*args),
+            frame["gmv"].to_numpy(),
+        )
+        assert covered == pytest.approx(COVERAGE, abs=0.005)
+
+
+def test_trimmed_deciles_leave_out_the_largest_rows():
+    expected = np.linspace(1, 10, 2000)
+    observed = expected.copy()
+    observed[-1] = 1e6  # one giant sale in the top decile
+    assert decile_ratios(expected, observed)["decile10"] > 100
+    kept = observed <= np.quantile(observed, 0.999)
+    assert decile_ratios(expected, observed, keep=kept)["decile10"] == pytest.approx(1.0, rel=0.01)
 
 
 def test_sales_model_is_plain_json(fitted):
@@ -137,6 +221,12 @@ def test_trained_model_reports_and_keeps_its_sales_model(trained, tmp_path):
     assert 0.6 < metrics["sales_coverage"]["all"] <= 1.0
     assert set(metrics["sales_coverage"]) == {"all", "established", "provisional"}
     assert metrics["sales_calibration"] and "sales_calibration_truth" in metrics
+    for group, covered in metrics["sales_coverage"].items():
+        assert covered <= metrics["sales_coverage_plain"][group] + 1e-12
+    interval = metrics["sales_calibration_interval"]
+    assert set(interval) == {
+        f"{d}_{end}" for d in metrics["sales_calibration"] for end in ("lo", "hi")
+    }
     assert trained.scorer.sales is not None and trained.scorer.sales is trained.evaluated.sales
     paths = trained.scorer.save(tmp_path)
     loaded = Scorer.load(paths["booster"], paths["scoring"])

@@ -337,8 +337,9 @@ def train_on_table(
     calibration = sales_calibration(table, splits, folds, objective, campaigns, (fit, valid))
     evaluated.sales = fit_sales_model(calibration)
     progress(
-        f"expected sales: calibrated on {len(calibration):,} validation pairs of "
-        f"{calibration['campaign_id'].nunique():,} campaigns before the test period "
+        f"expected sales: calibrated on {len(calibration):,} pairs of "
+        f"{calibration['campaign_id'].nunique():,} validation and earlier folds' test "
+        "campaigns, all before the test period "
         f"({calibration['provisional'].mean():.0%} provisional)"
     )
     del calibration
@@ -419,15 +420,20 @@ def sales_calibration(
     campaigns: pd.DataFrame,
     last: tuple,
 ) -> pd.DataFrame:
-    """The calibration pairs of the expected-sales model: every fold's validation pairs
-    (all before the test period), scored by that fold's ``objective`` model through its
-    own score map (the percentiles of its fit pairs), so the score means what it means
-    when served; a pair in more than one fold's validation is kept from the latest.
-    ``last`` holds the (fit, validation) parts of the last fold, already read."""
+    """The calibration pairs of the expected-sales model, all before the test period:
+    every fold's validation pairs and the earlier folds' test pairs, scored by that
+    fold's ``objective`` model through its own score map (the percentiles of its fit
+    pairs), so the score means what it means when served; a pair scored by more than one
+    fold is kept from the latest. ``last`` holds the (fit, validation) parts of the last
+    fold, already read."""
     frames = []
     for fold, fitted in zip(splits, folds, strict=True):
         model = fitted[objective]
-        fit, valid = last if fold is splits[-1] else (table.take(fold.fit), table.take(fold.valid))
+        fit, valid = (
+            last
+            if fold is splits[-1]
+            else (table.take(fold.fit), table.take(fold.valid | fold.test))
+        )
         knots = score_map_knots(
             predict_rows(model.booster, fit.matrix(list(FEATURE_NAMES)), model.best_iteration)
         )
@@ -448,8 +454,15 @@ def test_sales_metrics(
     predicted = evaluated.expected_sales(
         test, scores["model"], context["market"], context["category"]
     )
+    is_provisional = predicted["provisional"].to_numpy()
+    assert evaluated.sales is not None
     return sales_metrics(
-        predicted, test["gmv"], predicted["provisional"].to_numpy(), scores.get("oracle")
+        predicted,
+        test["gmv"],
+        is_provisional,
+        zero_covered=evaluated.sales.zero_covered(predicted, is_provisional),
+        truth=scores.get("oracle"),
+        campaign=test["campaign_id"],
     )
 
 

@@ -2,8 +2,10 @@
 
 The ranker orders creators; ``SalesModel`` says how much a creator is likely to sell for
 one brief (its market, category and commission), in the data's currency. It is fitted on
-the **validation campaigns** of the evaluated model (campaigns before the test period
-that the ranker was not fitted on), from what is known at brief time:
+the **calibration campaigns** of the evaluated model: every backtest fold's validation
+campaigns and the earlier folds' test campaigns, each scored by its own fold's model
+(all before the test period; none of them fitted on by the model that scores them),
+from what is known at brief time:
 
 - **Mean** (``fit_sales_model``): a Poisson regression with log link, log E[gmv] =
   curve(score) + market + category + commission x c + provisional x p, where curve is
@@ -13,14 +15,23 @@ that the ranker was not fitted on), from what is known at brief time:
   market, category and score band; the score (not the raw output) is its input, so the
   mapping carries over from the evaluated model to the served one, whose raw scale
   differs but whose score has the same meaning.
-- **Interval** (split conformal, Mondrian): per group (``provisional``, ``established``)
-  and band of expected gmv (up to ``MAX_BANDS`` bands of at least ``MIN_BAND_ROWS``
-  calibration rows), the realised / expected ratios of the calibration rows give the
-  interval's ends. A single (campaign, invitee) row often sells nothing (a declined or
-  silent invitation): where at least 10 % of a band's rows sold nothing, the interval is
-  [0, the 80th percentile] (the narrowest that holds 80 % of the rows); otherwise
-  [10th, 90th percentile]. Provisional creators are banded on their own rows, so their
-  intervals are as wide as their own errors.
+- **Chance of a sale** (``chance_of_sale``): a logistic regression on the same terms.
+  Most invitations sell nothing (declined, silent, or no order): realised gmv is 0 with
+  chance 1 - chance_of_sale, else expected / chance_of_sale x a ratio drawn from the
+  calibration rows that sold (``sold_bands``: per group, ``provisional`` and
+  ``established``, and band of expected gmv).
+- **Interval** (``interval_ends``): the part of that distribution holding the group's
+  ``level``: [0, 0] when selling nothing is at least that likely, else [0, the level's
+  quantile] while selling nothing is at least (1 - level) / 2 likely, else the central
+  part (a lower end above 0). The level is calibrated per group on the group's own
+  calibration rows so that they are covered ``COVERAGE`` (80 %) of the time
+  (``coverage_at``; split conformal in spirit), provisional rows on provisional rows.
+- **Ties at 0, the randomised rule**: a single outcome that is 0 with chance above 80 %
+  has no interval holding exactly 80 %; [0, 0] holds with that chance. Coverage counts
+  a realised 0 in a [0, 0] interval as level / chance of nothing (the chance a
+  randomised interval, [0, 0] that often and empty otherwise, would hold it), so that
+  80 % means 80 %; ``sales_metrics`` also reports the plain coverage of the intervals as
+  shown (every such 0 counting 1), which is higher by construction.
 
 A creator is **provisional** (``provisional``) when its history is too thin for the model
 to be sure: ``PROVISIONAL_RULES``. Nothing here is pickled: ``as_dict`` is plain JSON.
@@ -33,7 +44,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import PoissonRegressor
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
 
 SCORE_KNOTS = (0.0, 25.0, 50.0, 70.0, 80.0, 90.0, 95.0, 98.0, 100.0)
 MIN_TENURE_DAYS = 90
@@ -47,7 +58,9 @@ PROVISIONAL_RULES = {
 GROUPS = ("established", "provisional")
 SALES_COLUMNS = ("expected_gmv", "gmv_low", "gmv_high", "provisional")
 COVERAGE = 0.8
-MAX_BANDS, MIN_BAND_ROWS = 5, 200
+MAX_BANDS, MIN_BAND_ROWS = 5, 200  # bands of rows that sold
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
+BOOTSTRAP_SAMPLES = 1000
 ALPHA = 1e-4  # a little ridge: keeps rare markets and categories near the average
 
 
@@ -89,42 +102,75 @@ class SalesModel:
     commission: float  # log effect per unit of commission rate
     commission_default: float  # used where a pair's commission is missing
     provisional: float  # log effect of being provisional
-    bands: dict[str, dict]  # group -> {"edges": [...], "low": [...], "high": [...]}
+    sale: dict  # the chance of a sale: logit terms, keys as above (curve, market, ...)
+    bands: dict  # group -> {"level", "edges", "quantiles"} (``sold_bands``)
     calibration_rows: int = 0
+
+    def _commission(self, commission) -> np.ndarray:
+        commission = np.asarray(commission, dtype=float)
+        return np.where(np.isnan(commission), self.commission_default, commission)
 
     def expected(self, score, market, category, commission, provisional) -> np.ndarray:
         """Expected gmv (the data's currency) of each row (arrays aligned by position)."""
-        commission = np.asarray(commission, dtype=float)
-        commission = np.where(np.isnan(commission), self.commission_default, commission)
-        log = (
-            np.interp(np.asarray(score, dtype=float), self.knots, self.curve)
-            + pd.Series(np.asarray(market, dtype=object)).map(self.market).fillna(0.0).to_numpy()
-            + pd.Series(np.asarray(category, dtype=object))
-            .map(self.category)
-            .fillna(0.0)
-            .to_numpy()
-            + self.commission * commission
+        return np.exp(
+            linear_terms(
+                {
+                    "curve": self.curve,
+                    "market": self.market,
+                    "category": self.category,
+                    "commission": self.commission,
+                },
+                self.knots,
+                score,
+                market,
+                category,
+                self._commission(commission),
+            )
             + self.provisional * np.asarray(provisional, dtype=float)
         )
-        return np.exp(log)
 
-    def interval(self, expected, provisional) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) of the 80 % interval of each row's realised gmv."""
+    def chance_of_sale(self, score, market, category, commission, provisional) -> np.ndarray:
+        """The chance (0-1) that the row sells anything at all."""
+        logit = linear_terms(
+            self.sale, self.knots, score, market, category, self._commission(commission)
+        ) + self.sale["provisional"] * np.asarray(provisional, dtype=float)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def interval(self, expected, chance, provisional) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of the 80 % interval of each row's realised gmv, from its expected
+        gmv and chance of a sale (module doc)."""
         expected = np.asarray(expected, dtype=float)
         provisional = np.asarray(provisional, dtype=bool)
         low, high = np.zeros(len(expected)), np.zeros(len(expected))
         for name, rows in ((GROUPS[0], ~provisional), (GROUPS[1], provisional)):
-            band = self.bands[name]
-            at = np.searchsorted(band["edges"], expected[rows], side="right")
-            low[rows] = expected[rows] * np.asarray(band["low"])[at]
-            high[rows] = expected[rows] * np.asarray(band["high"])[at]
+            low[rows], high[rows] = interval_ends(
+                self.bands[name], expected[rows], np.asarray(chance, dtype=float)[rows]
+            )
         return low, high
 
+    def zero_covered(self, predicted: pd.DataFrame, provisional) -> np.ndarray:
+        """The weight a realised 0 counts as covered by each row's interval (the
+        randomised tie rule, module doc): 1 where the interval runs from 0 to above 0,
+        level / chance of selling nothing where it is [0, 0], 0 where it starts above 0."""
+        low = predicted["gmv_low"].to_numpy(dtype=float)
+        high = predicted["gmv_high"].to_numpy(dtype=float)
+        nothing = 1.0 - predicted["chance_of_sale"].to_numpy(dtype=float)
+        level = np.where(
+            np.asarray(provisional, dtype=bool),
+            self.bands[GROUPS[1]]["level"],
+            self.bands[GROUPS[0]]["level"],
+        )
+        at_zero = np.minimum(1.0, level / np.maximum(nothing, 1e-12))
+        return np.where(low > 0, 0.0, np.where(high > 0, 1.0, at_zero))
+
     def predict(self, score, market, category, commission, is_provisional) -> pd.DataFrame:
-        """``expected_gmv``, ``gmv_low`` and ``gmv_high`` of each row."""
-        expected = self.expected(score, market, category, commission, is_provisional)
-        low, high = self.interval(expected, is_provisional)
-        return pd.DataFrame({"expected_gmv": expected, "gmv_low": low, "gmv_high": high})
+        """``expected_gmv``, ``gmv_low``, ``gmv_high`` and ``chance_of_sale`` of each row."""
+        args = (score, market, category, commission, is_provisional)
+        expected, chance = self.expected(*args), self.chance_of_sale(*args)
+        low, high = self.interval(expected, chance, is_provisional)
+        return pd.DataFrame(
+            {"expected_gmv": expected, "gmv_low": low, "gmv_high": high, "chance_of_sale": chance}
+        )
 
     def as_dict(self) -> dict:
         """The model as plain JSON values."""
@@ -136,10 +182,49 @@ class SalesModel:
         return cls(**values)
 
 
+def linear_terms(terms: dict, knots, score, market, category, commission) -> np.ndarray:
+    """curve(score) + market + category + commission x rate of ``terms`` (keys ``curve``,
+    ``market``, ``category``, ``commission``; unknown markets and categories 0)."""
+    return (
+        np.interp(np.asarray(score, dtype=float), knots, terms["curve"])
+        + pd.Series(np.asarray(market, dtype=object)).map(terms["market"]).fillna(0.0).to_numpy()
+        + pd.Series(np.asarray(category, dtype=object))
+        .map(terms["category"])
+        .fillna(0.0)
+        .to_numpy()
+        + terms["commission"] * np.asarray(commission, dtype=float)
+    )
+
+
 def _hat_basis(score: np.ndarray, knots) -> np.ndarray:
     """Piecewise-linear interpolation weights of ``score`` on ``knots`` (rows sum to 1)."""
     eye = np.eye(len(knots))
     return np.column_stack([np.interp(score, knots, eye[j]) for j in range(len(knots))])
+
+
+def _design(frame: pd.DataFrame, knots, markets, categories, commission) -> np.ndarray:
+    """Hat basis of the score, market and category indicators, commission, provisional."""
+    return np.column_stack(
+        [
+            _hat_basis(frame["score"].to_numpy(dtype=float), knots),
+            (frame["market"].astype(str).to_numpy()[:, None] == np.array(markets)),
+            (frame["category"].astype(str).to_numpy()[:, None] == np.array(categories)),
+            commission,
+            frame["provisional"].to_numpy(dtype=float),
+        ]
+    ).astype(float)
+
+
+def _terms(coef, intercept, knots, markets, categories) -> dict:
+    """The fitted coefficients of ``_design`` as named terms (the curve holds the intercept)."""
+    k, m = len(knots), len(markets)
+    return {
+        "curve": (np.asarray(coef[:k]) + intercept).tolist(),
+        "market": dict(zip(markets, coef[k : k + m].tolist(), strict=True)),
+        "category": dict(zip(categories, coef[k + m : -2].tolist(), strict=True)),
+        "commission": float(coef[-2]),
+        "provisional": float(coef[-1]),
+    }
 
 
 def fit_sales_model(calibration: pd.DataFrame) -> SalesModel:
@@ -155,125 +240,218 @@ def fit_sales_model(calibration: pd.DataFrame) -> SalesModel:
     markets = sorted(frame["market"].astype(str).unique())
     categories = sorted(frame["category"].astype(str).unique())
     knots = list(SCORE_KNOTS)
-    design = np.column_stack(
-        [
-            _hat_basis(frame["score"].to_numpy(dtype=float), knots),
-            (frame["market"].astype(str).to_numpy()[:, None] == np.array(markets)).astype(float),
-            (frame["category"].astype(str).to_numpy()[:, None] == np.array(categories)),
-            commission,
-            frame["provisional"].to_numpy(dtype=float),
-        ]
-    ).astype(float)
+    design = _design(frame, knots, markets, categories, commission)
     glm = PoissonRegressor(alpha=ALPHA, solver="newton-cholesky", max_iter=300)
     glm.fit(design, gmv / scale)
-    coef = glm.coef_
-    k, m = len(knots), len(markets)
-    curve = np.maximum.accumulate(coef[:k]) + glm.intercept_ + math.log(scale)
+    mean = _terms(glm.coef_, glm.intercept_ + math.log(scale), knots, markets, categories)
+    mean["curve"] = np.maximum.accumulate(mean["curve"]).tolist()
+    sold = gmv > 0
+    sale: dict = {"curve": [0.0] * len(knots), "market": {}, "category": {}, "commission": 0.0}
+    if sold.all() or not sold.any():  # one class: a constant chance
+        share = min(max(float(sold.mean()), 1e-6), 1 - 1e-6)
+        sale.update(curve=[math.log(share / (1 - share))] * len(knots), provisional=0.0)
+    else:
+        logistic = LogisticRegression(
+            C=1.0 / (ALPHA * len(frame)), solver="newton-cholesky", max_iter=300
+        )
+        logistic.fit(design, sold)
+        sale = _terms(logistic.coef_[0], logistic.intercept_[0], knots, markets, categories)
     model = SalesModel(
         knots=knots,
-        curve=curve.tolist(),
-        market=dict(zip(markets, coef[k : k + m].tolist(), strict=True)),
-        category=dict(zip(categories, coef[k + m : -2].tolist(), strict=True)),
-        commission=float(coef[-2]),
+        **{k: v for k, v in mean.items()},
         commission_default=commission_default,
-        provisional=float(coef[-1]),
+        sale=sale,
         bands={},
         calibration_rows=len(frame),
     )
-    expected = model.expected(
+    args = (
         frame["score"],
         frame["market"].astype(str),
         frame["category"].astype(str),
         commission,
         frame["provisional"],
     )
+    expected, chance = model.expected(*args), model.chance_of_sale(*args)
     is_provisional = frame["provisional"].to_numpy(dtype=bool)
     model.bands = {
-        name: interval_bands(expected[rows], gmv[rows])
+        name: sold_bands(expected[rows], chance[rows], gmv[rows])
         for name, rows in ((GROUPS[0], ~is_provisional), (GROUPS[1], is_provisional))
     }
     return model
 
 
-def interval_bands(expected: np.ndarray, gmv: np.ndarray) -> dict:
-    """Bands of expected gmv (edges between them) and each band's ratio ends (module
-    doc); without rows, one band of [0, 1] x expected."""
-    count = max(1, min(MAX_BANDS, len(expected) // MIN_BAND_ROWS))
+def sold_bands(expected: np.ndarray, chance: np.ndarray, gmv: np.ndarray) -> dict:
+    """One group's interval rule (module doc): bands of expected gmv (``edges`` between
+    them) over its rows that sold, each band's ``quantiles`` of realised / expected-if-sold
+    gmv at ``QUANTILE_LEVELS``, and the ``level`` at which the intervals of the group's
+    rows cover ``COVERAGE`` of them (``coverage_at``)."""
+    sold = gmv > 0
+    count = max(1, min(MAX_BANDS, int(sold.sum()) // MIN_BAND_ROWS))
     edges: np.ndarray | list = (
-        np.unique(np.quantile(expected, np.arange(1, count) / count)) if count > 1 else []
+        np.unique(np.quantile(expected[sold], np.arange(1, count) / count)) if count > 1 else []
     )
+    ratio = gmv * chance / np.maximum(expected, 1e-12)
     band = np.searchsorted(edges, expected, side="right")
-    ratio = gmv / np.maximum(expected, 1e-12)
-    ends = [ratio_ends(ratio[band == b]) for b in range(len(edges) + 1)]
-    return {
-        "edges": [float(e) for e in edges],
-        "low": [e[0] for e in ends],
-        "high": [e[1] for e in ends],
-    }
+    quantiles = [
+        np.quantile(ratio[sold & (band == b)], QUANTILE_LEVELS).tolist()
+        if (sold & (band == b)).any()
+        else [1.0] * len(QUANTILE_LEVELS)
+        for b in range(len(edges) + 1)
+    ]
+    rule: dict = {"level": COVERAGE, "edges": [float(e) for e in edges], "quantiles": quantiles}
+    if len(gmv):
+        low, high = 0.5, 1.0 - 1e-9  # coverage rises with the level: bisect
+        for _ in range(40):
+            rule["level"] = (low + high) / 2
+            if coverage_at(rule, expected, chance, gmv) < COVERAGE:
+                low = rule["level"]
+            else:
+                high = rule["level"]
+        rule["level"] = high
+    return rule
 
 
-def ratio_ends(ratio: np.ndarray) -> tuple[float, float]:
-    """(low, high) realised / expected ratios holding ``COVERAGE`` of ``ratio``: [0, the
-    80th percentile] when at least 10 % sold nothing, else [10th, 90th]; the split
-    conformal quantile (rank ceil((n + 1) q) of n)."""
-    r = np.sort(np.asarray(ratio, dtype=float))
-    n = len(r)
-    if n == 0:
-        return 0.0, 1.0
-    tail = 1.0 - COVERAGE
-    zero_share = float(np.mean(r <= 0))
+def interval_ends(rule: dict, expected, chance) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of each row under one group's ``rule`` (``sold_bands``): the row's
+    realised gmv is 0 with chance 1 - ``chance`` and otherwise expected / chance x a
+    ratio drawn from its band's quantiles. The interval holds ``rule["level"]`` of that
+    distribution: [0, 0] when nothing is that likely, else [0, the level's quantile]
+    when nothing is at least (1 - level) / 2 likely, else its central part."""
+    expected, chance = np.asarray(expected, dtype=float), np.asarray(chance, dtype=float)
+    level, nothing = rule["level"], 1.0 - chance
+    if_sold = expected / np.maximum(chance, 1e-12)
+    band = np.searchsorted(rule["edges"], expected, side="right")
+    table = np.asarray(rule["quantiles"], dtype=float)
 
-    def at(q: float) -> float:
-        return float(r[min(n - 1, max(0, math.ceil((n + 1) * q) - 1))])
+    def at(q: np.ndarray) -> np.ndarray:  # quantile q of the whole distribution (0 in the atom)
+        within = np.clip((q - nothing) / np.maximum(chance, 1e-12), 0.0, 1.0)
+        ratio = np.zeros(len(within))
+        for b in np.unique(band):
+            ratio[band == b] = np.interp(within[band == b], QUANTILE_LEVELS, table[b])
+        return np.where(q <= nothing, 0.0, if_sold * ratio)
 
-    if zero_share >= tail / 2:
-        return 0.0, at(COVERAGE)
-    return at(tail / 2), at(1 - tail / 2)
+    one_sided = nothing >= (1 - level) / 2
+    low = np.where(one_sided, 0.0, at(np.full(len(expected), (1 - level) / 2)))
+    high = at(np.where(one_sided, level, (1 + level) / 2))
+    return low, high
 
 
-def sales_metrics(predicted: pd.DataFrame, gmv, is_provisional, truth=None) -> dict:
+def coverage_at(rule: dict, expected, chance, gmv) -> float:
+    """Mean coverage of realised ``gmv`` by the intervals of ``rule``, a realised 0 in a
+    [0, 0] interval counting level / chance of nothing (the randomised tie rule)."""
+    low, high = interval_ends(rule, expected, chance)
+    nothing = 1.0 - np.asarray(chance, dtype=float)
+    covered = ((gmv >= low - 1e-9) & (gmv <= high + 1e-9)).astype(float)
+    tie = (gmv <= 0) & (high <= 0)
+    covered[tie] = np.minimum(1.0, rule["level"] / np.maximum(nothing[tie], 1e-12))
+    return float(covered.mean())
+
+
+def sales_metrics(
+    predicted: pd.DataFrame,
+    gmv,
+    is_provisional,
+    zero_covered=None,
+    truth=None,
+    campaign=None,
+) -> dict:
     """Test metrics of the predictions (``SalesModel.predict``) against realised ``gmv``
-    (and ``truth``, the expected gmv, when given): interval coverage (all, per group),
-    mean interval width / expected per group, realised / predicted by decile of
-    predicted gmv (deciles of at least 100 rows), and its worst decile."""
+    (and ``truth``, the expected gmv, when given):
+
+    - ``sales_coverage`` (all, per group): a realised 0 in a [0, 0] interval counting
+      ``zero_covered`` (``SalesModel.zero_covered``: the randomised tie rule; plain
+      coverage when None), ``sales_coverage_plain`` every realised 0 in it counting 1,
+      ``sales_zero_intervals`` the share of [0, 0] intervals;
+    - mean interval width / expected per group, realised / predicted over all rows;
+    - ``sales_calibration``: realised / predicted by decile of predicted gmv (deciles of
+      at least 100 rows); ``sales_calibration_trimmed`` the same without the largest
+      0.1 % of realised rows; ``sales_calibration_interval`` (with ``campaign``, each row's
+      campaign) the 90 % interval of each decile's ratio over campaigns drawn with
+      replacement (``BOOTSTRAP_SAMPLES``, seed 0)."""
     gmv = np.asarray(gmv, dtype=float)
     is_provisional = np.asarray(is_provisional, dtype=bool)
     expected = predicted["expected_gmv"].to_numpy(dtype=float)
     low, high = predicted["gmv_low"].to_numpy(), predicted["gmv_high"].to_numpy()
-    covered = (gmv >= low - 1e-9) & (gmv <= high + 1e-9)
+    shown = ((gmv >= low - 1e-9) & (gmv <= high + 1e-9)).astype(float)
+    covered = shown.copy()
+    if zero_covered is not None:
+        tie = (gmv <= 0) & (high <= 0)
+        covered[tie] = np.asarray(zero_covered, dtype=float)[tie]
     width = (high - low) / np.maximum(expected, 1e-12)
+    groups = [
+        ("all", np.ones(len(gmv), dtype=bool)),
+        (GROUPS[0], ~is_provisional),
+        (GROUPS[1], is_provisional),
+    ]
+
+    def by_group(values: np.ndarray, names=("all", *GROUPS)) -> dict:
+        return {
+            g: float(values[rows].mean()) if rows.any() else float("nan")
+            for g, rows in groups
+            if g in names
+        }
+
+    trimmed = gmv <= np.quantile(gmv, 0.999) if len(gmv) else np.ones(0, dtype=bool)
     out: dict = {
-        "sales_coverage": {
-            "all": float(covered.mean()),
-            **{
-                g: float(covered[rows].mean()) if rows.any() else float("nan")
-                for g, rows in zip(GROUPS, (~is_provisional, is_provisional), strict=True)
-            },
-        },
+        "sales_coverage": by_group(covered),
+        "sales_coverage_plain": by_group(shown),
+        "sales_zero_intervals": by_group((high <= 0).astype(float)),
         "sales_provisional_share": float(is_provisional.mean()),
-        "sales_interval_width": {
-            g: float(width[rows].mean()) if rows.any() else float("nan")
-            for g, rows in zip(GROUPS, (~is_provisional, is_provisional), strict=True)
-        },
+        "sales_interval_width": by_group(width, GROUPS),
         "sales_ratio": float(gmv.sum() / max(expected.sum(), 1e-12)),
         "sales_calibration": decile_ratios(expected, gmv),
+        "sales_calibration_trimmed": decile_ratios(expected, gmv, keep=trimmed),
     }
+    if campaign is not None:
+        out["sales_calibration_interval"] = decile_intervals(expected, gmv, campaign)
     if truth is not None:
         out["sales_calibration_truth"] = decile_ratios(expected, np.asarray(truth, dtype=float))
     return out
 
 
-def decile_ratios(expected: np.ndarray, observed: np.ndarray, min_rows: int = 100) -> dict:
-    """Mean observed / mean expected per decile of expected (``decile1`` lowest), for
-    deciles of at least ``min_rows`` rows."""
+def deciles_of(expected: np.ndarray) -> np.ndarray:
+    """0-9, the decile of each row's expected gmv (ties in row order)."""
+    rank = pd.Series(expected).rank(method="first").to_numpy() - 1
+    return np.minimum(rank * 10 // max(len(expected), 1), 9).astype(int)
+
+
+def decile_intervals(expected: np.ndarray, observed: np.ndarray, campaign) -> dict:
+    """``decile<d>_lo`` / ``_hi``: the 90 % interval of each decile's mean observed /
+    mean expected over ``BOOTSTRAP_SAMPLES`` resamples of whole campaigns (deciles of at
+    least 100 rows)."""
     if len(expected) == 0:
         return {}
-    decile = np.minimum(
-        (pd.Series(expected).rank(method="first").to_numpy() - 1) * 10 // len(expected), 9
-    ).astype(int)
+    decile = deciles_of(expected)
+    code = pd.factorize(np.asarray(campaign, dtype=object))[0]
+    sums = np.zeros((code.max() + 1, 10)), np.zeros((code.max() + 1, 10))
+    np.add.at(sums[0], (code, decile), observed)
+    np.add.at(sums[1], (code, decile), expected)
+    rng, count = np.random.default_rng(0), len(sums[0])
+    ratios = np.zeros((0, 10))
+    for _ in range(0, BOOTSTRAP_SAMPLES, 50):  # 50 resamples at a time: bounded memory
+        draws = rng.multinomial(count, np.full(count, 1 / count), 50)
+        ratios = np.vstack([ratios, (draws @ sums[0]) / np.maximum(draws @ sums[1], 1e-12)])
+    lo, hi = np.quantile(ratios, [0.05, 0.95], axis=0)
     out = {}
     for d in range(10):
-        rows = decile == d
+        if (decile == d).sum() >= 100:
+            out[f"decile{d + 1}_lo"], out[f"decile{d + 1}_hi"] = float(lo[d]), float(hi[d])
+    return out
+
+
+def decile_ratios(
+    expected: np.ndarray, observed: np.ndarray, min_rows: int = 100, keep=None
+) -> dict:
+    """Mean observed / mean expected per decile of expected (``decile1`` lowest), for
+    deciles of at least ``min_rows`` rows; only the rows of ``keep`` when given (the
+    deciles are those of all rows)."""
+    if len(expected) == 0:
+        return {}
+    decile = deciles_of(expected)
+    keep = np.ones(len(expected), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    out = {}
+    for d in range(10):
+        rows = (decile == d) & keep
         if rows.sum() >= min_rows:
             out[f"decile{d + 1}"] = float(observed[rows].mean() / max(expected[rows].mean(), 1e-12))
     return out
