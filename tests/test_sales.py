@@ -271,3 +271,15 @@ def test_creator_page_gives_rank_sales_and_recourse_in_ranks(explorer_world):
         page = explorer_world.client.get(path, params=params).text
         assert f"rank {row['rank']} of {answer['candidates']:,}" in page
         assert f"top {row['top_percent']:.1f} %" in page
+
+
+def test_a_model_with_the_older_sales_format_loads_without_expected_sales(trained, tmp_path):
+    paths = trained.scorer.save(tmp_path)
+    scoring = json.loads(paths["scoring"].read_text())
+    del scoring["sales"]["sale"]  # saved before the chance of a sale existed
+    paths["scoring"].write_text(json.dumps(scoring))
+    loaded = Scorer.load(paths["booster"], paths["scoring"])
+    assert loaded.sales is None
+    frame = trained.test.head(20)
+    sales = loaded.expected_sales(frame, loaded.raw(frame), "ID", "beauty")
+    assert sales["expected_gmv"].isna().all() and sales["provisional"].dtype == bool

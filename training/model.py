@@ -223,6 +223,16 @@ def score_map_knots(raw: np.ndarray, tail_from: float = SCORE_TAIL_FROM) -> dict
     return {"raw": knots.tolist(), "score": percent[first].tolist()}
 
 
+def _sales_part(values: dict | None) -> SalesModel | None:
+    """The saved expected-sales model; None when there is none or it is of the format
+    before its intervals came from a chance of a sale (no ``sale``): such a model
+    serves as one saved before expected sales existed (expected_gmv empty) until it is
+    retrained."""
+    if not values or "sale" not in values:
+        return None
+    return SalesModel.from_dict(values)
+
+
 @dataclass
 class Scorer:
     """A trained model: booster, its feature names, the raw-to-score map, the training
@@ -340,5 +350,5 @@ class Scorer:
             commission_rate_median=scoring["commission_rate_median"],
             trained_until=scoring.get("trained_until"),
             reference=scoring.get("reference"),
-            sales=SalesModel.from_dict(scoring["sales"]) if scoring.get("sales") else None,
+            sales=_sales_part(scoring.get("sales")),
         )
