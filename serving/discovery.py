@@ -37,9 +37,12 @@ Rising creators (``rising_frame``)
 
     1. *What size and history suggest* (``expected_raw``): least squares of the model's
        raw score on log followers (and its square) and log(1 + days since the first post)
-       over ALL the market's candidates of the category, established ones included.
+       over the market's short-history candidates of the category: a newcomer is
+       measured against newcomers of its size and age (established creators score on a
+       track record no newcomer has); over all the candidates when fewer than
+       ``MIN_FIT_ROWS`` have a short history.
     2. *The lift*: raw score minus that expectation. *Its uncertainty*: the residuals'
-       standard deviation s over the market, shrunk with the creator's evidence: a creator
+       standard deviation s over the rows fitted, shrunk with the creator's evidence: a creator
        with n measured posts in the last 180 days has ``s * sqrt(PRIOR_POSTS / (PRIOR_POSTS
        + n))`` (its signals rest on few posts; many posts make them firmer).
     3. *Rising*: a short-history creator with a positive lift. They are ranked by the
@@ -69,6 +72,7 @@ MAX_COMMUNALITY = 0.95  # a measure's shared variance is capped: no weight witho
 MISSING_GAP = 100.0 / 3.0  # a known index against a null one: a random pair's mean gap
 NEW_DAYS = 180  # a first post less than this many days ago is a short history
 MIN_DELIVERED = 1  # ... and so is fewer delivered campaigns than this (no track record)
+MIN_FIT_ROWS = 20  # short-history rows needed to fit what size and history suggest
 PRIOR_POSTS = 10.0  # posts worth as much evidence as the market's spread (uncertainty)
 DAYS_PER_POST_WINDOW = 180 / 7  # posts_per_week_180d x this = posts in the last 180 days
 PROVISIONAL = "provisional: a short history"
@@ -212,11 +216,16 @@ def size_design(features: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.ones(len(size)), size, size * size, days])
 
 
-def expected_raw(features: pd.DataFrame, raw: np.ndarray) -> np.ndarray:
+def expected_raw(features: pd.DataFrame, raw: np.ndarray, fit_on=None) -> np.ndarray:
     """The raw score each candidate's size and history suggest: the least-squares fit of
-    ``raw`` on ``size_design`` over all the rows."""
+    ``raw`` on ``size_design`` over the rows ``fit_on`` (a boolean mask; all the rows
+    when None or when it holds fewer than MIN_FIT_ROWS), evaluated on every row."""
     design = size_design(features)
-    coef, *_ = np.linalg.lstsq(design, np.asarray(raw, dtype=float), rcond=None)
+    raw = np.asarray(raw, dtype=float)
+    rows = np.ones(len(raw), bool) if fit_on is None else np.asarray(fit_on, bool)
+    if rows.sum() < MIN_FIT_ROWS:
+        rows = np.ones(len(raw), bool)
+    coef, *_ = np.linalg.lstsq(design[rows], raw[rows], rcond=None)
     return design @ coef
 
 
@@ -231,11 +240,12 @@ def rising_frame(features: pd.DataFrame, raw: np.ndarray, creator_ids) -> pd.Dat
     uncertainty), ``rising`` (short history and lift > 0) and ``order``
     (rank among the rising, 1 = first; 0 for the others)."""
     raw = np.asarray(raw, dtype=float)
-    expected = expected_raw(features, raw)
-    lift = raw - expected
-    spread = float(np.std(lift)) if len(lift) > 1 else 0.0
-    uncertainty = spread * np.sqrt(PRIOR_POSTS / (PRIOR_POSTS + measured_posts(features)))
     short = short_history(features)
+    expected = expected_raw(features, raw, short)
+    lift = raw - expected
+    fitted = short if short.sum() >= MIN_FIT_ROWS else np.ones(len(raw), bool)
+    spread = float(np.std(lift[fitted])) if fitted.sum() > 1 else 0.0
+    uncertainty = spread * np.sqrt(PRIOR_POSTS / (PRIOR_POSTS + measured_posts(features)))
     rising = short & (lift > 0)
     lower = raw - uncertainty
     ids = np.asarray(creator_ids).astype(str)

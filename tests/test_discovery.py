@@ -25,6 +25,7 @@ from serving.discovery import (
     nearest,
     rising_frame,
     short_history,
+    size_design,
 )
 from serving.partner_list import INDEX_COLUMNS
 from store.read import candidates
@@ -111,6 +112,11 @@ def test_rising_frame_finds_short_histories_above_their_size():
     assert by_order["order"].tolist() == list(range(1, len(rising) + 1))
     assert by_order["lower"].is_monotonic_decreasing
     np.testing.assert_allclose(table["lower"], raw - table["uncertainty"])
+    # what size and history suggest: fitted on the short histories (newcomers against
+    # newcomers), evaluated on everyone
+    design = size_design(features)
+    coef, *_ = np.linalg.lstsq(design[short], raw[short], rcond=None)
+    np.testing.assert_allclose(table["expected"], design @ coef)
     # more posts, firmer estimate: the uncertainty falls with the posts
     posts = features["posts_per_week_180d"].to_numpy()
     unc = table["uncertainty"].to_numpy()
@@ -128,7 +134,7 @@ def _all_candidates(explorer_world, category):
 
 def test_lookalike_signals_read_the_families_measures(explorer_world):
     """One measure: its longest window's percentile; two: the stored index; more: a
-    weighted mean of the measures' percentiles, so within the index's range of values."""
+    weighted mean of the measures' percentiles: 0-100, null exactly where the index is."""
     day = explorer_world.as_of.strftime("%Y-%m-%d")
     store = explorer_world.explorer.store
     _, features, indices = candidates(store, day, explorer_world.market, explorer_world.category)
