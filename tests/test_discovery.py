@@ -319,5 +319,25 @@ def test_audit_discovery_on_a_small_world(tmp_path, capsys):
         line for line in text.splitlines() if line.strip().startswith(("look-alikes:", "rising:"))
     ]
     ratio, gain = (float(line.split()[-4]) for line in claims)  # value, target, ok
-    assert ratio < 0.75
-    assert gain > 1.2
+    assert ratio < 0.7  # 0.62 (0.64 with the nine indices as they are)
+    assert gain > 1.5  # 1.89
+
+
+@pytest.mark.slow
+def test_lookalikes_meet_the_target_at_30000_creators(tmp_path):
+    """The look-alike target (at most half a random creator's trait distance) where markets
+    are big enough for close neighbours: 30,000 creators (docs/discovery.md: 0.54 at
+    10,000, 0.49 at 30,000). No model: look-alikes need only the store."""
+    from marketplace.simulate import SimConfig, simulate
+    from store.build import build_in_memory
+    from store.discovery_audit import MAX_RATIO, audit_days, lookalike_table
+    from store.read import open_store
+
+    tables, truth = simulate(SimConfig(creators=30_000, days=540, seed=100))
+    day, _ = audit_days(tables)
+    build_in_memory(tmp_path / "store", None, tables, [day])
+    declared = tables["creators"].set_index("creator_id")["primary_category"]
+    table = lookalike_table(
+        open_store(tmp_path / "store"), day.strftime("%Y-%m-%d"), truth["creator_traits"], declared
+    )
+    assert float(table.loc[table["market"] == "all", "ratio"].iloc[0]) <= MAX_RATIO
