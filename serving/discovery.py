@@ -64,7 +64,6 @@ import pandas as pd
 from features.indices import has_history, index_name
 from features.registry import FAMILIES, features_of
 
-LOOKALIKE_COLUMNS = tuple(index_name(f) for f in FAMILIES)
 WINDOW = re.compile(r"^(?P<measure>.+)_(?P<window>30d|90d|180d|all)$")
 WINDOW_DAYS = {"30d": 30, "90d": 90, "180d": 180, "all": 10**6}  # all history: the longest
 MIN_FACTOR_MEASURES = 3  # fewer measures than this cannot identify a one-factor model
