@@ -363,11 +363,12 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
         k: int = Query(DEFAULT_K, ge=1, le=MAX_K),
         commission_rate: float | None = Query(None, ge=0, le=1),
     ):
-        """The k candidates of the creator's market nearest to it in its nine indices
-        (the category index of ``category``, default its declared one): root mean square
-        of the index gaps, a null against a value 33.3 points, two nulls none; nearest
-        first, ties by creator_id. Each row is a partner-list row for that market and
-        category with ``distance`` (index points) and ``followers``."""
+        """The k candidates of the creator's market nearest to it in its nine look-alike
+        signals (``serving.discovery.lookalike_signals``; the category family's of
+        ``category``, default its declared one): root mean square of the signal gaps, a
+        null against a value 33.3 points, two nulls none; nearest first, ties by
+        creator_id. Each row is a partner-list row for that market and category with
+        ``distance`` (percentile points) and ``followers``."""
         question, rows = similar_list(ex, creator_id, category, as_of, k, commission_rate)
         return {"model_version": ex.model_version, **question, "rows": records(rows)}
 

@@ -3,16 +3,31 @@
 Pure functions on one market's candidates (their features and their stored indices);
 ``store.discovery`` reads those from a stored day and builds the rows.
 
-Look-alikes (``lookalike_distance``, ``nearest``)
-    A creator is described by its nine family indices (0-100 percentiles among its
-    market's candidates: the eight creator families and the category index of the asked
-    category), the common scale of what the indices measure. The distance between two
-    creators is the root mean square over the nine families of the gap between their
-    indices, in index points (0-100). An index is null without enough history for its
-    family (``features.indices.HISTORY_RULES``): two nulls are no gap (both too new to
-    judge), a null against a value is a gap of ``MISSING_GAP`` points (about the mean gap
-    of two creators drawn at random, 100/3). The k nearest are the k smallest distances,
-    ties broken by creator_id; the creator itself is never among them. Deterministic.
+Look-alikes (``lookalike_signals``, ``lookalike_distance``, ``nearest``)
+    A creator is described by nine **look-alike signals**, one per family (the eight
+    creator families and the category family of the asked category), each on the 0-100
+    percentile scale among its market's candidates (``lookalike_signals``). A family's
+    signal reads its features with a direction, as its index does, but weighs them by how
+    much of what they share each one carries:
+
+    - a *measure* is one feature over its windows (``posts_per_week_{30,90,180}d`` is one
+      measure); it reads its longest window (the most posts behind it), the shorter ones
+      filling its nulls; every measure becomes its midpoint percentile among the
+      candidates with enough history for the family;
+    - a family of three or more measures is their mean weighted by a one-factor model of
+      their correlations among the market's candidates (``factor_weights``: the loading
+      over the unexplained variance of each, lambda / (1 - lambda^2), the factor-score
+      regression weights): a measure that shares little with the others (a noisy one)
+      counts little; a family of one measure is that measure; a family of two keeps its
+      index (two measures cannot tell which of them is the better one).
+
+    The distance between two creators is the root mean square over the nine families of
+    the gap between their signals, in percentile points (0-100). A signal is null without
+    enough history for its family (``features.indices.HISTORY_RULES``): two nulls are no
+    gap (both too new to judge), a null against a value is a gap of ``MISSING_GAP``
+    points (about the mean gap of two creators drawn at random, 100/3). The k nearest
+    are the k smallest distances, ties broken by creator_id; the creator itself is never
+    among them. Deterministic: the same candidates give the same signals.
 
 Rising creators (``rising_frame``)
     Among the market's candidates with a **short history** (``short_history``: a first
@@ -22,9 +37,12 @@ Rising creators (``rising_frame``)
 
     1. *What size and history suggest* (``expected_raw``): least squares of the model's
        raw score on log followers (and its square) and log(1 + days since the first post)
-       over ALL the market's candidates of the category, established ones included.
+       over the market's short-history candidates of the category: a newcomer is
+       measured against newcomers of its size and age (established creators score on a
+       track record no newcomer has); over all the candidates when fewer than
+       ``MIN_FIT_ROWS`` have a short history.
     2. *The lift*: raw score minus that expectation. *Its uncertainty*: the residuals'
-       standard deviation s over the market, shrunk with the creator's evidence: a creator
+       standard deviation s over the rows fitted, shrunk with the creator's evidence: a creator
        with n measured posts in the last 180 days has ``s * sqrt(PRIOR_POSTS / (PRIOR_POSTS
        + n))`` (its signals rest on few posts; many posts make them firmer).
     3. *Rising*: a short-history creator with a positive lift. They are ranked by the
@@ -38,16 +56,22 @@ Rising creators (``rising_frame``)
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from features.indices import index_name
-from features.registry import FAMILIES
+from features.indices import has_history, index_name
+from features.registry import FAMILIES, features_of
 
-LOOKALIKE_COLUMNS = tuple(index_name(f) for f in FAMILIES)
+WINDOW = re.compile(r"^(?P<measure>.+)_(?P<window>30d|90d|180d|all)$")
+WINDOW_DAYS = {"30d": 30, "90d": 90, "180d": 180, "all": 10**6}  # all history: the longest
+MIN_FACTOR_MEASURES = 3  # fewer measures than this cannot identify a one-factor model
+MAX_COMMUNALITY = 0.95  # a measure's shared variance is capped: no weight without bound
 MISSING_GAP = 100.0 / 3.0  # a known index against a null one: a random pair's mean gap
 NEW_DAYS = 180  # a first post less than this many days ago is a short history
 MIN_DELIVERED = 1  # ... and so is fewer delivered campaigns than this (no track record)
+MIN_FIT_ROWS = 20  # short-history rows needed to fit what size and history suggest
 PRIOR_POSTS = 10.0  # posts worth as much evidence as the market's spread (uncertainty)
 DAYS_PER_POST_WINDOW = 180 / 7  # posts_per_week_180d x this = posts in the last 180 days
 PROVISIONAL = "provisional: a short history"
@@ -56,10 +80,99 @@ LIFT_INDEX = 60.0
 MAX_LIFT_FAMILIES = 3
 
 
+def midpoint_percentiles(values: np.ndarray) -> np.ndarray:
+    """100 x (rank - 0.5) / n among the non-null values (ties averaged); NaN stays NaN."""
+    column = pd.Series(np.asarray(values, dtype=float))
+    return (100.0 * (column.rank(method="average") - 0.5) / column.notna().sum()).to_numpy()
+
+
+def family_measures(features: pd.DataFrame, family: str) -> np.ndarray:
+    """(n, measures) percentiles (0-100, NaN = null) of the family's measures: each
+    directed feature over its windows, read at its longest window with the shorter ones
+    filling its nulls, turned around when lower is better, ranked among the rows with
+    enough history for the family (the others null)."""
+    known = has_history(features)[family].to_numpy(bool)
+    windows: dict[str, list[tuple[int, str]]] = {}
+    for feature in features_of(family):
+        if feature.direction == 0:
+            continue
+        match = WINDOW.match(feature.name)
+        measure, days = (
+            (match["measure"], WINDOW_DAYS[match["window"]]) if match else (feature.name, 0)
+        )
+        windows.setdefault(measure, []).append((days, feature.name))
+    columns = []
+    for names in windows.values():
+        direction = next(f.direction for f in features_of(family) if f.name == names[0][1])
+        value = np.full(len(features), np.nan)
+        for _, name in sorted(names, reverse=True):
+            value = np.where(np.isnan(value), features[name].to_numpy(float), value)
+        columns.append(midpoint_percentiles(np.where(known, value * direction, np.nan)))
+    return np.column_stack(columns)
+
+
+def factor_weights(measures: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Per column of ``measures`` (n, m), the factor-score regression weight lambda / (1 -
+    lambda^2) of a one-factor model fitted to the columns' correlations (principal axis
+    factoring, nulls at the median 50; communalities capped at MAX_COMMUNALITY; negative
+    loadings count 0). Equal weights when nothing is shared."""
+    m = measures.shape[1]
+    if len(measures) < 3:
+        return np.ones(m)
+    filled = np.where(np.isnan(measures), 50.0, measures)
+    spread = filled.std(axis=0) > 0
+    corr = np.eye(m)
+    if spread.sum() > 1:
+        corr[np.ix_(spread, spread)] = np.corrcoef(filled[:, spread].T)
+    if not (np.abs(corr - np.eye(m)) > 0).any():
+        return np.ones(m)
+    shared = np.clip(np.abs(corr - np.eye(m)).max(axis=1), 0.01, MAX_COMMUNALITY)
+    loading = np.zeros(m)
+    for _ in range(iterations):
+        reduced = corr.copy()
+        np.fill_diagonal(reduced, shared)
+        values, vectors = np.linalg.eigh(reduced)
+        loading = vectors[:, -1] * np.sqrt(max(values[-1], 0.0))
+        loading *= 1.0 if loading.sum() >= 0 else -1.0
+        shared = np.clip(loading**2, 0.01, MAX_COMMUNALITY)
+    loading = np.clip(loading, 0.0, None)
+    weights = loading / (1.0 - np.minimum(loading**2, MAX_COMMUNALITY))
+    return weights if weights.sum() > 0 else np.ones(m)
+
+
+def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, the mean of its non-null ``values`` weighted by ``weights`` (NaN when
+    none is known)."""
+    w = np.where(np.isnan(values), 0.0, weights)
+    total = w.sum(axis=1)
+    sums = (np.nan_to_num(values) * w).sum(axis=1)
+    return np.where(total > 0, sums / np.where(total > 0, total, 1.0), np.nan)
+
+
+def lookalike_signals(features: pd.DataFrame, indices: pd.DataFrame) -> np.ndarray:
+    """(n, 9) look-alike signals (0-100, NaN = null), FAMILIES' order, of one market's
+    candidates (``features``, their category features those of the asked category) with
+    their stored ``indices`` among the market (a family of two measures keeps its
+    index). See the module."""
+    known = has_history(features)
+    columns = []
+    for family in FAMILIES:
+        measures = family_measures(features, family)
+        if measures.shape[1] >= MIN_FACTOR_MEASURES:
+            signal = weighted_mean(measures, factor_weights(measures))
+        elif measures.shape[1] == 1:
+            signal = measures[:, 0]
+        else:
+            signal = indices[index_name(family)].to_numpy(float)
+        columns.append(np.where(known[family].to_numpy(bool), signal, np.nan))
+    return np.column_stack(columns)
+
+
 def lookalike_distance(indices: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Each row's distance to ``query`` (index points, 0-100): the root mean square over
-    the columns of the gap, a null against a null no gap, a null against a value
-    ``MISSING_GAP``. ``indices`` is (n, families), ``query`` (families,), NaN = null."""
+    """Each row's distance to ``query`` (percentile points, 0-100): the root mean square
+    over the columns of the gap, a null against a null no gap, a null against a value
+    ``MISSING_GAP``. ``indices`` (the look-alike signals) is (n, families), ``query`` (families,), NaN =
+    null."""
     indices = np.asarray(indices, dtype=float)
     query = np.asarray(query, dtype=float)
     known, asked = ~np.isnan(indices), ~np.isnan(query)
@@ -102,11 +215,16 @@ def size_design(features: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.ones(len(size)), size, size * size, days])
 
 
-def expected_raw(features: pd.DataFrame, raw: np.ndarray) -> np.ndarray:
+def expected_raw(features: pd.DataFrame, raw: np.ndarray, fit_on=None) -> np.ndarray:
     """The raw score each candidate's size and history suggest: the least-squares fit of
-    ``raw`` on ``size_design`` over all the rows."""
+    ``raw`` on ``size_design`` over the rows ``fit_on`` (a boolean mask; all the rows
+    when None or when it holds fewer than MIN_FIT_ROWS), evaluated on every row."""
     design = size_design(features)
-    coef, *_ = np.linalg.lstsq(design, np.asarray(raw, dtype=float), rcond=None)
+    raw = np.asarray(raw, dtype=float)
+    rows = np.ones(len(raw), bool) if fit_on is None else np.asarray(fit_on, bool)
+    if rows.sum() < MIN_FIT_ROWS:
+        rows = np.ones(len(raw), bool)
+    coef, *_ = np.linalg.lstsq(design[rows], raw[rows], rcond=None)
     return design @ coef
 
 
@@ -121,11 +239,12 @@ def rising_frame(features: pd.DataFrame, raw: np.ndarray, creator_ids) -> pd.Dat
     uncertainty), ``rising`` (short history and lift > 0) and ``order``
     (rank among the rising, 1 = first; 0 for the others)."""
     raw = np.asarray(raw, dtype=float)
-    expected = expected_raw(features, raw)
-    lift = raw - expected
-    spread = float(np.std(lift)) if len(lift) > 1 else 0.0
-    uncertainty = spread * np.sqrt(PRIOR_POSTS / (PRIOR_POSTS + measured_posts(features)))
     short = short_history(features)
+    expected = expected_raw(features, raw, short)
+    lift = raw - expected
+    fitted = short if short.sum() >= MIN_FIT_ROWS else np.ones(len(raw), bool)
+    spread = float(np.std(lift[fitted])) if fitted.sum() > 1 else 0.0
+    uncertainty = spread * np.sqrt(PRIOR_POSTS / (PRIOR_POSTS + measured_posts(features)))
     rising = short & (lift > 0)
     lower = raw - uncertainty
     ids = np.asarray(creator_ids).astype(str)

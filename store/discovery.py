@@ -8,7 +8,7 @@ are built with serving's ``explained_top`` (score, indices, contributions, reaso
 whatever columns it gives every partner-list row) and then put in the list's own order:
 
 - ``similar_rows``: the k creators nearest to one creator, ``rank`` 1 = nearest, with
-  ``distance`` (index points) and ``followers``;
+  ``distance`` (percentile points of the look-alike signals) and ``followers``;
 - ``rising_rows``: the market's rising creators in the category, ``rank`` 1 = first, with
   ``lift``, ``uncertainty``, ``history_days``, ``followers``, ``why`` and ``provisional``.
 """
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from serving.discovery import (
-    LOOKALIKE_COLUMNS,
     lifting_families,
     lookalike_distance,
+    lookalike_signals,
     nearest,
     rising_frame,
     rising_reason,
@@ -66,7 +66,7 @@ class MarketRows:
     followers: np.ndarray  # int64
     features: pd.DataFrame  # the registry's columns, commission_rate NaN
     indices: pd.DataFrame  # the nine stored indices among the market
-    lookalike: np.ndarray  # (n, 9) float: LOOKALIKE_COLUMNS
+    lookalike: np.ndarray  # (n, 9) float: serving.discovery.lookalike_signals
     category: np.ndarray  # the category each row's category features are of
 
     def position(self, creator_id: str) -> int | None:
@@ -131,7 +131,7 @@ def market_rows(store: Store, day: str, market: str, category: str | None) -> Ma
             followers=pairs["followers"].to_numpy(np.int64),
             features=features,
             indices=indices,
-            lookalike=indices[list(LOOKALIKE_COLUMNS)].to_numpy(float),
+            lookalike=lookalike_signals(features, indices),
             category=own,
         )
 
@@ -230,8 +230,9 @@ def similar_rows(
     k: int = DEFAULT_K,
     commission_rate: float | None = None,
 ) -> pd.DataFrame:
-    """The ``k`` candidates of ``market`` nearest to ``creator_id`` in its nine indices in
-    ``category`` on ``day`` (``serving.discovery.lookalike_distance``), nearest first:
+    """The ``k`` candidates of ``market`` nearest to ``creator_id`` in its nine look-alike
+    signals in ``category`` on ``day`` (``serving.discovery.lookalike_signals``,
+    ``lookalike_distance``), nearest first:
     the partner-list columns for a brief of that market and category, then ``distance``
     and ``followers``. NotACandidate when the creator has no row that day."""
     rows = market_rows(store, day, market, category)

@@ -53,9 +53,9 @@ def parse_similar_args(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m serving similar",
         description="For each creator, the k candidates of its market most like it in the "
-        "nine indices (the category index of --category, default each creator's declared "
-        "one) on a stored day: root mean square of the index gaps (a null against a "
-        "value 33.3 points, two nulls none), nearest first, ties by creator_id. Rows: "
+        "nine look-alike signals, one per family (the category family's of --category, "
+        "default each creator's declared one; docs/discovery.md) on a stored day: root "
+        "mean square of the signal gaps (a null against a value 33.3 points, two nulls none), nearest first, ties by creator_id. Rows: "
         "the partner-list columns (brief_id similar-<creator_id>, rank 1 = nearest), "
         "distance and followers.",
     )

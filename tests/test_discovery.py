@@ -1,5 +1,5 @@
-"""Discovery (issue 21): look-alikes are the nearest creators in the nine indices, found by
-the documented distance and scored like partner-list rows; rising lists hold only
+"""Discovery (issue 21): look-alikes are the nearest creators in the nine look-alike
+signals, found by the documented distance and scored like partner-list rows; rising lists hold only
 short-history creators above what their size suggests, in the documented order; the API,
 the pages and the batch commands agree; bad input is one line. The audit on hidden truth
 runs on a small simulated world (slow)."""
@@ -18,12 +18,17 @@ from serving.discovery import (
     MISSING_GAP,
     NEW_DAYS,
     PROVISIONAL,
+    factor_weights,
     lookalike_distance,
+    lookalike_signals,
+    midpoint_percentiles,
     nearest,
     rising_frame,
     short_history,
+    size_design,
 )
 from serving.partner_list import INDEX_COLUMNS
+from store.read import candidates
 from tests.conftest import write_briefs
 from tests.worlds import brief_json
 
@@ -61,6 +66,21 @@ def test_nearest_skips_the_creator_and_breaks_ties_by_id():
     assert nearest(distance, ids, 2).tolist() == [0, 4]
 
 
+def test_factor_weights_count_a_noisy_measure_little():
+    rng = np.random.default_rng(5)
+    trait = rng.normal(size=3000)
+    measures = np.column_stack(
+        [trait + rng.normal(0, s, trait.size) for s in (0.3, 0.4, 0.5, 2.0)]
+        + [rng.normal(size=trait.size)]  # shares nothing
+    )
+    measures[:50, 1] = np.nan  # nulls read as the median
+    weights = factor_weights(np.column_stack([midpoint_percentiles(m) for m in measures.T]))
+    assert weights[0] > weights[1] > weights[2] > 4 * weights[3] > 0
+    assert weights[4] < 0.1 * weights[3]
+    # shared by nothing: equal weights
+    np.testing.assert_allclose(factor_weights(rng.normal(size=(200, 3)) * [0, 0, 0]), 1.0)
+
+
 def _market(rng, n=400) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -92,6 +112,11 @@ def test_rising_frame_finds_short_histories_above_their_size():
     assert by_order["order"].tolist() == list(range(1, len(rising) + 1))
     assert by_order["lower"].is_monotonic_decreasing
     np.testing.assert_allclose(table["lower"], raw - table["uncertainty"])
+    # what size and history suggest: fitted on the short histories (newcomers against
+    # newcomers), evaluated on everyone
+    design = size_design(features)
+    coef, *_ = np.linalg.lstsq(design[short], raw[short], rcond=None)
+    np.testing.assert_allclose(table["expected"], design @ coef)
     # more posts, firmer estimate: the uncertainty falls with the posts
     posts = features["posts_per_week_180d"].to_numpy()
     unc = table["uncertainty"].to_numpy()
@@ -107,6 +132,24 @@ def _all_candidates(explorer_world, category):
     return pd.DataFrame(explorer_world.client.post("/api/partner-lists", json=brief).json()["rows"])
 
 
+def test_lookalike_signals_read_the_families_measures(explorer_world):
+    """One measure: its longest window's percentile; two: the stored index; more: a
+    weighted mean of the measures' percentiles: 0-100, null exactly where the index is."""
+    day = explorer_world.as_of.strftime("%Y-%m-%d")
+    store = explorer_world.explorer.store
+    _, features, indices = candidates(store, day, explorer_world.market, explorer_world.category)
+    signals = pd.DataFrame(lookalike_signals(features, indices), columns=list(INDEX_COLUMNS))
+    month_old = features["history_days"].to_numpy() >= 30
+    posts = features["posts_per_week_180d"].where(month_old)
+    expected = 100 * (posts.rank() - 0.5) / posts.notna().sum()
+    np.testing.assert_allclose(signals["volume_index"], expected.to_numpy())
+    np.testing.assert_allclose(signals["consistency_index"], indices["consistency_index"])
+    for column in INDEX_COLUMNS:  # null exactly where the index is
+        assert signals[column].isna().tolist() == indices[column].isna().tolist()
+        assert signals[column].dropna().between(0, 100).all()
+    assert signals["engagement_index"].corr(indices["engagement_index"], method="spearman") > 0.7
+
+
 def test_similar_is_the_nearest_by_the_documented_distance(explorer_world):
     category = explorer_world.category
     everyone = _all_candidates(explorer_world, category).set_index("creator_id")
@@ -119,9 +162,15 @@ def test_similar_is_the_nearest_by_the_documented_distance(explorer_world):
     body = answer.json()
     rows = pd.DataFrame(body["rows"])
     assert body["k"] == 6 and len(rows) == 6 and me not in set(rows["creator_id"])
-    indices = everyone[list(INDEX_COLUMNS)].astype(float).to_numpy()
-    distance = lookalike_distance(indices, indices[everyone.index.get_loc(me)])
-    others = pd.DataFrame({"d": distance, "id": everyone.index}).drop(everyone.index.get_loc(me))
+    day = explorer_world.as_of.strftime("%Y-%m-%d")
+    store = explorer_world.explorer.store
+    pairs, features, indices = candidates(store, day, explorer_world.market, category)
+    ids = pairs["creator_id"].astype(str).to_numpy()
+    assert set(ids) == set(everyone.index)
+    signals = lookalike_signals(features, indices)
+    at = int(np.flatnonzero(ids == me)[0])
+    distance = lookalike_distance(signals, signals[at])
+    others = pd.DataFrame({"d": distance, "id": ids}).drop(at)
     expected = others.sort_values(["d", "id"]).head(6)
     assert rows["creator_id"].tolist() == expected["id"].tolist()
     np.testing.assert_allclose(rows["distance"], expected["d"], rtol=1e-12)
@@ -270,5 +319,25 @@ def test_audit_discovery_on_a_small_world(tmp_path, capsys):
         line for line in text.splitlines() if line.strip().startswith(("look-alikes:", "rising:"))
     ]
     ratio, gain = (float(line.split()[-4]) for line in claims)  # value, target, ok
-    assert ratio < 0.75
-    assert gain > 1.2
+    assert ratio < 0.7  # 0.62 (0.64 with the nine indices as they are)
+    assert gain > 1.5  # 1.89
+
+
+@pytest.mark.slow
+def test_lookalikes_meet_the_target_at_30000_creators(tmp_path):
+    """The look-alike target (at most half a random creator's trait distance) where markets
+    are big enough for close neighbours: 30,000 creators (docs/discovery.md: 0.54 at
+    10,000, 0.49 at 30,000). No model: look-alikes need only the store."""
+    from marketplace.simulate import SimConfig, simulate
+    from store.build import build_in_memory
+    from store.discovery_audit import MAX_RATIO, audit_days, lookalike_table
+    from store.read import open_store
+
+    tables, truth = simulate(SimConfig(creators=30_000, days=540, seed=100))
+    day, _ = audit_days(tables)
+    build_in_memory(tmp_path / "store", None, tables, [day])
+    declared = tables["creators"].set_index("creator_id")["primary_category"]
+    table = lookalike_table(
+        open_store(tmp_path / "store"), day.strftime("%Y-%m-%d"), truth["creator_traits"], declared
+    )
+    assert float(table.loc[table["market"] == "all", "ratio"].iloc[0]) <= MAX_RATIO
