@@ -11,8 +11,8 @@ Memory follows the largest brief, not the size of the history.
 With the model's precomputed scores (``store.scores``) covering the brief's day and
 commission, the brief reads only its candidates' raw scores, ranks them, and reads the
 features of its top_k rows alone (``brief_from_pool``): the same rows, to the bit, without
-reading or scoring every candidate's features. A drift report needs every candidate's
-features, so with one every brief reads them.
+reading or scoring every candidate's features. The drift check (on by default in
+``python -m serving``) still reads every candidate's features, but not to score them.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def store_partner_lists(
     check_features(scorer, model_version)  # the store holds the builder's (open_store)
     briefs = with_model_defaults(check_briefs(briefs), scorer)
     days = brief_days(store, briefs)
-    scores = score_set(store, scorer) if observe is None else None
+    scores = score_set(store, scorer)
     started = last = time.perf_counter()
     parts, ranked = [], 0
     for position, day in enumerate(days):
@@ -81,6 +81,8 @@ def store_partner_lists(
         if scores is not None and scores.covers(day, float(b["commission_rate"])):
             pool = stored_pool(store, scores, day, b["market"], b["category"])
             rows, n = brief_from_pool(store, brief, day, pool, scorer, model_version)
+            if observe is not None and n:  # the drift check reads every candidate's features
+                observe(_candidate_features(store, brief, day))
         else:
             rows, n = _brief_from_features(store, brief, day, scorer, model_version, observe)
         if n == 0:
@@ -95,6 +97,14 @@ def store_partner_lists(
                 f"in {last - started:.1f}s"
             )
     return pd.concat(parts, ignore_index=True) if parts else empty_partner_list()
+
+
+def _candidate_features(store: Store, brief: pd.DataFrame, day: str) -> pd.DataFrame:
+    """Every candidate's features of a one-row brief, its commission set."""
+    b = brief.iloc[0]
+    _, features, _ = candidates(store, day, b["market"], b["category"], int(b["min_followers"]))
+    features[COMMISSION] = float(b["commission_rate"])
+    return features
 
 
 def _brief_from_features(

@@ -123,10 +123,13 @@ def test_briefs_from_scores_are_the_raw_datas_partner_lists(serving_world, score
         outs[name] = tmp_path / f"{name}.parquet"
         argv = ["--model", "models:/cs@champion", *[str(s) for s in source]]
         argv += ["--briefs", str(briefs), "--out", str(outs[name])]
+        argv += ["--drift-report", str(tmp_path / f"{name}-drift.csv")]
         assert serving_main([*argv, "--tracking-uri", serving_world.tracking_uri]) == 0
     expected, got = pd.read_parquet(outs["data"]), pd.read_parquet(outs["store"])
     assert expected["brief_id"].nunique() == 5
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    drift = [pd.read_csv(tmp_path / f"{name}-drift.csv") for name in ("store", "data")]
+    pd.testing.assert_frame_equal(*drift)
 
 
 def test_the_explorer_reads_the_scores_and_pages_match(serving_world, scored):
