@@ -131,16 +131,15 @@ def pool_of(ex: Explorer, day: str, market: str, category: str, rate: float) -> 
     """The candidates of ``market`` on ``day`` in ``category`` with their raw scores at
     commission ``rate`` (no follower minimum): from the model's precomputed scores when
     they cover the day and rate, else scored; the last POOLS_KEPT are kept."""
-    stored = ex.scores is not None and ex.scores.covers(day, rate)
-    key = (day, market, category, "stored" if stored else commission_bin(ex.thresholds, rate))
+    scores = ex.scores if ex.scores is not None and ex.scores.covers(day, rate) else None
+    key = (day, market, category, "stored" if scores else commission_bin(ex.thresholds, rate))
     with ex.lock:
         kept = ex.cache.get(key)
         if kept is not None:
             ex.cache.move_to_end(key)
             return kept
-    if stored:
-        assert ex.scores is not None
-        pool = stored_pool(ex.store, ex.scores, day, market, category)
+    if scores is not None:
+        pool = stored_pool(ex.store, scores, day, market, category)
     else:
         pool = computed_pool(ex.store, ex.scorer, day, market, category, rate)
     with ex.lock:

@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,38 +164,41 @@ def write_market(folder: Path, market: str, frames: dict[str, pd.DataFrame]) -> 
 def publish_day(store: Path, staged: Path, day: str, record: dict) -> None:
     """Move a fully written staging folder into place as ``day`` and add it to the
     manifest (replacing an older build of that day), under the store's lock."""
-    with locked(store):
-        manifest = _manifest_or_new(store)
-        final = day_folder(store, day)
-        old = None
-        if final.exists():
-            old = final.with_name(f".day={day}.old-{uuid.uuid4().hex[:8]}")
-            final.rename(old)
-        staged.rename(final)
+
+    def add(manifest: dict) -> None:
         manifest["days"][day] = record
         manifest["registry_digest"] = registry_digest()
-        write_manifest(store, manifest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+    _publish(store, staged, day_folder(store, day), add)
 
 
 def publish_scores_day(store: Path, staged: Path, digest: str, day: str, record: dict) -> None:
     """Move a fully written staging folder into place as one model's scores of ``day``
     and record it under ``scores/<digest>`` in the manifest (``record``: the model's
     entry without days, and the day's), under the store's lock."""
-    with locked(store):
-        manifest = _manifest_or_new(store)
-        final = day_folder(scores_folder(store, digest), day)
-        old = None
-        if final.exists():
-            old = final.with_name(f".day={day}.old-{uuid.uuid4().hex[:8]}")
-            final.rename(old)
-        staged.rename(final)
+
+    def add(manifest: dict) -> None:
         entry = manifest.setdefault(SCORES, {}).setdefault(digest, {"days": {}})
         if entry.get("commission_rate") != record["model"]["commission_rate"]:
             entry["days"] = {}  # scored at another rate before: those days no longer hold
         entry.update(record["model"])
         entry["days"][day] = record["day"]
+
+    _publish(store, staged, day_folder(scores_folder(store, digest), day), add)
+
+
+def _publish(store: Path, staged: Path, final: Path, add: Callable[[dict], None]) -> None:
+    """Under the store's lock: rename ``staged`` to ``final`` (an older ``final`` moved
+    aside first), let ``add`` record it in the manifest and write the manifest; then
+    remove the older folder."""
+    with locked(store):
+        manifest = _manifest_or_new(store)
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+            final.rename(old)
+        staged.rename(final)
+        add(manifest)
         write_manifest(store, manifest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -196,10 +196,10 @@ def index_inputs(
         raise StoreError(f"{files['categories']}: not one row per candidate in creator_id order")
     keep = np.asarray(creators["followers"]) >= int(min_followers)
     found = {**creators, **rows}
-    return pd.DataFrame({c: _floats(found[c])[keep] for c in INDEX_INPUTS})
+    return pd.DataFrame({c: fetched_floats(found[c])[keep] for c in INDEX_INPUTS})
 
 
-def _floats(values) -> np.ndarray:
+def fetched_floats(values) -> np.ndarray:
     """A fetched column as float64, NULL as NaN (DuckDB's numpy columns with NULLs are
     masked arrays whose data under the mask is not NaN)."""
     return np.ma.filled(np.ma.asarray(values).astype("float64"), np.nan)

@@ -29,7 +29,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,7 @@ from store.layout import (
     scores_folder,
     staging_folder,
 )
-from store.read import Store, candidate_frames, candidates
+from store.read import Store, candidate_frames, candidates, fetched_floats
 from store.snapshot import CATEGORY_COLUMNS, OTHER
 from training.model import Scorer
 
@@ -110,7 +109,8 @@ class ScoreSet:
 
 def score_set(store: Store, scorer: Scorer) -> ScoreSet | None:
     """The model's scores in the store (current days only), or None when it has none."""
-    entry = store.manifest.get(SCORES, {}).get(model_digest(scorer))
+    digest = model_digest(scorer)
+    entry = store.manifest.get(SCORES, {}).get(digest)
     if entry is None:
         return None
     current = frozenset(
@@ -120,7 +120,7 @@ def score_set(store: Store, scorer: Scorer) -> ScoreSet | None:
         and record["day_built_at"] == store.manifest["days"][day]["built_at"]
     )
     return ScoreSet(
-        digest=model_digest(scorer),
+        digest=digest,
         commission_rate=float(entry["commission_rate"]),
         low=-math.inf if entry["commission_low"] is None else float(entry["commission_low"]),
         high=math.inf if entry["commission_high"] is None else float(entry["commission_high"]),
@@ -163,7 +163,7 @@ def stored_pool(store: Store, scores: ScoreSet, day: str, market: str, category:
     return Pool(
         np.asarray(found["creator_id"], dtype=object),
         np.asarray(found["followers"], dtype=np.int64),
-        np.ma.filled(np.ma.asarray(found["raw"]).astype(np.float64), np.nan),
+        fetched_floats(found["raw"]),
     )
 
 
@@ -269,7 +269,7 @@ def write_scores(
                 )
                 rows[market] = len(frame)
         except BaseException:
-            _remove(staged)
+            shutil.rmtree(staged, ignore_errors=True)
             raise
         record = {
             "day_built_at": store.manifest["days"][day]["built_at"],
@@ -293,7 +293,3 @@ def days_to_score(store: Store, scorer: Scorer, rate: float, wanted: list[str]) 
     if held is None or held.commission_rate != rate:
         return list(wanted)
     return [d for d in wanted if d not in held.days]
-
-
-def _remove(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

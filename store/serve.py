@@ -82,7 +82,7 @@ def store_partner_lists(
             pool = stored_pool(store, scores, day, b["market"], b["category"])
             rows, n = brief_from_pool(store, brief, day, pool, scorer, model_version)
             if observe is not None and n:  # the drift check reads every candidate's features
-                observe(_candidate_features(store, brief, day))
+                observe(_candidate_features(store, brief, day)[1])
         else:
             rows, n = _brief_from_features(store, brief, day, scorer, model_version, observe)
         if n == 0:
@@ -99,12 +99,14 @@ def store_partner_lists(
     return pd.concat(parts, ignore_index=True) if parts else empty_partner_list()
 
 
-def _candidate_features(store: Store, brief: pd.DataFrame, day: str) -> pd.DataFrame:
-    """Every candidate's features of a one-row brief, its commission set."""
+def _candidate_features(
+    store: Store, brief: pd.DataFrame, day: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pairs and features (its commission set) of every candidate of a one-row brief."""
     b = brief.iloc[0]
-    _, features, _ = candidates(store, day, b["market"], b["category"], int(b["min_followers"]))
+    pairs, features, _ = candidates(store, day, b["market"], b["category"], int(b["min_followers"]))
     features[COMMISSION] = float(b["commission_rate"])
-    return features
+    return pairs, features
 
 
 def _brief_from_features(
@@ -117,11 +119,9 @@ def _brief_from_features(
 ) -> tuple[pd.DataFrame, int]:
     """A one-row brief's partner list and candidate count, every candidate's features
     read and scored."""
-    b = brief.iloc[0]
-    pairs, features, _ = candidates(store, day, b["market"], b["category"], int(b["min_followers"]))
+    pairs, features = _candidate_features(store, brief, day)
     if pairs.empty:
         return empty_partner_list(), 0
-    features[COMMISSION] = float(b["commission_rate"])
     if observe is not None:
         observe(features)
     return explained_top(brief, pairs, features, scorer, model_version), len(pairs)
