@@ -13,6 +13,9 @@ in this process: the first (cold) read of the market in a category, look-alike q
 
     python benchmarks/discovery.py --store demo/store --model models:/creator-scores@champion \\
         --creators 1000000 --out /tmp/big-store
+
+``--as-is`` times a real big store itself instead (its latest day and largest market; its
+earlier days give the rising list its momentum), e.g. the 1,000,000-creator store.
 """
 
 from __future__ import annotations
@@ -43,7 +46,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI")
     parser.add_argument("--creators", type=int, default=1_000_000, help="store size to mimic")
-    parser.add_argument("--out", type=Path, required=True, help="the grown store (replaced)")
+    parser.add_argument("--out", type=Path, help="the grown store (replaced)")
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="time --store itself (its latest day, its largest market), no growing: for a "
+        "real big store, whose earlier days give the rising list its momentum",
+    )
     parser.add_argument("--queries", type=int, default=200, help="look-alike queries timed")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -61,13 +70,20 @@ def grown(frame: pd.DataFrame, copies: int, rng, jitter: list[str]) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
+def largest_market(store) -> tuple[str, str, int]:
+    """(the store's latest day, its largest market that day, that market's candidates)."""
+    day = store.days[-1]
+    sizes = {m: v["creators"] for m, v in store.manifest["days"][day]["markets"].items()}
+    market = max(sizes, key=sizes.get)
+    return day, market, sizes[market]
+
+
 def grow_store(source: Path, out: Path, creators: int, seed: int) -> tuple[str, str, int]:
     """The grown store (see the module): (day, market, its candidates)."""
     store = open_store(source)
-    day = store.days[-1]
+    day, market, _ = largest_market(store)
     record = store.manifest["days"][day]
     sizes = {m: v["creators"] for m, v in record["markets"].items()}
-    market = max(sizes, key=sizes.get)
     # as if every creator were a candidate: a store of ``creators`` has fewer (conservative)
     copies = max(1, round(creators / sum(sizes.values())))
     rng = np.random.default_rng(seed)
@@ -96,17 +112,27 @@ def grow_store(source: Path, out: Path, creators: int, seed: int) -> tuple[str, 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    day, market, size = grow_store(args.store, args.out, args.creators, args.seed)
-    print(
-        f"grown store: {market} has {size:,} candidates on {day} ({time.perf_counter() - started:.0f}s)"
-    )
+    if args.as_is:
+        folder = args.store
+        day, market, size = largest_market(open_store(folder))
+        print(f"store as it is: {market} has {size:,} candidates on {day}")
+    elif args.out is None:
+        print("benchmarks/discovery.py: --out is needed unless --as-is", file=sys.stderr)
+        return 2
+    else:
+        folder = args.out
+        day, market, size = grow_store(args.store, args.out, args.creators, args.seed)
+        print(
+            f"grown store: {market} has {size:,} candidates on {day} "
+            f"({time.perf_counter() - started:.0f}s)"
+        )
     if Path(args.model).is_dir():  # a saved Scorer (booster.txt, scoring.json)
         folder = Path(args.model)
         scorer = Scorer.load(folder / "booster.txt", folder / "scoring.json")
         version = str(folder)
     else:
         scorer, version = load_model(args.model, args.tracking_uri)
-    store = open_store(args.out)
+    store = open_store(folder)
     category = store.categories(day)[0]
     clear_caches()
     t = time.perf_counter()

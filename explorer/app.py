@@ -341,9 +341,10 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
         commission_rate: float | None = Query(None, ge=0, le=1),
     ):
         """Creators with a short history (a first post under 180 days before as_of, or no
-        delivered campaign yet) whose model estimate is above what their size and
-        history suggest, best first by that estimate less its uncertainty; each row is a
-        partner-list row (indices among the market's candidates) with ``lift``,
+        delivered campaign yet) whose estimated sales momentum, with its uncertainty,
+        reaches above what their size and history suggest, best first by that estimate
+        less its uncertainty; each row is a partner-list row (indices among the market's
+        candidates) with ``sales_90d`` (the estimate as the next 90 days' gmv), ``lift``,
         ``uncertainty``, ``history_days``, ``followers``, ``why`` (the families that lift
         it) and ``provisional``. Without a category each creator is judged in its declared
         one. ``rising`` counts every rising creator of the market."""

@@ -32,23 +32,33 @@ Look-alikes (``lookalike_signals``, ``lookalike_distance``, ``nearest``)
 Rising creators (``rising_frame``)
     Among the market's candidates with a **short history** (``short_history``: a first
     post less than ``NEW_DAYS`` days before the day, or no delivered campaign yet: no
-    track record with brands), those whose model estimate, less its uncertainty, is above
+    track record with brands), those whose estimate, with its uncertainty, reaches above
     what their size and history suggest:
 
-    1. *What size and history suggest* (``expected_raw``): least squares of the model's
-       raw score on log followers (and its square) and log(1 + days since the first post)
-       over the market's short-history candidates of the category: a newcomer is
-       measured against newcomers of its size and age (established creators score on a
-       track record no newcomer has); over all the candidates when fewer than
-       ``MIN_FIT_ROWS`` have a short history.
-    2. *The lift*: raw score minus that expectation. *Its uncertainty*: the residuals'
-       standard deviation s over the rows fitted, shrunk with the creator's evidence: a creator
-       with n measured posts in the last 180 days has ``s * sqrt(PRIOR_POSTS / (PRIOR_POSTS
-       + n))`` (its signals rest on few posts; many posts make them firmer).
-    3. *Rising*: a short-history creator with a positive lift. They are ranked by the
-       lower bound of the model's estimate (raw score minus the uncertainty): of the
-       creators who beat their size, first those most likely to sell, a thin history
-       below a firm one with the same estimate. Ties by creator_id.
+    1. *The estimate* is the creator's **sales momentum** (``fit_momentum``): what it
+       will sell over the next 90 days, as log(1 + gmv / 100) (the unit of
+       ``log_gmv_90d``). It is learned from the market itself, point in time: on the
+       stored day ``MOMENTUM_DAYS`` or more before the day, the short-history candidates
+       then, each with what it went on to sell in the 90 days before the day (the day's
+       ``log_gmv_90d``, known on the day), least squares on ``momentum_design``: log
+       followers (and its square), log(1 + days since the first post), the model's raw
+       score, the creator's own sales of the last 90 days and its shoppable posts per
+       week. Nothing after the day is read. Without such a day in the store (or with
+       fewer than ``MIN_FIT_ROWS`` rows to fit), the estimate is the model's raw score.
+    2. *What size and history suggest* (``expected``): the same fit on the size and
+       history regressors alone (``size_design``: log followers, its square, log(1 +
+       days since the first post)) over the same newcomers (with the raw score as the
+       estimate: least squares of the raw score on them, ``expected_raw``, over the
+       market's short-history candidates): a newcomer is measured against newcomers of
+       its size and age, never against established creators.
+    3. *The lift*: the estimate minus that expectation. *Its uncertainty*: the
+       residuals' standard deviation s of the estimate's fit, shrunk with the creator's
+       evidence: a creator with n measured posts in the last 180 days has ``s *
+       sqrt(PRIOR_POSTS / (PRIOR_POSTS + n))``.
+    4. *Rising*: a short-history creator whose lift, with its uncertainty, is above 0
+       (lift + uncertainty > 0: beating its size is within what its history can tell).
+       Ranked by the estimate less its uncertainty (a thin history below a firm one with
+       the same estimate), ties by creator_id.
 
     Every rising row is provisional: its indices rest on a short history and change as
     it grows.
@@ -57,6 +67,7 @@ Rising creators (``rising_frame``)
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -72,6 +83,9 @@ MISSING_GAP = 100.0 / 3.0  # a known index against a null one: a random pair's m
 NEW_DAYS = 180  # a first post less than this many days ago is a short history
 MIN_DELIVERED = 1  # ... and so is fewer delivered campaigns than this (no track record)
 MIN_FIT_ROWS = 20  # short-history rows needed to fit what size and history suggest
+MOMENTUM_DAYS = 90  # the momentum is fitted on a stored day at least this much earlier
+MOMENTUM_TARGET = "log_gmv_90d"  # what a creator sold in the 90 days before a day
+SIZE_COLUMNS = 4  # momentum_design's first columns: size_design
 PRIOR_POSTS = 10.0  # posts worth as much evidence as the market's spread (uncertainty)
 DAYS_PER_POST_WINDOW = 180 / 7  # posts_per_week_180d x this = posts in the last 180 days
 PROVISIONAL = "provisional: a short history"
@@ -233,20 +247,73 @@ def measured_posts(features: pd.DataFrame) -> np.ndarray:
     return features["posts_per_week_180d"].fillna(0).to_numpy(float) * DAYS_PER_POST_WINDOW
 
 
-def rising_frame(features: pd.DataFrame, raw: np.ndarray, creator_ids) -> pd.DataFrame:
-    """One row per candidate (the market's, in order): ``short_history``, ``expected``
-    (``expected_raw``), ``lift`` (raw - expected), ``uncertainty``, ``lower`` (raw -
-    uncertainty), ``rising`` (short history and lift > 0) and ``order``
-    (rank among the rising, 1 = first; 0 for the others)."""
+def momentum_design(features: pd.DataFrame, raw: np.ndarray) -> np.ndarray:
+    """The regressors of the sales momentum: ``size_design``'s four, then the model's raw
+    score, the creator's own sales of the last 90 days (log(1 + gmv / 100), 0 when
+    unknown) and its shoppable posts per week over 90 days (0 when unknown)."""
+    return np.column_stack(
+        [
+            size_design(features),
+            np.asarray(raw, dtype=float),
+            features[MOMENTUM_TARGET].fillna(0).to_numpy(float),
+            features["shoppable_per_week_90d"].fillna(0).to_numpy(float),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """A market's sales-momentum fit (``fit_momentum``): coefficients of
+    ``momentum_design`` (``full``) and of its size-and-history columns alone (``size``),
+    the residual standard deviation of the full fit (log units) and the rows fitted."""
+
+    full: np.ndarray
+    size: np.ndarray
+    spread: float
+    rows: int
+
+
+def fit_momentum(earlier: pd.DataFrame, earlier_raw: np.ndarray, later) -> Momentum | None:
+    """The momentum of a market, fitted on an earlier stored day: ``earlier`` its
+    candidates' features that day, ``earlier_raw`` their raw scores, ``later`` what each
+    went on to sell (``MOMENTUM_TARGET`` on the later day; NaN when not a candidate
+    then). Least squares over the earlier day's short-history rows with a known later
+    value; None when fewer than ``MIN_FIT_ROWS`` of them."""
+    later = np.asarray(later, dtype=float)
+    rows = short_history(earlier) & np.isfinite(later)
+    if rows.sum() < MIN_FIT_ROWS:
+        return None
+    design = momentum_design(earlier, earlier_raw)[rows]
+    full, *_ = np.linalg.lstsq(design, later[rows], rcond=None)
+    size, *_ = np.linalg.lstsq(design[:, :SIZE_COLUMNS], later[rows], rcond=None)
+    return Momentum(full, size, float(np.std(later[rows] - design @ full)), int(rows.sum()))
+
+
+def rising_frame(
+    features: pd.DataFrame, raw: np.ndarray, creator_ids, momentum: Momentum | None = None
+) -> pd.DataFrame:
+    """One row per candidate (the market's, in order): ``short_history``, ``estimate``
+    (the sales momentum, or the raw score without ``momentum``), ``expected`` (what size
+    and history suggest), ``lift`` (estimate - expected), ``uncertainty``, ``lower``
+    (estimate - uncertainty), ``rising`` (short history and lift + uncertainty > 0),
+    ``order`` (rank among the rising, 1 = first; 0 for the others) and ``momentum``
+    (True where the estimate is the sales momentum)."""
     raw = np.asarray(raw, dtype=float)
     short = short_history(features)
-    expected = expected_raw(features, raw, short)
-    lift = raw - expected
-    fitted = short if short.sum() >= MIN_FIT_ROWS else np.ones(len(raw), bool)
-    spread = float(np.std(lift[fitted])) if fitted.sum() > 1 else 0.0
+    if momentum is None:
+        estimate = raw
+        expected = expected_raw(features, raw, short)
+        fitted = short if short.sum() >= MIN_FIT_ROWS else np.ones(len(raw), bool)
+        lift = estimate - expected
+        spread = float(np.std(lift[fitted])) if fitted.sum() > 1 else 0.0
+    else:
+        design = momentum_design(features, raw)
+        estimate = design @ momentum.full
+        expected = design[:, :SIZE_COLUMNS] @ momentum.size
+        lift, spread = estimate - expected, momentum.spread
     uncertainty = spread * np.sqrt(PRIOR_POSTS / (PRIOR_POSTS + measured_posts(features)))
-    rising = short & (lift > 0)
-    lower = raw - uncertainty
+    rising = short & (lift + uncertainty > 0)
+    lower = estimate - uncertainty
     ids = np.asarray(creator_ids).astype(str)
     order = np.zeros(len(raw), np.int64)
     chosen = np.flatnonzero(rising)
@@ -255,12 +322,14 @@ def rising_frame(features: pd.DataFrame, raw: np.ndarray, creator_ids) -> pd.Dat
     return pd.DataFrame(
         {
             "short_history": short,
+            "estimate": estimate,
             "expected": expected,
             "lift": lift,
             "uncertainty": uncertainty,
             "lower": lower,
             "rising": rising,
             "order": order,
+            "momentum": np.full(len(raw), momentum is not None),
         }
     )
 

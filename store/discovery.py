@@ -10,7 +10,7 @@ whatever columns it gives every partner-list row) and then put in the list's own
 - ``similar_rows``: the k creators nearest to one creator, ``rank`` 1 = nearest, with
   ``distance`` (percentile points of the look-alike signals) and ``followers``;
 - ``rising_rows``: the market's rising creators in the category, ``rank`` 1 = first, with
-  ``lift``, ``uncertainty``, ``history_days``, ``followers``, ``why`` and ``provisional``.
+  ``sales_90d``, ``lift``, ``uncertainty``, ``history_days``, ``followers``, ``why`` and ``provisional``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ import numpy as np
 import pandas as pd
 
 from serving.discovery import (
+    MOMENTUM_DAYS,
+    MOMENTUM_TARGET,
+    Momentum,
+    fit_momentum,
     lifting_families,
     lookalike_distance,
     lookalike_signals,
@@ -44,6 +48,7 @@ OWN = "own"  # a rising list without a category: each creator in its declared ca
 SIMILAR_COLUMNS = (*PARTNER_COLUMNS, "distance", "followers")
 RISING_COLUMNS = (
     *PARTNER_COLUMNS,
+    "sales_90d",
     "lift",
     "uncertainty",
     "history_days",
@@ -251,6 +256,33 @@ def similar_rows(
     return out[[*out.columns.drop(["distance", "followers"]), "distance", "followers"]]
 
 
+def momentum_day(store: Store, day: str) -> str | None:
+    """The latest stored day at least ``MOMENTUM_DAYS`` before ``day`` (the rising
+    list's momentum is fitted on it), None when there is none."""
+    latest = pd.Timestamp(day) - pd.Timedelta(days=MOMENTUM_DAYS)
+    earlier = [d for d in store.days if pd.Timestamp(d) <= latest]
+    return earlier[-1] if earlier else None
+
+
+def market_momentum(
+    store: Store, scorer: Scorer, market: str, category: str | None, day: str, rate: float
+) -> Momentum | None:
+    """The market's sales momentum for ``day`` (``serving.discovery.fit_momentum``),
+    fitted on ``momentum_day`` with what its candidates then sold by ``day``; None
+    without such a day or enough newcomers to fit."""
+    earlier_day = momentum_day(store, day)
+    if earlier_day is None or market not in store.markets(earlier_day):
+        return None
+    earlier = market_rows(store, earlier_day, market, category)
+    if not len(earlier.creator_id):
+        return None
+    now = market_rows(store, day, market, category)
+    sold = pd.Series(now.features[MOMENTUM_TARGET].to_numpy(float), index=now.creator_id)
+    features = earlier.features.assign(commission_rate=float(rate))
+    later = sold.reindex(earlier.creator_id).to_numpy(float)
+    return fit_momentum(earlier.features, scorer.raw(features), later)
+
+
 def rising_table(
     store: Store,
     scorer: Scorer,
@@ -261,7 +293,8 @@ def rising_table(
     commission_rate: float | None = None,
 ) -> tuple[MarketRows, pd.DataFrame]:
     """The market's candidates in ``category`` and, row for row, ``rising_frame`` of
-    their raw scores (cached per model, commission, day, market and category)."""
+    their raw scores and the market's momentum (``market_momentum``; cached per model,
+    commission, day, market and category)."""
     rows = market_rows(store, day, market, category)
     rate = scorer.commission_rate_median if commission_rate is None else commission_rate
 
@@ -269,9 +302,12 @@ def rising_table(
         if not len(rows.creator_id):
             return rising_frame(rows.features, np.zeros(0), rows.creator_id)
         features = rows.features.assign(commission_rate=float(rate))
-        return rising_frame(features, scorer.raw(features), rows.creator_id)
+        momentum = market_momentum(store, scorer, market, category, day, float(rate))
+        return rising_frame(features, scorer.raw(features), rows.creator_id, momentum)
 
+    earlier = momentum_day(store, day)
     key = (model_version, id(scorer), float(rate), *_day_key(store, day), market, category)
+    key += _day_key(store, earlier) if earlier else ()
     return rows, _RISING.get(key, compute)
 
 
@@ -287,7 +323,9 @@ def rising_rows(
 ) -> tuple[pd.DataFrame, int]:
     """The first ``top`` rising creators of ``market`` in ``category`` on ``day``
     (``serving.discovery.rising_frame``), first first, and how many are rising in all:
-    the partner-list columns, then lift, uncertainty (raw-score units), history_days,
+    the partner-list columns, then sales_90d (the momentum's estimate of the next 90
+    days' gmv, in the data's currency; null when the estimate is the raw score), lift and
+    uncertainty (in the estimate's units: log(1 + gmv / 100), or raw score), history_days,
     followers, why (the families that lift it; provisional) and provisional (True)."""
     rows, table = rising_table(store, scorer, model_version, market, category, day, commission_rate)
     order = table["order"].to_numpy()
@@ -301,6 +339,8 @@ def rising_rows(
     days = rows.features["history_days"].to_numpy(float)[chosen]
     contrib = out[list(CONTRIB_COLUMNS)]
     families = lifting_families(out, contrib)
+    estimate = picked["estimate"].to_numpy(float)
+    out["sales_90d"] = np.where(picked["momentum"], 100.0 * np.expm1(estimate), np.nan)
     out["lift"] = picked["lift"].to_numpy(float)
     out["uncertainty"] = picked["uncertainty"].to_numpy(float)
     out["history_days"] = days
@@ -312,7 +352,7 @@ def rising_rows(
         dtype="str",
     )
     out["provisional"] = True
-    tail = ["lift", "uncertainty", "history_days", "followers", "why", "provisional"]
+    tail = ["sales_90d", "lift", "uncertainty", "history_days", "followers", "why", "provisional"]
     return out[[*out.columns.drop(tail), *tail]], rising
 
 

@@ -1,8 +1,9 @@
 """Do look-alikes and rising lists work? Judged on a simulated marketplace's hidden truth.
 
-On data with truth (the simulator's ``truth/creator_traits``), a store holds two days:
+On data with truth (the simulator's ``truth/creator_traits``), a store holds three days:
 the data's last day (the look-alike day, when the truth's ``real_growth_90d`` is
-measured) and ``HORIZON_DAYS`` before it (the rising day). The model that scores the
+measured), ``HORIZON_DAYS`` before it (the rising day) and ``MOMENTUM_DAYS`` before that
+(the rising list's momentum day: what newcomers then sold by the rising day). The model that scores the
 rising day is trained (``train_before``) only on what was known then (``known_at``), so
 its list cannot have learned from the sales it is judged on; a given model may be used
 instead, at the user's word that it never saw the horizon.

@@ -21,6 +21,7 @@ from marketplace.cli import (
     write_frame_atomically,
 )
 from serving.briefs import BriefError, read_briefs
+from serving.discovery import MOMENTUM_DAYS
 from serving.model import ModelError, check_features, load_model
 from serving.partner_list import with_model_defaults
 from store.discovery import (
@@ -84,10 +85,11 @@ def parse_rising_args(argv) -> argparse.Namespace:
         description="For each brief (brief_id, market, category, as_of on a stored day; top_k "
         f"the list's length; category {OWN!r}: each creator in its declared category), the "
         "market's rising creators: a short history (a first post under 180 days before "
-        "as_of, or no delivered campaign yet) and a model estimate above what their size "
-        "and history suggest, best first by that estimate less its uncertainty. Rows: the "
-        "partner-list columns, lift, uncertainty, history_days, followers, why and "
-        "provisional.",
+        "as_of, or no delivered campaign yet) whose estimated sales momentum (learned from "
+        "the store's day 90 or more days before as_of; the raw score without one), with its "
+        "uncertainty, reaches above what their size and history suggest, best first by that "
+        "estimate less its uncertainty. Rows: the partner-list columns, sales_90d, lift, "
+        "uncertainty, history_days, followers, why and provisional.",
     )
     _common(parser)
     parser.add_argument("--briefs", required=True, type=Path, metavar="FILE", help="briefs file")
@@ -266,8 +268,13 @@ def audit_main(argv) -> int:
         else:
             scorer, version = model
         with tempfile.TemporaryDirectory(prefix="discovery-audit-") as folder:
-            log(f"building a store of {rise_day.date()} and {look_day.date()} ...")
-            build_in_memory(Path(folder), args.directory, tables, [rise_day, look_day], log)
+            fit_day = rise_day - pd.Timedelta(days=MOMENTUM_DAYS)
+            log(
+                f"building a store of {fit_day.date()} (the rising list's momentum), "
+                f"{rise_day.date()} and {look_day.date()} ..."
+            )
+            days = [fit_day, rise_day, look_day]
+            build_in_memory(Path(folder), args.directory, tables, days, log)
             store = open_store(folder)
             declared = tables["creators"].set_index("creator_id")["primary_category"]
             log("judging look-alikes and rising lists ...")

@@ -19,9 +19,11 @@ from serving.discovery import (
     NEW_DAYS,
     PROVISIONAL,
     factor_weights,
+    fit_momentum,
     lookalike_distance,
     lookalike_signals,
     midpoint_percentiles,
+    momentum_design,
     nearest,
     rising_frame,
     short_history,
@@ -106,7 +108,9 @@ def test_rising_frame_finds_short_histories_above_their_size():
     assert table.loc[0, "rising"] and table.loc[0, "order"] == 1
     assert not table.loc[1, "rising"] and table.loc[1, "order"] == 0
     rising = table[table["rising"]]
-    assert (rising["lift"] > 0).all() and short[rising.index].all()
+    assert (rising["lift"] + rising["uncertainty"] > 0).all() and short[rising.index].all()
+    assert not table["momentum"].any()  # without a momentum, the estimate is the raw score
+    np.testing.assert_allclose(table["estimate"], raw)
     assert (table.loc[~table["rising"], "order"] == 0).all()
     by_order = rising.sort_values("order")
     assert by_order["order"].tolist() == list(range(1, len(rising) + 1))
@@ -122,6 +126,40 @@ def test_rising_frame_finds_short_histories_above_their_size():
     unc = table["uncertainty"].to_numpy()
     assert np.all(np.diff(unc[np.argsort(posts)]) <= 1e-12)
     assert features.loc[short, "history_days"].lt(NEW_DAYS).any()
+
+
+def test_momentum_is_learned_from_the_earlier_day_and_ranks_the_rising():
+    rng = np.random.default_rng(5)
+    earlier, later_day = _market(rng), _market(rng)
+    for frame in (earlier, later_day):
+        frame["log_gmv_90d"] = rng.normal(3, 1, len(frame))
+        frame["shoppable_per_week_90d"] = rng.uniform(0, 3, len(frame))
+    raw_then = rng.normal(0, 1, len(earlier))
+    truth = np.array([1.0, 0.3, -0.02, -0.4, 0.5, 0.6, 0.25])  # of momentum_design
+    sold = momentum_design(earlier, raw_then) @ truth + rng.normal(0, 0.1, len(earlier))
+    sold[:5] = np.nan  # not candidates any more: not fitted on
+    momentum = fit_momentum(earlier, raw_then, sold)
+    assert momentum is not None and momentum.rows == int(short_history(earlier)[5:].sum())
+    design_then = momentum_design(earlier, raw_then)
+    np.testing.assert_allclose(momentum.full[4:], truth[4:], atol=0.05)  # the non-size terms
+    np.testing.assert_allclose(design_then @ momentum.full, design_then @ truth, atol=0.05)
+    assert 0.05 < momentum.spread < 0.15
+    raw_now = rng.normal(0, 1, len(later_day))
+    ids = np.array([f"c{i:03d}" for i in range(len(raw_now))])
+    table = rising_frame(later_day, raw_now, ids, momentum)
+    design = momentum_design(later_day, raw_now)
+    np.testing.assert_allclose(table["estimate"], design @ momentum.full)
+    np.testing.assert_allclose(table["expected"], design[:, :4] @ momentum.size)
+    np.testing.assert_allclose(table["lower"], table["estimate"] - table["uncertainty"])
+    assert table["momentum"].all()
+    rising = table[table["rising"]].sort_values("order")
+    assert (rising["lift"] + rising["uncertainty"] > 0).all()
+    assert short_history(later_day)[rising.index].all()
+    assert rising["lower"].is_monotonic_decreasing and len(rising) > 0
+    # too few newcomers to fit: no momentum (the raw score is the estimate)
+    few = earlier.assign(history_days=1000.0, campaigns_delivered=5.0)
+    few.loc[:10, ["history_days", "campaigns_delivered"]] = [10.0, 0.0]
+    assert fit_momentum(few, raw_then, sold) is None
 
 
 # ------------------------------------------------------------------ the explorer
@@ -205,11 +243,39 @@ def test_rising_lists_short_histories_in_order(explorer_world):
         assert body["category"] == (category or "own")
         assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
         assert rows["provisional"].all() and rows["why"].str.contains(PROVISIONAL).all()
-        assert (rows["lift"] > 0).all()
-        lower = rows["raw_score"] - rows["uncertainty"]
+        assert (rows["lift"] + rows["uncertainty"] > 0).all()
+        # a stored day 90 days before: the estimate is the sales momentum, in log(1 +
+        # gmv / 100), shown as the next 90 days' gmv
+        assert rows["sales_90d"].notna().all() and (rows["sales_90d"] >= 0).all()
+        lower = np.log1p(rows["sales_90d"] / 100) - rows["uncertainty"]
         assert lower.is_monotonic_decreasing
     bad = explorer_world.client.get("/api/rising", params={"market": "XX"})
     assert bad.status_code == 422 and bad.json()["detail"].startswith("market: ")
+
+
+def test_rising_reads_nothing_after_its_day(explorer_world, tmp_path):
+    """The rising list of a day (its momentum fitted on a stored day 90 or more days
+    before) is the same to the bit from a store built on tables whose every fact not yet
+    known that day was changed (``change_the_future``): nothing later moves it."""
+    from marketplace.validate import load_valid_tables
+    from store.build import build_in_memory
+    from store.discovery import momentum_day, rising_table
+    from store.read import open_store
+    from tests.test_point_in_time import change_the_future
+
+    ex = explorer_world.explorer
+    day = explorer_world.as_of.strftime("%Y-%m-%d")
+    earlier = momentum_day(ex.store, day)
+    assert earlier is not None and earlier < day
+    changed = change_the_future(load_valid_tables(explorer_world.data), explorer_world.as_of)
+    days = [pd.Timestamp(earlier, tz="UTC"), explorer_world.as_of]
+    build_in_memory(tmp_path / "changed", None, changed, days)
+    market = explorer_world.market
+    args = (ex.scorer, "test", market, explorer_world.category, day)
+    _, full = rising_table(ex.store, *args)
+    _, past = rising_table(open_store(tmp_path / "changed"), *args)
+    assert full["momentum"].all() and full["rising"].any()
+    pd.testing.assert_frame_equal(full, past, check_exact=True)
 
 
 def test_pages_show_similar_creators_and_rising(explorer_world):
@@ -303,24 +369,45 @@ def test_batch_similar_and_rising_equal_the_api(explorer_world, tmp_path, capsys
 # ------------------------------------------------------------------ the audit
 
 
+def _audit_claims(capsys) -> tuple[float, float]:
+    """(look-alike ratio, rising gain) of the audit's printed verdicts."""
+    text = capsys.readouterr().out
+    assert "look-alikes" in text and "rising" in text
+    claims = [
+        line for line in text.splitlines() if line.strip().startswith(("look-alikes:", "rising:"))
+    ]
+    ratio, gain = (float(line.split()[-4]) for line in claims)  # value, target, ok
+    return ratio, gain
+
+
 @pytest.mark.slow
 def test_audit_discovery_on_a_small_world(tmp_path, capsys):
     """The audit end to end on 2,500 creators: the look-alikes' trait distance well under
     a random creator's, rising lists ahead of the followers-growth list. The issue's
-    targets are for 10,000 creators and more (docs/benchmarks.md): at this size a market
+    targets are for 10,000 creators and more (the tests below): at this size a market
     has a few hundred candidates, so neighbours are farther and lists shorter."""
     from marketplace import summary
 
     data = summary.tiny_marketplace(tmp_path / "data", creators=2500, days=540, seed=3)
     status = store_main(["audit-discovery", str(data), "--top", "30", "--queries", "60"])
-    text = capsys.readouterr().out
-    assert status in (0, 1) and "look-alikes" in text and "rising" in text
-    claims = [
-        line for line in text.splitlines() if line.strip().startswith(("look-alikes:", "rising:"))
-    ]
-    ratio, gain = (float(line.split()[-4]) for line in claims)  # value, target, ok
+    assert status in (0, 1)
+    ratio, gain = _audit_claims(capsys)
     assert ratio < 0.7  # 0.62 (0.64 with the nine indices as they are)
-    assert gain > 1.5  # 1.89
+    assert gain > 1.5  # 2.17 (1.89 with the raw score as the estimate)
+
+
+@pytest.mark.slow
+def test_rising_meets_the_target_at_10000_creators(tmp_path, capsys):
+    """The rising target (at least twice the followers-growth list's share of future top
+    sellers) on the default world of 10,000 creators, seed 100: the audit's own quick
+    model, store and lists (docs/discovery.md: 2.03; many-new 2.65)."""
+    from marketplace import summary
+    from store.discovery_audit import MIN_GAIN
+
+    data = summary.tiny_marketplace(tmp_path / "data", creators=10_000, days=540, seed=100)
+    store_main(["audit-discovery", str(data)])
+    _, gain = _audit_claims(capsys)
+    assert gain >= MIN_GAIN
 
 
 @pytest.mark.slow
