@@ -13,6 +13,7 @@ import pandas as pd
 
 from features.build import index_history
 from marketplace.cli import (
+    TRACKING_URI_HELP,
     UserError,
     check_output_path,
     fail,
@@ -100,8 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///mlflow.db in the working directory)",
+        help=TRACKING_URI_HELP,
     )
     add_engine_arguments(parser)
     return parser.parse_args(argv)

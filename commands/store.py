@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketplace.cli import UserError, fail, load_tables_or_report, log, rows_or_report
+from marketplace.cli import (
+    TRACKING_URI_HELP,
+    UserError,
+    fail,
+    load_tables_or_report,
+    log,
+    rows_or_report,
+)
 from scaleout.session import SparkError, add_engine_arguments
 from store.build import build_in_memory, days_to_build, parse_span, requested_days
 from store.layout import StoreError, check_files, day_name, drop_days, read_manifest
@@ -220,8 +227,7 @@ def parse_score_args(argv) -> argparse.Namespace:
     parser.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///mlflow.db in the working directory)",
+        help=TRACKING_URI_HELP,
     )
     return parser.parse_args(argv)
 

@@ -24,7 +24,7 @@ from explorer.app import create_app
 from explorer.core import explorer_from, explorer_on_store
 from explorer.guard import Access
 from explorer.keys import KEYS_ENV, add_keys_argument, audit_main, keys_main
-from marketplace.cli import UserError, fail, load_tables_or_report, log
+from marketplace.cli import TRACKING_URI_HELP, UserError, fail, load_tables_or_report, log
 from serving.model import ModelError, load_model
 from store.layout import StoreError
 
@@ -107,8 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///mlflow.db in the working directory)",
+        help=TRACKING_URI_HELP,
     )
     return parser.parse_args(argv)
 

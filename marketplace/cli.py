@@ -17,6 +17,10 @@ from marketplace.stamp import record_path, stamped_rows, write_stamp
 from marketplace.validate import load_valid_tables, validate_parts
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
+TRACKING_URI_HELP = (  # every command's --tracking-uri (training.tracking's convention)
+    "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+    "sqlite:///mlflow.db in the working directory)"
+)
 
 
 class UserError(Exception):

@@ -35,8 +35,8 @@ from serving.discovery import (
     rising_reason,
 )
 from serving.partner_list import PARTNER_COLUMNS, empty_partner_list, explained_top
-from store.layout import StoreError, market_file
-from store.read import Store, candidate_frames, candidates
+from store.layout import StoreError
+from store.read import Store, candidate_frames, candidates, joined_candidates
 from store.snapshot import OTHER
 from training.model import CONTRIB_COLUMNS, Scorer
 
@@ -151,17 +151,14 @@ def own_category(store: Store, day: str, market: str) -> tuple:
     if market not in store.manifest["days"][day]["markets"]:
         pairs, features, indices = candidates(store, day, market, OTHER)
         return pairs, features, indices, np.zeros(0, dtype=object)
-    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
-    frame = (
-        store.cursor()
-        .execute(
-            "SELECT * EXCLUDE (k.creator_id, k.category), c.primary_category AS own "
-            "FROM read_parquet($c) c JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
-            "WHERE k.category = CASE WHEN list_contains($known, c.primary_category) "
-            "THEN c.primary_category ELSE $other END ORDER BY c.creator_id",
-            {"c": files[0], "k": files[1], "known": store.categories(day), "other": OTHER},
-        )
-        .df()
+    frame = joined_candidates(
+        store,
+        day,
+        market,
+        "k.category = CASE WHEN list_contains($known, c.primary_category) "
+        "THEN c.primary_category ELSE $other END ORDER BY c.creator_id",
+        {"known": store.categories(day), "other": OTHER},
+        extra=", c.primary_category AS own",
     )
     known = frame["own"].isin(store.categories(day)).to_numpy()
     own = np.where(known, frame["own"].to_numpy(dtype=object), OTHER)
@@ -265,18 +262,23 @@ def momentum_day(store: Store, day: str) -> str | None:
 
 
 def market_momentum(
-    store: Store, scorer: Scorer, market: str, category: str | None, day: str, rate: float
+    store: Store,
+    scorer: Scorer,
+    now: MarketRows,
+    earlier_day: str,
+    market: str,
+    category: str | None,
+    rate: float,
 ) -> Momentum | None:
-    """The market's sales momentum for ``day`` (``serving.discovery.fit_momentum``),
-    fitted on ``momentum_day`` with what its candidates then sold by ``day``; None
-    without such a day or enough newcomers to fit."""
-    earlier_day = momentum_day(store, day)
-    if earlier_day is None or market not in store.markets(earlier_day):
+    """The sales momentum of ``market`` in ``category`` for the day of ``now`` (those
+    candidates; ``serving.discovery.fit_momentum``), fitted on ``earlier_day``
+    (``momentum_day``) with what its candidates then sold by the day; None when the
+    market had none then or too few newcomers to fit."""
+    if market not in store.markets(earlier_day):
         return None
     earlier = market_rows(store, earlier_day, market, category)
     if not len(earlier.creator_id):
         return None
-    now = market_rows(store, day, market, category)
     sold = pd.Series(now.features[MOMENTUM_TARGET].to_numpy(float), index=now.creator_id)
     features = earlier.features.assign(commission_rate=float(rate))
     later = sold.reindex(earlier.creator_id).to_numpy(float)
@@ -293,19 +295,23 @@ def rising_table(
     commission_rate: float | None = None,
 ) -> tuple[MarketRows, pd.DataFrame]:
     """The market's candidates in ``category`` and, row for row, ``rising_frame`` of
-    their raw scores and the market's momentum (``market_momentum``; cached per model,
-    commission, day, market and category)."""
+    their raw scores and the market's momentum (``market_momentum`` on ``momentum_day``;
+    cached per model, commission, day, momentum day, market and category)."""
     rows = market_rows(store, day, market, category)
     rate = scorer.commission_rate_median if commission_rate is None else commission_rate
+    earlier = momentum_day(store, day)
 
     def compute() -> pd.DataFrame:
         if not len(rows.creator_id):
             return rising_frame(rows.features, np.zeros(0), rows.creator_id)
         features = rows.features.assign(commission_rate=float(rate))
-        momentum = market_momentum(store, scorer, market, category, day, float(rate))
+        momentum = (
+            None
+            if earlier is None
+            else market_momentum(store, scorer, rows, earlier, market, category, float(rate))
+        )
         return rising_frame(features, scorer.raw(features), rows.creator_id, momentum)
 
-    earlier = momentum_day(store, day)
     key = (model_version, id(scorer), float(rate), *_day_key(store, day), market, category)
     key += _day_key(store, earlier) if earlier else ()
     return rows, _RISING.get(key, compute)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from marketplace.cli import (
+    TRACKING_URI_HELP,
     UserError,
     check_output_path,
     fail,
@@ -37,7 +38,6 @@ from store.read import creator_directory, open_store, stored_day
 from store.serve import brief_days
 
 MODEL_HELP = "MLflow model URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model"
-TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, type=Path, metavar="FILE", help=".csv or .parquet (atomically)"
     )
-    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_URI_HELP)
 
 
 def parse_similar_args(argv) -> argparse.Namespace:
@@ -226,7 +226,7 @@ def parse_audit_args(argv) -> argparse.Namespace:
         metavar="URI",
         help=f"score with this model instead (it must not have seen the last {HORIZON_DAYS} days)",
     )
-    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    parser.add_argument("--tracking-uri", metavar="URI", help=TRACKING_URI_HELP)
     parser.add_argument(
         "--top", type=int, default=TOP, help="rising list length judged (default %(default)s)"
     )

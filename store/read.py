@@ -98,8 +98,28 @@ def _not_stored(store: Store, as_of: pd.Timestamp) -> str:
     )
 
 
-def _category_key(store: Store, day: str, category: str) -> str:
+def category_key(store: Store, day: str, category: str) -> str:
+    """The category whose stored rows a question in ``category`` reads on ``day``: itself
+    when the day knows it, else the unknown-category row (OTHER)."""
     return category if category in store.manifest["days"][day]["categories"] else OTHER
+
+
+def joined_candidates(
+    store: Store, day: str, market: str, where: str, params: dict, extra: str = ""
+) -> pd.DataFrame:
+    """One query over a market's two files of ``day``: every creator column joined with
+    its category row (``c`` the creators file, ``k`` the categories file), the rows
+    ``where`` keeps (``params`` its parameters), with ``extra`` selected columns."""
+    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
+    return (
+        store.cursor()
+        .execute(
+            f"SELECT * EXCLUDE (k.creator_id, k.category){extra} FROM read_parquet($c) c "
+            f"JOIN read_parquet($k) k ON c.creator_id = k.creator_id WHERE {where}",
+            {"c": files[0], "k": files[1], **params},
+        )
+        .df()
+    )
 
 
 def candidates(
@@ -110,22 +130,12 @@ def candidates(
     stored indices, among ALL the market's candidates), ordered by creator_id."""
     if market not in store.manifest["days"][day]["markets"]:
         return _no_candidates()
-    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
-    frame = (
-        store.cursor()
-        .execute(
-            "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
-            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
-            "WHERE k.category = $category AND c.followers >= $min "
-            "ORDER BY c.creator_id",
-            {
-                "c": files[0],
-                "k": files[1],
-                "category": _category_key(store, day, category),
-                "min": int(min_followers),
-            },
-        )
-        .df()
+    frame = joined_candidates(
+        store,
+        day,
+        market,
+        "k.category = $category AND c.followers >= $min ORDER BY c.creator_id",
+        {"category": category_key(store, day, category), "min": int(min_followers)},
     )
     return candidate_frames(frame)
 
@@ -139,22 +149,13 @@ def candidate_rows(
     ids = [str(i) for i in creator_ids]
     if not ids:
         return _no_candidates()
-    files = [str(market_file(store.path, day, market, t)) for t in ("creators", "categories")]
-    frame = (
-        store.cursor()
-        .execute(
-            "SELECT * EXCLUDE (k.creator_id, k.category) FROM read_parquet($c) c "
-            "JOIN read_parquet($k) k ON c.creator_id = k.creator_id "
-            "WHERE k.category = $category AND c.creator_id IN (SELECT unnest($ids)) "
-            "AND k.creator_id IN (SELECT unnest($ids))",
-            {
-                "c": files[0],
-                "k": files[1],
-                "category": _category_key(store, day, category),
-                "ids": ids,
-            },
-        )
-        .df()
+    frame = joined_candidates(
+        store,
+        day,
+        market,
+        "k.category = $category AND c.creator_id IN (SELECT unnest($ids)) "
+        "AND k.creator_id IN (SELECT unnest($ids))",
+        {"category": category_key(store, day, category), "ids": ids},
     )
     order = pd.Index(frame["creator_id"].astype(str)).get_indexer(ids)
     if (order < 0).any():
@@ -190,7 +191,7 @@ def index_inputs(
     ).fetchnumpy()
     rows = read(
         f"SELECT creator_id, {_quoted(inside)} FROM read_parquet($f) WHERE category = $category",
-        {"f": files["categories"], "category": _category_key(store, day, category)},
+        {"f": files["categories"], "category": category_key(store, day, category)},
     ).fetchnumpy()
     if len(rows["creator_id"]) != len(creators["followers"]) or not _ascending(rows["creator_id"]):
         raise StoreError(f"{files['categories']}: not one row per candidate in creator_id order")
@@ -261,7 +262,7 @@ def creator_days(store: Store, creator_id: str, market: str, category: str) -> p
     categories = rows(
         "categories", " AND category IN ($category, $other)", {"category": category, "other": OTHER}
     )
-    wanted = categories["day"].map(lambda d: _category_key(store, d, category))
+    wanted = categories["day"].map(lambda d: category_key(store, d, category))
     categories = categories[categories["category"].astype(str) == wanted.astype(str)]
     frame = creators.merge(
         categories.drop(columns=["creator_id", "category"]), on="day", how="inner"
@@ -303,7 +304,7 @@ def targets(store: Store, day: str, market: str, category: str) -> pd.Series:
             "SELECT feature, target FROM read_parquet($t) WHERE category = $category",
             {
                 "t": str(market_file(store.path, day, market, "targets")),
-                "category": _category_key(store, day, category),
+                "category": category_key(store, day, category),
             },
         )
         .df()

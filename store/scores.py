@@ -46,8 +46,8 @@ from store.layout import (
     scores_folder,
     staging_folder,
 )
-from store.read import Store, candidate_frames, candidates, fetched_floats
-from store.snapshot import CATEGORY_COLUMNS, OTHER
+from store.read import Store, candidate_frames, candidates, category_key, fetched_floats
+from store.snapshot import CATEGORY_COLUMNS
 from training.model import Scorer
 
 RAW_COLUMNS = ("category", "creator_id", "followers", "raw")
@@ -150,13 +150,15 @@ def stored_pool(store: Store, scores: ScoreSet, day: str, market: str, category:
     (an unknown category reads the unknown-category row's)."""
     if market not in store.manifest["days"][day]["markets"]:
         return Pool(np.empty(0, object), np.empty(0, np.int64), np.empty(0))
-    key = category if category in store.manifest["days"][day]["categories"] else OTHER
     found = (
         store.cursor()
         .execute(
             "SELECT creator_id, followers, raw FROM read_parquet($f) WHERE category = $c "
             "ORDER BY creator_id",
-            {"f": str(scores_file(store.path, scores.digest, day, market)), "c": key},
+            {
+                "f": str(scores_file(store.path, scores.digest, day, market)),
+                "c": category_key(store, day, category),
+            },
         )
         .fetchnumpy()
     )

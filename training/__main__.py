@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from marketplace.cli import UserError, fail, log
+from marketplace.cli import TRACKING_URI_HELP, UserError, fail, log
 from training.backtest import format_backtest
 from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
 from training.run import TrainingError
@@ -58,8 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--tracking-uri",
         metavar="URI",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///mlflow.db in the working directory)",
+        help=TRACKING_URI_HELP,
     )
     parser.add_argument(
         "--experiment",
