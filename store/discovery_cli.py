@@ -208,7 +208,8 @@ def parse_audit_args(argv) -> argparse.Namespace:
         prog="python -m store audit-discovery",
         description="Judge look-alikes and rising lists on a simulated marketplace's hidden "
         "truth (DIR/truth/creator_traits). A temporary store holds the data's last day "
-        f"(look-alikes) and {HORIZON_DAYS} days before it (rising lists). Look-alikes: "
+        f"(look-alikes), {HORIZON_DAYS} days before it (rising lists) and {MOMENTUM_DAYS} "
+        "days before that (the rising lists' momentum). Look-alikes: "
         "the mean hidden-trait distance of each sampled creator's 10 nearest against every "
         f"other candidate of its market (target: at most {MAX_RATIO:g} of it). Rising: "
         "of the creators reaching their market's top decile of gmv in the next "
