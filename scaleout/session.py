@@ -257,14 +257,30 @@ def run_job(action, spark=None):
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    watchdog = _WATCHDOGS.get(id(spark if spark is not None else _LAST[0] if _LAST else None))
+    session = spark if spark is not None else _LAST[0] if _LAST else None
+    watchdog = _WATCHDOGS.get(id(session))
     fired = watchdog.fired if watchdog else 0
     try:
         return action()
     except (PySparkException, Py4JError) as err:
+        clear_progress(session)
         if watchdog and watchdog.fired > fired:
             raise SparkError(f"Spark stalled: {watchdog.reason}") from None
         raise SparkError(f"Spark job failed: {first_line(err)}") from None
+
+
+def clear_progress(spark) -> None:
+    """Stop and clear a classic session's console progress bar, as Spark itself does
+    when a job succeeds. After a failed job Spark leaves it running, and its next redraw
+    of the failed stage would land after the command's one-line error."""
+    if spark is None or is_connect(spark):
+        return
+    try:
+        bar = spark.sparkContext._jsc.sc().progressBar()
+        if bar.isDefined():
+            bar.get().finishAll()
+    except Exception:  # noqa: BLE001 - a JVM already gone has no bar to clear
+        pass
 
 
 def watch(spark, timeout_s: float) -> None:
