@@ -273,6 +273,10 @@ def spark_lists(
     return result, drift_report(counts, reference) if counts and reference else None
 
 
+def _percent(share: float) -> str:
+    return "–" if pd.isna(share) else f"{share:.0%}"
+
+
 def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
     """The top ``rows`` of the first ``briefs`` briefs as plain text."""
     shown = partners[
@@ -287,6 +291,7 @@ def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
         "expected_gmv",
         "gmv_low",
         "gmv_high",
+        "chance_of_sale",
         "provisional",
         "sales_index",
         "cooperation_index",
@@ -296,7 +301,7 @@ def preview(partners: pd.DataFrame, rows: int, briefs: int = 3) -> str:
         return shown[columns].to_string(
             index=False,
             float_format=lambda x: f"{x:.0f}",
-            formatters={"score": "{:.1f}".format},
+            formatters={"score": "{:.1f}".format, "chance_of_sale": _percent},
         )
 
 

@@ -115,6 +115,7 @@ def create_app(ex: Explorer, token: str | None = None, access: Access | None = N
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["num"] = _num
+    env.filters["percent"] = _percent
     env.filters["url"] = lambda value: quote(str(value), safe="")
 
     def page(name: str, status: int = 200, **context) -> HTMLResponse:
@@ -450,6 +451,12 @@ def month_lines(months: list[dict], width: float = 560.0, height: float = 160.0)
         "lines": lines,
         "labels": [(x, m["as_of"][:10]) for x, m in zip(xs, months, strict=True)],
     }
+
+
+def _percent(share) -> str:
+    """A share (0-1) for the page in whole per cent, '–' when missing."""
+    shown = _num(None if share is None else 100.0 * share)
+    return shown if shown == "–" else f"{shown} %"
 
 
 def _num(value, digits: int = 0) -> str:

@@ -37,7 +37,7 @@ from serving.explain import waterfall
 from serving.partner_list import INDEX_COLUMNS
 from store.read import creator_days, targets
 from training.model import CONTRIB_COLUMNS, Scorer
-from training.sales import SALES_COLUMNS, provisional
+from training.sales import SALES_VALUES, provisional
 
 
 def creator_profile(
@@ -130,7 +130,7 @@ def creator_profile(
         "rank": rank,
         "candidates": standing.candidates,
         "top_percent": 100.0 * rank / standing.candidates,
-        **{c: _plain(sales[c]) for c in SALES_COLUMNS[:3]},
+        **{c: _plain(sales[c]) for c in SALES_VALUES},
         "provisional": bool(sales["provisional"]),
         "indices": indices,
         "contributions": contributions,
@@ -150,6 +150,7 @@ STANDING_KEYS = (
     "expected_gmv",
     "gmv_low",
     "gmv_high",
+    "chance_of_sale",
     "provisional",
 )
 

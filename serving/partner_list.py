@@ -4,9 +4,9 @@ For each brief: find its candidates (``features.candidates``), build their featu
 the brief's ``as_of`` with the one feature builder, rank every candidate by the model's
 raw output (ties: creator_id), keep the top_k, and explain only those rows: score (the
 model's fixed 0-100 map), top_percent (100 x rank / the brief's candidates), the
-expected gmv for this brief with its 80 % interval and the provisional mark
-(``training.sales``), TreeSHAP contributions by family, the nine indices (percentiles
-among ALL the brief's candidates) and a reasons sentence.
+expected gmv for this brief with its 80 % interval, the chance of any sale and the
+provisional mark (``training.sales``), TreeSHAP contributions by family, the nine
+indices (percentiles among ALL the brief's candidates) and a reasons sentence.
 
 Reasons recipe (``reasons_text``), deterministic:
 1. Families whose contribution is significant: |contrib| >= 10 % of the row's largest
@@ -43,7 +43,7 @@ from marketplace.contract import STRING_DTYPE
 from serving.briefs import check_briefs
 from serving.model import check_features
 from training.model import CONTRIB_COLUMNS, Scorer
-from training.sales import SALES_COLUMNS
+from training.sales import SALES_COLUMNS, SALES_VALUES
 
 INDEX_COLUMNS = tuple(index_name(f) for f in FAMILIES)
 PARTNER_COLUMNS = (
@@ -317,7 +317,7 @@ def explained_rows(
             "rank": np.asarray(rank, np.int64),
             "top_percent": 100.0 * rank / np.asarray(candidates)[brief],
             "score": scorer.score(raw).astype(float),
-            **{c: sales[c].to_numpy(dtype=float) for c in SALES_COLUMNS[:3]},
+            **{c: sales[c].to_numpy(dtype=float) for c in SALES_VALUES},
             "provisional": sales["provisional"].to_numpy(dtype=bool),
             **{c: indices[c].to_numpy(dtype=float) for c in INDEX_COLUMNS},
             "raw_score": np.asarray(raw, float),

@@ -41,6 +41,7 @@ CONTRACT_COLUMNS = [
     "expected_gmv",
     "gmv_low",
     "gmv_high",
+    "chance_of_sale",
     "provisional",
     "engagement_index",
     "volume_index",

@@ -124,8 +124,9 @@ def test_a_real_browser_submits_a_brief_sorts_and_opens_a_creator(explorer_world
             assert ranks == [str(r) for r in range(1, len(ranks) + 1)] and len(ranks) == 30
             page.click(f"a[data-column={SORT_COLUMN}]")
             page.wait_for_selector(f"th.sorted a[data-column={SORT_COLUMN}]")
-            # rank, top, creator, followers, tier, score, expected gmv, interval, then indices
-            nth = 9 + INDEX_COLUMNS.index(SORT_COLUMN)
+            # rank, top, creator, followers, tier, score, expected gmv, interval, chance of
+            # a sale, then indices
+            nth = 10 + INDEX_COLUMNS.index(SORT_COLUMN)
             sales = page.locator(f"#partners tbody tr td:nth-child({nth})").all_inner_texts()
             values = [float(s.replace("–", "nan")) for s in sales]
             known = [v for v in values if not np.isnan(v)]

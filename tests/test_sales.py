@@ -19,10 +19,12 @@ from training.sales import (
     SalesModel,
     coverage_at,
     decile_ratios,
+    deciles_within,
     fit_sales_model,
     interval_ends,
     provisional,
     sales_metrics,
+    sales_summary,
 )
 
 
@@ -30,16 +32,17 @@ def synthetic_calibration(n: int, seed: int) -> pd.DataFrame:
     """Pairs whose gmv is 0 unless the creator sells (more often at a higher score; a
     provisional creator rarely), then log-normal around a level rising with the score,
     doubled in market B; provisional rows are noisier. As in the simulator, most pairs
-    sell nothing, and most provisional ones have a chance of nothing above 80 %."""
+    sell nothing, and most provisional ones have a chance of nothing above 80 %. ``truth``
+    is each pair's expected gmv."""
     rng = np.random.default_rng(seed)
     score = rng.uniform(0, 100, n)
     is_provisional = rng.random(n) < 0.3
     market = np.where(rng.random(n) < 0.5, "A", "B")
     level = np.exp(2 + score / 25) * np.where(market == "B", 2.0, 1.0)
-    sells = rng.random(n) < np.where(
-        is_provisional, 0.02 + 0.2 * score / 100, 0.1 + 0.5 * score / 100
-    )
-    noise = np.exp(rng.normal(0, np.where(is_provisional, 1.0, 0.4)))
+    chance = np.where(is_provisional, 0.02 + 0.2 * score / 100, 0.1 + 0.5 * score / 100)
+    sells = rng.random(n) < chance
+    sd = np.where(is_provisional, 1.0, 0.4)
+    noise = np.exp(rng.normal(0, sd))
     return pd.DataFrame(
         {
             "campaign_id": [f"k{i // 20}" for i in range(n)],
@@ -50,6 +53,7 @@ def synthetic_calibration(n: int, seed: int) -> pd.DataFrame:
             "commission_rate": 0.1,
             "provisional": is_provisional,
             "gmv": np.where(sells, level * noise, 0.0),
+            "truth": level * chance * np.exp(sd**2 / 2),
         }
     )
 
@@ -68,6 +72,25 @@ def predict(model: SalesModel, frame: pd.DataFrame) -> pd.DataFrame:
         frame["commission_rate"],
         frame["provisional"],
     )
+
+
+def test_metrics_say_what_a_perfect_model_would_read(fitted):
+    model, new = fitted
+    predicted = predict(model, new)
+    metrics = sales_metrics(predicted, new["gmv"], new["provisional"], truth=new["truth"])
+    of_truth = metrics["sales_calibration_of_truth"]
+    assert set(of_truth) == {f"decile{d}" for d in range(1, 11)}
+    assert all(0.8 < r < 1.25 for r in of_truth.values())  # an unbiased truth, many rows
+    truth_by_model = metrics["sales_calibration_truth"]
+    assert all(0.7 < r < 1.4 for r in truth_by_model.values())  # the fit is close to it
+    doubled = sales_metrics(predicted, 2 * new["gmv"], new["provisional"], truth=new["truth"])
+    for name, ratio in of_truth.items():  # deciles of the truth: the sales do not move them
+        assert doubled["sales_calibration_of_truth"][name] == pytest.approx(2 * ratio)
+    assert doubled["sales_calibration_truth"] == truth_by_model
+    summary = sales_summary(metrics).splitlines()
+    assert f"coverage {metrics['sales_coverage']['all']:.3f}" in summary[1]
+    assert summary[-1].endswith(f"({deciles_within(of_truth)} of 10 within 0.8-1.25)")
+    assert deciles_within({"a": 0.79, "b": 0.8, "c": 1.25, "d": 1.26}) == 2
 
 
 def test_expected_gmv_rises_with_the_score_and_follows_the_market(fitted):
@@ -221,6 +244,7 @@ def test_trained_model_reports_and_keeps_its_sales_model(trained, tmp_path):
     assert 0.6 < metrics["sales_coverage"]["all"] <= 1.0
     assert set(metrics["sales_coverage"]) == {"all", "established", "provisional"}
     assert metrics["sales_calibration"] and "sales_calibration_truth" in metrics
+    assert set(metrics["sales_calibration_of_truth"]) == set(metrics["sales_calibration"])
     for group, covered in metrics["sales_coverage"].items():
         assert covered <= metrics["sales_coverage_plain"][group] + 1e-12
     interval = metrics["sales_calibration_interval"]
@@ -238,11 +262,20 @@ def test_trained_model_reports_and_keeps_its_sales_model(trained, tmp_path):
     )
 
 
-def test_partner_list_sales_columns(scored_briefs):
+def test_partner_list_sales_columns(scored_briefs, serving_world):
     rows = scored_briefs
     assert rows["provisional"].dtype == bool
     assert (rows["gmv_low"] <= rows["gmv_high"]).all() and (rows["gmv_low"] >= 0).all()
     assert (rows["expected_gmv"] > 0).all()
+    chance = rows["chance_of_sale"].to_numpy()
+    assert ((chance > 0) & (chance < 1)).all()
+    # the interval is [0, 0] exactly where nothing is at least the group's level likely
+    bands = serving_world.scorer.sales.bands
+    level = np.where(
+        rows["provisional"], bands["provisional"]["level"], bands["established"]["level"]
+    )
+    np.testing.assert_array_equal(rows["gmv_high"].to_numpy() <= 0, 1 - chance >= level)
+    assert (rows["gmv_high"] <= 0).any() and (rows["gmv_high"] > 0).any()
     for _, brief in rows.groupby("brief_id"):
         for _, group in brief.groupby("provisional"):  # same brief and group: by rank
             assert (np.diff(group.sort_values("rank")["expected_gmv"].to_numpy()) <= 1e-9).all()
@@ -259,7 +292,7 @@ def test_creator_page_gives_rank_sales_and_recourse_in_ranks(explorer_world):
         p = explorer_world.client.get(f"/api/{path.lstrip('/')}", params=params).json()
         assert (p["rank"], p["candidates"]) == (row["rank"], answer["candidates"])
         assert p["top_percent"] == pytest.approx(row["top_percent"])
-        for c in ("expected_gmv", "gmv_low", "gmv_high", "provisional"):
+        for c in ("expected_gmv", "gmv_low", "gmv_high", "chance_of_sale", "provisional"):
             assert p[c] == pytest.approx(row[c])
         outcomes = {c["outcome"] for c in p["counterfactuals"]}
         if row["rank"] == 1:
@@ -271,6 +304,7 @@ def test_creator_page_gives_rank_sales_and_recourse_in_ranks(explorer_world):
         page = explorer_world.client.get(path, params=params).text
         assert f"rank {row['rank']} of {answer['candidates']:,}" in page
         assert f"top {row['top_percent']:.1f} %" in page
+        assert f"{100 * row['chance_of_sale']:.0f} %</span> chance of any sale" in page
 
 
 def test_a_model_with_the_older_sales_format_loads_without_expected_sales(trained, tmp_path):
@@ -282,4 +316,5 @@ def test_a_model_with_the_older_sales_format_loads_without_expected_sales(traine
     assert loaded.sales is None
     frame = trained.test.head(20)
     sales = loaded.expected_sales(frame, loaded.raw(frame), "ID", "beauty")
-    assert sales["expected_gmv"].isna().all() and sales["provisional"].dtype == bool
+    assert sales["expected_gmv"].isna().all() and sales["chance_of_sale"].isna().all()
+    assert sales["provisional"].dtype == bool

@@ -21,6 +21,7 @@ from training.config import ConfigError, load_config
 from training.model import CONTRIB_COLUMNS, Scorer
 from training.run import TrainingError, train
 from training.run_record import data_digest, flat_metrics
+from training.sales import sales_summary
 from training.tracking import load_scorer, using_tracking_uri
 
 # ----------------------------------------------------------------------------- config
@@ -177,6 +178,8 @@ def test_command_trains_logs_and_registers(data_dir, tmp_path, capsys):
     assert "gate: first version: champion" in out and "served model: refitted on" in out
     assert "backtest (3 folds, 90% bootstrap intervals" in out and "mean" in out
     metrics = json.loads(metrics_file.read_text())
+    assert sales_summary(metrics) in out  # the expected sales' figures, truth included
+    assert "realised / truth, by decile of truth" in out
     assert set(metrics["ndcg@10"]) == {
         "model",
         "followers",

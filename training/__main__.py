@@ -13,6 +13,7 @@ from marketplace.cli import TRACKING_URI_HELP, UserError, fail, log
 from training.backtest import format_backtest
 from training.config import DEFAULT_CONFIG, ConfigError, TrainConfig, load_config
 from training.run import TrainingError
+from training.sales import sales_summary
 from training.stage import run_training
 from training.tracking import DEFAULT_EXPERIMENT, TrackingError, metrics_table, resolve_tracking_uri
 
@@ -132,6 +133,8 @@ def main(argv=None) -> int:
         f"(until {(result.scorer.trained_until or '')[:10]}), {result.served_trees} trees"
     )
     print(metrics_table(result.metrics))
+    if "sales_coverage" in result.metrics:
+        print(sales_summary(result.metrics))
     k, backtest = cfg.eval_at, result.backtest
     if backtest is not None:
         shown = [

@@ -19,7 +19,7 @@ from features.registry import BY_NAME, FAMILIES, OTHER, family_of
 from training.config import TrainConfig
 from training.labels import grades, label_gain
 from training.metrics import mean_ndcg
-from training.sales import SALES_COLUMNS, SalesModel, provisional
+from training.sales import SALES_VALUES, SalesModel, provisional
 
 CONTRIB_COLUMNS = ("contrib_base", *(f"contrib_{f}" for f in FAMILIES), "contrib_other")
 OUTPUT_COLUMNS = ("raw_score", "score", *CONTRIB_COLUMNS)
@@ -270,8 +270,9 @@ class Scorer:
     def expected_sales(
         self, frame: pd.DataFrame, raw, market, category, is_provisional=None
     ) -> pd.DataFrame:
-        """``expected_gmv``, ``gmv_low``, ``gmv_high`` (the data's currency; NaN for a
-        model without a sales model) and ``provisional`` of each feature row of
+        """``expected_gmv``, ``gmv_low``, ``gmv_high`` (the data's currency),
+        ``chance_of_sale`` (0-1; all four NaN for a model without a sales model) and
+        ``provisional`` of each feature row of
         ``frame`` (its commission_rate the brief's), given its raw scores and the
         brief's market and category (one value or one per row); ``is_provisional``
         overrides the rows' own provisional marks (``training.sales.provisional``)."""
@@ -280,7 +281,7 @@ class Scorer:
             is_provisional = provisional(frame)
         is_provisional = np.broadcast_to(np.asarray(is_provisional, dtype=bool), n)
         if self.sales is None:
-            out = pd.DataFrame(np.nan, index=range(n), columns=list(SALES_COLUMNS[:3]))
+            out = pd.DataFrame(np.nan, index=range(n), columns=list(SALES_VALUES))
         else:
             out = self.sales.predict(
                 self.score(np.asarray(raw, dtype=float)),

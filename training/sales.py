@@ -56,7 +56,9 @@ PROVISIONAL_RULES = {
     "campaigns": "no ended campaign with a delivered post (campaigns_delivered = 0)",
 }
 GROUPS = ("established", "provisional")
-SALES_COLUMNS = ("expected_gmv", "gmv_low", "gmv_high", "provisional")
+# the forecast of a row: expected gmv, its 80 % interval and the chance of any sale (0-1)
+SALES_VALUES = ("expected_gmv", "gmv_low", "gmv_high", "chance_of_sale")
+SALES_COLUMNS = (*SALES_VALUES, "provisional")
 COVERAGE = 0.8
 MAX_BANDS, MIN_BAND_ROWS = 5, 200  # bands of rows that sold
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
@@ -367,7 +369,12 @@ def sales_metrics(
       at least 100 rows); ``sales_calibration_trimmed`` the same without the largest
       0.1 % of realised rows; ``sales_calibration_interval`` (with ``campaign``, each row's
       campaign) the 90 % interval of each decile's ratio over campaigns drawn with
-      replacement (``BOOTSTRAP_SAMPLES``, seed 0)."""
+      replacement (``BOOTSTRAP_SAMPLES``, seed 0);
+    - with ``truth``: ``sales_calibration_truth``, the truth / predicted by decile of
+      predicted gmv (the model's own error, free of the sales' noise), and
+      ``sales_calibration_of_truth``, realised / truth by decile of the truth: what a
+      perfect model would read on these rows (where it leaves 0.8-1.25, the realised
+      ratios are noise of this many rows, not a fault of the model)."""
     gmv = np.asarray(gmv, dtype=float)
     is_provisional = np.asarray(is_provisional, dtype=bool)
     expected = predicted["expected_gmv"].to_numpy(dtype=float)
@@ -405,7 +412,9 @@ def sales_metrics(
     if campaign is not None:
         out["sales_calibration_interval"] = decile_intervals(expected, gmv, campaign)
     if truth is not None:
-        out["sales_calibration_truth"] = decile_ratios(expected, np.asarray(truth, dtype=float))
+        truth = np.asarray(truth, dtype=float)
+        out["sales_calibration_truth"] = decile_ratios(expected, truth)
+        out["sales_calibration_of_truth"] = decile_ratios(truth, gmv)
     return out
 
 
@@ -413,6 +422,40 @@ def deciles_of(expected: np.ndarray) -> np.ndarray:
     """0-9, the decile of each row's expected gmv (ties in row order)."""
     rank = pd.Series(expected).rank(method="first").to_numpy() - 1
     return np.minimum(rank * 10 // max(len(expected), 1), 9).astype(int)
+
+
+CALIBRATION_BAND = (0.8, 1.25)
+
+
+def deciles_within(ratios: dict, band: tuple[float, float] = CALIBRATION_BAND) -> int:
+    """How many of the decile ``ratios`` (``decile_ratios``) lie within ``band``."""
+    return sum(band[0] <= r <= band[1] for r in ratios.values())
+
+
+def sales_summary(metrics: dict) -> str:
+    """The expected-sales figures of a run's test ``metrics`` (``sales_metrics``) as a
+    few plain-text lines: coverage, then each calibration by decile with how many of its
+    deciles lie within ``CALIBRATION_BAND``."""
+    coverage, plain = metrics["sales_coverage"], metrics["sales_coverage_plain"]
+    lines = [
+        f"expected sales on the test campaigns ({COVERAGE * 100:.0f} % intervals):",
+        f"  coverage {coverage['all']:.3f} (established {coverage['established']:.3f}, "
+        f"provisional {coverage['provisional']:.3f}; ties at 0 by the randomised rule); "
+        f"as shown {plain['all']:.3f} (provisional {plain['provisional']:.3f})",
+    ]
+    for key, label in (
+        ("sales_calibration", "realised / predicted, by decile of predicted"),
+        ("sales_calibration_truth", "truth / predicted, by decile of predicted"),
+        ("sales_calibration_of_truth", "realised / truth, by decile of truth (a perfect model)"),
+    ):
+        ratios = metrics.get(key)
+        if ratios:
+            low, high = CALIBRATION_BAND
+            lines.append(
+                f"  {label}: {' '.join(f'{r:.2f}' for r in ratios.values())} "
+                f"({deciles_within(ratios)} of {len(ratios)} within {low}-{high})"
+            )
+    return "\n".join(lines)
 
 
 def decile_intervals(expected: np.ndarray, observed: np.ndarray, campaign) -> dict:
