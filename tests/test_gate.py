@@ -1,10 +1,12 @@
 """training.gate: the champion gate promotes a challenger only when it is better beyond
 noise, on campaigns the champion never saw; it fails closed: only a champion that cannot
-score the current features gives way, any other failure keeps it."""
+score the current features gives way, any other failure keeps it; a champion without
+expected sales gives way to a challenger that ranks no worse and gives them."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from urllib.parse import urlparse
 
 import numpy as np
@@ -67,6 +69,26 @@ def test_a_champion_of_other_features_gives_way(trained, tmp_path):
     assert logged.champion and "cannot score these features" in logged.champion_note
     assert "bogus_feature" in logged.champion_note
     assert str(client.get_model_version_by_alias("g", "champion").version) == "2"
+
+
+def test_a_champion_without_expected_sales_gives_way_to_one_that_ranks_as_well(trained, tmp_path):
+    """The same ranker without the sales model (an older format) is champion; the same
+    ranker with it ties, and replaces it; a third tie keeps the second."""
+    uri = store_with_experiment(tmp_path, "test")
+    assert trained.evaluated is not None and trained.scorer.sales is not None
+    older = replace(
+        trained,
+        scorer=replace(trained.scorer, sales=None),
+        evaluated=replace(trained.evaluated, sales=None),
+    )
+    assert log_training(older, uri, "test", register="s").champion  # first version
+    logged = log_training(trained, uri, "test", register="s")
+    assert logged.champion and logged.gate is not None and logged.gate.verdict == "tie"
+    assert "v1 gives no expected sales (an older format)" in logged.champion_note
+    again = log_training(trained, uri, "test", register="s")
+    assert not again.champion and again.champion_note.endswith("v2 stays champion")
+    client = MlflowClient(uri)
+    assert str(client.get_model_version_by_alias("s", "champion").version) == "2"
 
 
 def test_a_champion_that_cannot_be_loaded_keeps_the_alias(logged_store, tmp_path, capsys):

@@ -6,7 +6,9 @@ challenger's ndcg@10 minus the champion's on campaign c. The mean of d over camp
 is resampled ``samples`` times (campaigns drawn with replacement, seeded); the alias
 moves only when the mean is positive AND the lower end of its ``confidence`` interval
 is above 0. A tie (every d_c = 0, e.g. the same model again) or an interval that
-contains 0 keeps the champion.
+contains 0 keeps the champion, unless the champion gives no expected sales (a model saved
+before the sales model, or in its older format) and the challenger does
+(``training.tracking.upgrades_sales``).
 """
 
 from __future__ import annotations
@@ -81,10 +83,18 @@ def gate_decision(paired: pd.DataFrame, confidence: float, samples: int, seed: i
     )
 
 
-def describe(decision: GateDecision, version: str, champion: str, which: str = "") -> str:
-    """One line: the comparison, the interval and the outcome."""
+def describe(
+    decision: GateDecision, version: str, champion: str, which: str = "", no_sales: bool = False
+) -> str:
+    """One line: the comparison, the interval and the outcome; ``no_sales``: the
+    challenger, no worse, replaces a champion that gives no expected sales."""
     d = decision
     outcome = f"v{version} is champion" if d.promote else f"v{champion} stays champion"
+    if no_sales:
+        outcome = (
+            f"v{champion} gives no expected sales (an older format) and v{version} ranks "
+            f"no worse: v{version} is champion"
+        )
     return (
         f"ndcg@10 on {d.campaigns} test campaigns champion v{champion}{which} never saw: "
         f"v{version} {d.challenger:.4f}, v{champion} {d.champion:.4f}, difference "

@@ -32,7 +32,14 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training.gate import GateDecision, describe, fair_campaigns, gate_decision, paired_ndcg
+from training.gate import (
+    WORSE,
+    GateDecision,
+    describe,
+    fair_campaigns,
+    gate_decision,
+    paired_ndcg,
+)
 from training.model import Scorer
 from training.pyfunc import CreatorScoreModel
 from training.run import TrainResult
@@ -266,6 +273,9 @@ def challenge(
         paired = paired_ndcg(fair, fair["_challenger"].to_numpy(), fair["_champion"].to_numpy())
         if len(paired) >= cfg.gate_min_campaigns:
             decision = gate_decision(paired, cfg.confidence, cfg.bootstrap_samples, cfg.seed)
+            if upgrades_sales(served, result.scorer, decision):
+                note = describe(decision, version, champion, which, no_sales=True)
+                return True, note, decision
             return decision.promote, describe(decision, version, champion, which), decision
     return (
         False,
@@ -274,6 +284,18 @@ def challenge(
             f"v{champion} never learned from: v{champion} stays champion"
         ),
         None,
+    )
+
+
+def upgrades_sales(champion: Scorer, challenger: Scorer, decision: GateDecision) -> bool:
+    """True when a challenger that ranks no worse (a tie or not significant) should
+    replace a champion that gives no expected sales (saved before the sales model, or in
+    its older format) because it gives them."""
+    return (
+        not decision.promote
+        and decision.verdict != WORSE
+        and champion.sales is None
+        and challenger.sales is not None
     )
 
 
