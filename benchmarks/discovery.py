@@ -70,10 +70,15 @@ def grown(frame: pd.DataFrame, copies: int, rng, jitter: list[str]) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
+def market_sizes(store, day: str) -> dict[str, int]:
+    """Each market's candidates on ``day``."""
+    return {m: v["creators"] for m, v in store.manifest["days"][day]["markets"].items()}
+
+
 def largest_market(store) -> tuple[str, str, int]:
     """(the store's latest day, its largest market that day, that market's candidates)."""
     day = store.days[-1]
-    sizes = {m: v["creators"] for m, v in store.manifest["days"][day]["markets"].items()}
+    sizes = market_sizes(store, day)
     market = max(sizes, key=sizes.get)
     return day, market, sizes[market]
 
@@ -83,7 +88,7 @@ def grow_store(source: Path, out: Path, creators: int, seed: int) -> tuple[str, 
     store = open_store(source)
     day, market, _ = largest_market(store)
     record = store.manifest["days"][day]
-    sizes = {m: v["creators"] for m, v in record["markets"].items()}
+    sizes = market_sizes(store, day)
     # as if every creator were a candidate: a store of ``creators`` has fewer (conservative)
     copies = max(1, round(creators / sum(sizes.values())))
     rng = np.random.default_rng(seed)

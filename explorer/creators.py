@@ -37,7 +37,7 @@ from serving.explain import waterfall
 from serving.partner_list import INDEX_COLUMNS
 from store.read import creator_days, targets
 from training.model import CONTRIB_COLUMNS, Scorer
-from training.sales import SALES_VALUES, provisional
+from training.sales import SALES_COLUMNS, SALES_VALUES, provisional
 
 
 def creator_profile(
@@ -147,11 +147,7 @@ STANDING_KEYS = (
     "rank",
     "candidates",
     "top_percent",
-    "expected_gmv",
-    "gmv_low",
-    "gmv_high",
-    "chance_of_sale",
-    "provisional",
+    *SALES_COLUMNS,
 )
 
 

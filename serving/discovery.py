@@ -73,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from features.indices import has_history, index_name
-from features.registry import FAMILIES, features_of
+from features.registry import BY_NAME, FAMILIES, features_of
 
 WINDOW = re.compile(r"^(?P<measure>.+)_(?P<window>30d|90d|180d|all)$")
 WINDOW_DAYS = {"30d": 30, "90d": 90, "180d": 180, "all": 10**6}  # all history: the longest
@@ -117,7 +117,7 @@ def family_measures(features: pd.DataFrame, family: str) -> np.ndarray:
         windows.setdefault(measure, []).append((days, feature.name))
     columns = []
     for names in windows.values():
-        direction = next(f.direction for f in features_of(family) if f.name == names[0][1])
+        direction = BY_NAME[names[0][1]].direction
         value = np.full(len(features), np.nan)
         for _, name in sorted(names, reverse=True):
             value = np.where(np.isnan(value), features[name].to_numpy(float), value)
@@ -185,8 +185,8 @@ def lookalike_signals(features: pd.DataFrame, indices: pd.DataFrame) -> np.ndarr
 def lookalike_distance(indices: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Each row's distance to ``query`` (percentile points, 0-100): the root mean square
     over the columns of the gap, a null against a null no gap, a null against a value
-    ``MISSING_GAP``. ``indices`` (the look-alike signals) is (n, families), ``query`` (families,), NaN =
-    null."""
+    ``MISSING_GAP``. ``indices`` (the look-alike signals) is (n, families), ``query``
+    (families,), NaN = null."""
     indices = np.asarray(indices, dtype=float)
     query = np.asarray(query, dtype=float)
     known, asked = ~np.isnan(indices), ~np.isnan(query)
@@ -229,15 +229,20 @@ def size_design(features: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.ones(len(size)), size, size * size, days])
 
 
+def size_fit_rows(fit_on) -> np.ndarray:
+    """The rows a fit of what size and history suggest uses: ``fit_on`` (a boolean mask)
+    when it holds at least MIN_FIT_ROWS, else all the rows."""
+    fit_on = np.asarray(fit_on, bool)
+    return fit_on if fit_on.sum() >= MIN_FIT_ROWS else np.ones(len(fit_on), bool)
+
+
 def expected_raw(features: pd.DataFrame, raw: np.ndarray, fit_on=None) -> np.ndarray:
     """The raw score each candidate's size and history suggest: the least-squares fit of
-    ``raw`` on ``size_design`` over the rows ``fit_on`` (a boolean mask; all the rows
-    when None or when it holds fewer than MIN_FIT_ROWS), evaluated on every row."""
+    ``raw`` on ``size_design`` over the rows ``fit_on`` (``size_fit_rows``; all the rows
+    when None), evaluated on every row."""
     design = size_design(features)
     raw = np.asarray(raw, dtype=float)
-    rows = np.ones(len(raw), bool) if fit_on is None else np.asarray(fit_on, bool)
-    if rows.sum() < MIN_FIT_ROWS:
-        rows = np.ones(len(raw), bool)
+    rows = size_fit_rows(np.ones(len(raw), bool) if fit_on is None else fit_on)
     coef, *_ = np.linalg.lstsq(design[rows], raw[rows], rcond=None)
     return design @ coef
 
@@ -302,8 +307,8 @@ def rising_frame(
     short = short_history(features)
     if momentum is None:
         estimate = raw
-        expected = expected_raw(features, raw, short)
-        fitted = short if short.sum() >= MIN_FIT_ROWS else np.ones(len(raw), bool)
+        fitted = size_fit_rows(short)
+        expected = expected_raw(features, raw, fitted)
         lift = estimate - expected
         spread = float(np.std(lift[fitted])) if fitted.sum() > 1 else 0.0
     else:

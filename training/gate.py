@@ -89,12 +89,13 @@ def describe(
     """One line: the comparison, the interval and the outcome; ``no_sales``: the
     challenger, no worse, replaces a champion that gives no expected sales."""
     d = decision
-    outcome = f"v{version} is champion" if d.promote else f"v{champion} stays champion"
     if no_sales:
         outcome = (
             f"v{champion} gives no expected sales (an older format) and v{version} ranks "
             f"no worse: v{version} is champion"
         )
+    else:
+        outcome = f"v{version} is champion" if d.promote else f"v{champion} stays champion"
     return (
         f"ndcg@10 on {d.campaigns} test campaigns champion v{champion}{which} never saw: "
         f"v{version} {d.challenger:.4f}, v{champion} {d.champion:.4f}, difference "

@@ -162,8 +162,7 @@ class SalesModel:
             self.bands[GROUPS[1]]["level"],
             self.bands[GROUPS[0]]["level"],
         )
-        at_zero = np.minimum(1.0, level / np.maximum(nothing, 1e-12))
-        return np.where(low > 0, 0.0, np.where(high > 0, 1.0, at_zero))
+        return np.where(low > 0, 0.0, np.where(high > 0, 1.0, tie_weight(level, nothing)))
 
     def predict(self, score, market, category, commission, is_provisional) -> pd.DataFrame:
         """``expected_gmv``, ``gmv_low``, ``gmv_high`` and ``chance_of_sale`` of each row."""
@@ -338,15 +337,26 @@ def interval_ends(rule: dict, expected, chance) -> tuple[np.ndarray, np.ndarray]
     return low, high
 
 
+def tie_weight(level, nothing) -> np.ndarray:
+    """The randomised tie rule: the weight a realised 0 in a [0, 0] interval counts as
+    covered, level / chance of selling nothing (at most 1)."""
+    return np.minimum(1.0, level / np.maximum(nothing, 1e-12))
+
+
+def covered(gmv: np.ndarray, low, high, at_zero=1.0) -> np.ndarray:
+    """Per row, 1 where realised ``gmv`` lies in [``low``, ``high``], else 0; a realised
+    0 in a [0, 0] interval counts ``at_zero`` (1: the intervals as shown)."""
+    inside = ((gmv >= low - 1e-9) & (gmv <= high + 1e-9)).astype(float)
+    tie = (gmv <= 0) & (np.asarray(high) <= 0)
+    return np.where(tie, at_zero, inside)
+
+
 def coverage_at(rule: dict, expected, chance, gmv) -> float:
     """Mean coverage of realised ``gmv`` by the intervals of ``rule``, a realised 0 in a
-    [0, 0] interval counting level / chance of nothing (the randomised tie rule)."""
+    [0, 0] interval counting by the randomised tie rule (``tie_weight``)."""
     low, high = interval_ends(rule, expected, chance)
     nothing = 1.0 - np.asarray(chance, dtype=float)
-    covered = ((gmv >= low - 1e-9) & (gmv <= high + 1e-9)).astype(float)
-    tie = (gmv <= 0) & (high <= 0)
-    covered[tie] = np.minimum(1.0, rule["level"] / np.maximum(nothing[tie], 1e-12))
-    return float(covered.mean())
+    return float(covered(gmv, low, high, tie_weight(rule["level"], nothing)).mean())
 
 
 def sales_metrics(
@@ -379,11 +389,8 @@ def sales_metrics(
     is_provisional = np.asarray(is_provisional, dtype=bool)
     expected = predicted["expected_gmv"].to_numpy(dtype=float)
     low, high = predicted["gmv_low"].to_numpy(), predicted["gmv_high"].to_numpy()
-    shown = ((gmv >= low - 1e-9) & (gmv <= high + 1e-9)).astype(float)
-    covered = shown.copy()
-    if zero_covered is not None:
-        tie = (gmv <= 0) & (high <= 0)
-        covered[tie] = np.asarray(zero_covered, dtype=float)[tie]
+    shown = covered(gmv, low, high)
+    held = shown if zero_covered is None else covered(gmv, low, high, zero_covered)
     width = (high - low) / np.maximum(expected, 1e-12)
     groups = [
         ("all", np.ones(len(gmv), dtype=bool)),
@@ -400,7 +407,7 @@ def sales_metrics(
 
     trimmed = gmv <= np.quantile(gmv, 0.999) if len(gmv) else np.ones(0, dtype=bool)
     out: dict = {
-        "sales_coverage": by_group(covered),
+        "sales_coverage": by_group(held),
         "sales_coverage_plain": by_group(shown),
         "sales_zero_intervals": by_group((high <= 0).astype(float)),
         "sales_provisional_share": float(is_provisional.mean()),
